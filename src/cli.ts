@@ -1,0 +1,134 @@
+// Command line: the only file that reads argv/env or calls process.exit.
+import { spawn, type ChildProcess } from 'node:child_process';
+import readline from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import yargs, { type Argv } from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { resolveConfig, type ConfigInput, type Durability } from './config.js';
+import { masterToken } from './cluster/token.js';
+import { startNode, type RunningNode } from './node.js';
+
+const common = (y: Argv) =>
+  y
+    .option('host', { type: 'string', default: '127.0.0.1', describe: 'address to bind' })
+    .option('base-port', { type: 'number', default: 8080, describe: 'master port; slave <id> uses base+id' })
+    .option('port', { type: 'number', describe: 'port for this node (overrides base+id; 0 = any free port)' })
+    .option('data-dir', { type: 'string', default: './data', describe: 'directory of node-<id>.db and cluster.token' })
+    .option('master-url', { type: 'string', describe: 'URL of the master (slaves on other machines)' })
+    .option('advertise-url', { type: 'string', describe: 'URL other nodes use to reach this node' })
+    .option('cluster-token', { type: 'string', describe: 'shared secret for node-to-node requests' })
+    .option('join', { type: 'string', describe: 'master URL to register this slave with at runtime' })
+    .option('max-body', { type: 'number', default: 1024 * 1024, describe: 'largest request body in bytes' })
+    .option('max-statements', { type: 'number', default: 1000, describe: 'most statements in one request' })
+    .option('ack-timeout', { type: 'number', default: 5000, describe: 'ms a write waits for slave acks' })
+    .option('read-wait', { type: 'number', default: 5000, describe: 'ms a min_index read may wait' })
+    .option('forward-timeout', { type: 'number', default: 10000, describe: 'ms a slave waits for the master' })
+    .option('heartbeat-ms', { type: 'number', default: 500, describe: 'slave heartbeat interval' })
+    .option('log-retain', { type: 'number', default: 10000, describe: 'log entries the master keeps' })
+    .option('durability', { choices: ['normal', 'full'] as const, default: 'normal' as Durability, describe: 'SQLite synchronous level' })
+    .option('log-level', { choices: ['debug', 'info', 'warn', 'error'], default: 'info' });
+
+type Args = Awaited<ReturnType<ReturnType<typeof common>['parse']>>;
+
+function toInput(a: Args, id: number, numSlaves: number): ConfigInput {
+  return {
+    id,
+    numSlaves,
+    host: a.host,
+    basePort: a['base-port'],
+    port: a.port,
+    dataDir: a['data-dir'],
+    masterUrl: a['master-url'],
+    advertiseUrl: a['advertise-url'],
+    clusterToken: a['cluster-token'],
+    join: a.join,
+    maxBody: a['max-body'],
+    maxStatements: a['max-statements'],
+    ackTimeoutMs: a['ack-timeout'],
+    readWaitMs: a['read-wait'],
+    forwardTimeoutMs: a['forward-timeout'],
+    heartbeatMs: a['heartbeat-ms'],
+    logRetain: a['log-retain'],
+    durability: a.durability,
+    logLevel: a['log-level'],
+  };
+}
+
+async function runNode(input: ConfigInput): Promise<void> {
+  let node: RunningNode;
+  try {
+    node = await startNode(resolveConfig(input));
+  } catch (e) {
+    process.stderr.write(`sqlfleet: cannot start node ${input.id}: ${(e as Error).message}\n`);
+    process.exit(1);
+  }
+  let stopping = false;
+  const stop = async () => {
+    if (stopping) return;
+    stopping = true;
+    const force = setTimeout(() => process.exit(1), 5000);
+    force.unref();
+    await node.stop();
+    process.exit(0);
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+}
+
+/** `cluster N`: the master and N slaves as child processes, logs prefixed by node. */
+function runCluster(a: Args, numSlaves: number, argv: string[]): void {
+  const cfg = resolveConfig(toInput(a, 0, numSlaves));
+  masterToken(cfg.clusterToken, cfg.tokenPath); // create it before the slaves look for it
+  const self = fileURLToPath(import.meta.url);
+  const passthrough = argv.slice(argv.indexOf('cluster') + 2);
+  const children: ChildProcess[] = [];
+  const launch = (args: string[], label: string) => {
+    const child = spawn(process.execPath, [...process.execArgv, self, ...args, ...passthrough], { stdio: ['ignore', 'pipe', 'pipe'] });
+    for (const stream of [child.stdout!, child.stderr!]) {
+      readline.createInterface({ input: stream }).on('line', (line) => process.stdout.write(`[${label}] ${line}\n`));
+    }
+    child.on('exit', (code, signal) => process.stdout.write(`[${label}] exited (${signal ?? code})\n`));
+    children.push(child);
+  };
+  launch(['master', String(numSlaves)], 'node 0');
+  for (let id = 1; id <= numSlaves; id++) launch(['node', String(id), String(numSlaves)], `node ${id}`);
+  let stopping = false;
+  const stop = () => {
+    if (stopping) return;
+    stopping = true;
+    for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
+    setTimeout(() => process.exit(0), 6000).unref();
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+  let alive = children.length;
+  for (const c of children) c.on('exit', () => --alive === 0 && process.exit(0));
+}
+
+const argv = hideBin(process.argv);
+await yargs(argv)
+  .scriptName('sqlfleet')
+  .env('SQLFLEET')
+  .command(
+    'master <numSlaves>',
+    'run the master (node 0)',
+    (y) => common(y).positional('numSlaves', { type: 'number', demandOption: true }),
+    (a) => runNode(toInput(a as unknown as Args, 0, a.numSlaves as number)),
+  )
+  .command(
+    'node <id> <numSlaves>',
+    'run slave <id> (or the master when id is 0)',
+    (y) => common(y).positional('id', { type: 'number', demandOption: true }).positional('numSlaves', { type: 'number', demandOption: true }),
+    (a) => runNode(toInput(a as unknown as Args, a.id as number, a.numSlaves as number)),
+  )
+  .command(
+    'cluster <numSlaves>',
+    'run the master and <numSlaves> slaves on this machine, each its own process',
+    (y) => common(y).positional('numSlaves', { type: 'number', demandOption: true }),
+    (a) => runCluster(a as unknown as Args, a.numSlaves as number, argv),
+  )
+  .demandCommand(1)
+  .strict()
+  .help()
+  .parseAsync();
+

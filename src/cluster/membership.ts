@@ -1,0 +1,147 @@
+// Master's view of the cluster: which slaves exist, where they are, how far they have
+// applied, and their state (up, down, catching_up, diverged).
+import { SqlfleetError } from '../errors.js';
+
+/** A node's state as shown in /status. */
+export type NodeState = 'up' | 'down' | 'catching_up' | 'diverged';
+
+/** One slave as the master sees it. */
+export interface Member {
+  readonly id: number;
+  url: string | null;
+  state: NodeState;
+  /** Highest index the slave reported applied. */
+  applied: number;
+  /** Wall-clock ms of the last contact; 0 = never. */
+  lastSeen: number;
+  /** Registered at runtime with --join (persisted), rather than in the numSlaves range. */
+  readonly joined: boolean;
+}
+
+/** What Membership needs from the rest of the node. */
+export interface MembershipDeps {
+  numSlaves: number;
+  downAfterMs: number;
+  /** The master's applied index, to tell catching_up from up. */
+  masterIndex: () => number;
+  /** Persists runtime-joined members so a restarted master remembers them. */
+  persist: (joined: { id: number; url: string }[]) => void;
+  /** Initially persisted joined members. */
+  joined: { id: number; url: string }[];
+  onStateChange?: (m: Member, from: NodeState) => void;
+  now?: () => number;
+}
+
+/** The master's member table. */
+export class Membership {
+  private readonly map = new Map<number, Member>();
+  private readonly listeners: Array<() => void> = [];
+  private readonly now: () => number;
+
+  constructor(private readonly deps: MembershipDeps) {
+    this.now = deps.now ?? Date.now;
+    for (let id = 1; id <= deps.numSlaves; id++) this.map.set(id, blank(id, null, false));
+    for (const j of deps.joined) if (!this.map.has(j.id)) this.map.set(j.id, blank(j.id, j.url, true));
+  }
+
+  /** Every slave, by id. */
+  slaves(): Member[] {
+    return [...this.map.values()].sort((a, b) => a.id - b.id);
+  }
+
+  /** One slave, or undefined. */
+  get(id: number): Member | undefined {
+    return this.map.get(id);
+  }
+
+  /** Calls `fn` after any change of applied index or state (ack waiters re-check). */
+  onChange(fn: () => void): void {
+    this.listeners.push(fn);
+  }
+
+  /** Registers a slave at runtime (--join); remembered across restarts. */
+  join(id: number, url: string): Member {
+    if (!Number.isInteger(id) || id <= 0) throw new SqlfleetError('BAD_REQUEST', `node id must be a positive integer`);
+    const existing = this.map.get(id);
+    if (existing) {
+      existing.url = url;
+      return existing;
+    }
+    const m = blank(id, url, true);
+    this.map.set(id, m);
+    this.save();
+    return m;
+  }
+
+  /** Forgets a slave (DELETE /nodes/:id). */
+  remove(id: number): boolean {
+    const had = this.map.delete(id);
+    if (had) {
+      this.save();
+      this.changed();
+    }
+    return had;
+  }
+
+  /** A heartbeat or a successful append: the slave is alive at `applied`. */
+  contact(id: number, applied: number, url?: string): Member {
+    const m = this.map.get(id);
+    if (!m) throw new SqlfleetError('NOT_FOUND', `node ${id} is not a member; start it with --join to register it`);
+    if (url) m.url = url;
+    m.applied = applied;
+    m.lastSeen = this.now();
+    if (m.state === 'down') this.setState(m, applied >= this.deps.masterIndex() ? 'up' : 'catching_up');
+    else if (m.state === 'catching_up' && applied >= this.deps.masterIndex()) this.setState(m, 'up');
+    this.changed();
+    return m;
+  }
+
+  /** The slave refused connections: it is down now, not after missed heartbeats. */
+  unreachable(id: number): void {
+    const m = this.map.get(id);
+    if (m && m.state !== 'down' && m.state !== 'diverged') {
+      this.setState(m, 'down');
+      this.changed();
+    }
+  }
+
+  /** The slave's log does not chain to ours: it stops receiving entries. */
+  diverged(id: number): void {
+    const m = this.map.get(id);
+    if (m && m.state !== 'diverged') {
+      this.setState(m, 'diverged');
+      this.changed();
+    }
+  }
+
+  /** Marks slaves with no contact for downAfterMs as down; call periodically. */
+  tick(): void {
+    const now = this.now();
+    for (const m of this.map.values()) {
+      if ((m.state === 'up' || m.state === 'catching_up') && now - m.lastSeen > this.deps.downAfterMs) {
+        this.setState(m, 'down');
+        this.changed();
+      }
+    }
+  }
+
+  private setState(m: Member, state: NodeState): void {
+    const from = m.state;
+    m.state = state;
+    this.deps.onStateChange?.(m, from);
+  }
+
+  private changed(): void {
+    for (const fn of this.listeners) fn();
+  }
+
+  private save(): void {
+    this.deps.persist(
+      [...this.map.values()].filter((m) => m.joined && m.url).map((m) => ({ id: m.id, url: m.url as string })),
+    );
+  }
+}
+
+function blank(id: number, url: string | null, joined: boolean): Member {
+  return { id, url, state: 'down', applied: 0, lastSeen: 0, joined };
+}

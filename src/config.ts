@@ -1,0 +1,104 @@
+// resolveConfig(): turns loose CLI/env input into one frozen Config. No I/O here.
+import path from 'node:path';
+
+/** SQLite durability: `normal` = synchronous NORMAL in WAL, `full` = synchronous FULL. */
+export type Durability = 'normal' | 'full';
+
+/** A node's role in the cluster. */
+export type Role = 'master' | 'slave';
+
+/** Everything a node needs to run, resolved once. */
+export interface Config {
+  readonly id: number;
+  readonly role: Role;
+  readonly numSlaves: number;
+  readonly host: string;
+  /** Port to listen on; 0 lets the OS choose (tests). */
+  readonly port: number;
+  readonly basePort: number;
+  /** URL other nodes use to reach this node; null = derived from host and the bound port. */
+  readonly advertiseUrl: string | null;
+  readonly dataDir: string;
+  readonly dbPath: string;
+  readonly tokenPath: string;
+  /** Master URL (slaves). */
+  readonly masterUrl: string;
+  /** Explicit cluster token; null = read or create `<dataDir>/cluster.token`. */
+  readonly clusterToken: string | null;
+  /** Master URL to register at runtime with (a slave outside the numSlaves range). */
+  readonly join: string | null;
+  readonly maxBody: number;
+  readonly maxStatements: number;
+  readonly ackTimeoutMs: number;
+  readonly readWaitMs: number;
+  readonly forwardTimeoutMs: number;
+  readonly heartbeatMs: number;
+  /** A slave with no contact for this long is `down`. */
+  readonly downAfterMs: number;
+  readonly durability: Durability;
+  /** Log entries the master keeps beyond what every slave has applied. */
+  readonly logRetain: number;
+  /** Max entries (and bytes) shipped to a slave in one request. */
+  readonly batchMaxEntries: number;
+  readonly batchMaxBytes: number;
+  readonly logLevel: string;
+}
+
+/** Loose input: what the CLI or a test hands over. */
+export type ConfigInput = Partial<Omit<Config, 'role' | 'dbPath' | 'tokenPath'>> & { id: number; numSlaves: number };
+
+/** Builds the frozen Config; throws a plain Error with a user-facing message on bad input. */
+export function resolveConfig(input: ConfigInput): Config {
+  const id = input.id;
+  if (!Number.isInteger(id) || id < 0) throw new Error(`node id must be a non-negative integer, got ${id}`);
+  const numSlaves = input.numSlaves;
+  if (!Number.isInteger(numSlaves) || numSlaves < 0) throw new Error(`numSlaves must be a non-negative integer, got ${numSlaves}`);
+  const host = input.host ?? '127.0.0.1';
+  const basePort = input.basePort ?? 8080;
+  const port = input.port ?? basePort + id;
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`port out of range: ${port}`);
+  const dataDir = path.resolve(input.dataDir ?? './data');
+  const masterUrl = stripSlash(input.masterUrl ?? input.join ?? `http://${urlHost(host)}:${basePort}`);
+  const heartbeatMs = positive('heartbeat-ms', input.heartbeatMs ?? 500);
+  return Object.freeze({
+    id,
+    role: id === 0 ? 'master' : 'slave',
+    numSlaves,
+    host,
+    port,
+    basePort,
+    advertiseUrl: input.advertiseUrl ? stripSlash(input.advertiseUrl) : null,
+    dataDir,
+    dbPath: path.join(dataDir, `node-${id}.db`),
+    tokenPath: path.join(dataDir, 'cluster.token'),
+    masterUrl,
+    clusterToken: input.clusterToken ?? null,
+    join: input.join ? stripSlash(input.join) : null,
+    maxBody: positive('max-body', input.maxBody ?? 1024 * 1024),
+    maxStatements: positive('max-statements', input.maxStatements ?? 1000),
+    ackTimeoutMs: positive('ack-timeout', input.ackTimeoutMs ?? 5000),
+    readWaitMs: positive('read-wait', input.readWaitMs ?? 5000),
+    forwardTimeoutMs: positive('forward-timeout', input.forwardTimeoutMs ?? 10000),
+    heartbeatMs,
+    downAfterMs: positive('down-after', input.downAfterMs ?? heartbeatMs * 4),
+    durability: input.durability ?? 'normal',
+    logRetain: positive('log-retain', input.logRetain ?? 10000),
+    batchMaxEntries: positive('batch-max-entries', input.batchMaxEntries ?? 1000),
+    batchMaxBytes: positive('batch-max-bytes', input.batchMaxBytes ?? 4 * 1024 * 1024),
+    logLevel: input.logLevel ?? 'info',
+  });
+}
+
+function positive(name: string, v: number): number {
+  if (!Number.isFinite(v) || v <= 0) throw new Error(`--${name} must be a positive number, got ${v}`);
+  return v;
+}
+
+function stripSlash(url: string): string {
+  return url.replace(/\/+$/, '');
+}
+
+/** Host part of a URL: IPv6 literals need brackets. */
+export function urlHost(host: string): string {
+  return host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
+}

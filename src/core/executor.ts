@@ -1,0 +1,128 @@
+// Policy: what a node does with a request, given its role and the statements' classes.
+// Decides; the HTTP layer only maps the outcome (or the thrown SqlfleetError) to a response.
+import type { Config } from '../config.js';
+import { SqlfleetError } from '../errors.js';
+import type { AckLevel, AckResult } from '../replication/acks.js';
+import { CLASS_RANK, type Classification, type StatementClass } from '../sql/types.js';
+import type { Store } from '../store/store.js';
+import type { Entry, StatementResult, Stmt } from '../store/types.js';
+import type { IndexWaiter } from './index-waiter.js';
+import type { QueryRequest } from './request.js';
+
+/** A JSON answer with its HTTP status. */
+export interface Outcome {
+  status: number;
+  body: Record<string, unknown>;
+}
+
+/** Sends a request body to the master; rejects with MASTER_UNAVAILABLE when it cannot. */
+export type ForwardFn = (body: string) => Promise<Outcome>;
+
+/** What the executor needs from the rest of the node. */
+export interface ExecutorDeps {
+  config: Config;
+  store: Store;
+  classify: (sql: string) => Classification;
+  applied: IndexWaiter;
+  /** Master only: called with every committed entry, then waits for acknowledgements. */
+  replicate?: { onWrite(entry: Entry): void; waitAcks(index: number, level: AckLevel, timeoutMs: number): Promise<AckResult> };
+  /** Slave only: forwards writes and strong reads to the master. */
+  forward?: ForwardFn;
+  epoch: () => number;
+  masterUrl: () => string;
+  /** Non-null when this replica stopped applying. */
+  diverged: () => string | null;
+}
+
+/** Runs client requests according to DESIGN §3. */
+export class Executor {
+  constructor(private readonly d: ExecutorDeps) {}
+
+  /** Classifies, then reads locally, writes (master), forwards (slave) or refuses. */
+  async execute(req: QueryRequest, rawBody: string): Promise<Outcome> {
+    const { stmts, kind, reason } = this.classifyAll(req);
+    if (kind === 'forbidden' || kind === 'transaction') throw refusal(kind, reason);
+    const isMaster = this.d.config.role === 'master';
+    if (kind === 'read') {
+      if (req.consistency === 'strong' && !isMaster) return this.forward(rawBody);
+      return this.read(stmts, req.minIndex);
+    }
+    if (req.command === 'query') {
+      throw new SqlfleetError('READ_ONLY_COMMAND', `"command": "query" runs only reads; this ${kind === 'schema' ? 'schema change' : 'write'} needs "command": "exec"`);
+    }
+    if (!isMaster) {
+      if (kind === 'schema') {
+        throw new SqlfleetError('SCHEMA_ON_SLAVE', `schema changes are accepted only by the master; send this to ${this.d.masterUrl()}`, { master: this.d.masterUrl() });
+      }
+      return this.forward(rawBody);
+    }
+    return this.write(stmts, req.ack);
+  }
+
+  private classifyAll(req: QueryRequest): { stmts: Stmt[]; kind: StatementClass; reason: string } {
+    const out: Stmt[] = [];
+    let kind: StatementClass = 'read';
+    let reason = '';
+    for (const s of req.stmts) {
+      const c = this.d.classify(s.sql);
+      if (c.statements.length > 1 && s.params !== undefined) {
+        throw new SqlfleetError('BAD_REQUEST', 'params need a single statement per query; send several with "queries"');
+      }
+      for (const cs of c.statements) {
+        out.push(cs.sql === s.sql || s.params === undefined ? { sql: cs.sql, params: s.params } : { sql: cs.sql });
+        if (CLASS_RANK[cs.kind] > CLASS_RANK[kind]) {
+          kind = cs.kind;
+          reason = cs.reason;
+        }
+      }
+    }
+    return { stmts: out, kind, reason };
+  }
+
+  private async read(stmts: Stmt[], minIndex: number | undefined): Promise<Outcome> {
+    if (minIndex !== undefined && this.d.store.appliedIndex < minIndex) {
+      const reached = await this.d.applied.wait(minIndex, this.d.config.readWaitMs);
+      if (!reached) {
+        throw new SqlfleetError('TIMEOUT', `index ${minIndex} not applied here within ${this.d.config.readWaitMs} ms (at ${this.d.store.appliedIndex})`, {
+          applied_index: this.d.store.appliedIndex,
+        });
+      }
+    }
+    const { index, results } = this.d.store.read(stmts);
+    return this.ok(index, results);
+  }
+
+  private async write(stmts: Stmt[], ack: AckLevel): Promise<Outcome> {
+    const { entry, results } = this.d.store.write(stmts, this.d.epoch());
+    this.d.applied.notify();
+    const rep = this.d.replicate;
+    if (!rep) return this.ok(entry.index, results, { replicated_to: [] });
+    rep.onWrite(entry);
+    const acks = await rep.waitAcks(entry.index, ack, this.d.config.ackTimeoutMs);
+    const extra: Record<string, unknown> = { replicated_to: acks.replicated_to };
+    if (acks.lagging.length > 0) extra.lagging = acks.lagging;
+    return this.ok(entry.index, results, extra);
+  }
+
+  private async forward(rawBody: string): Promise<Outcome> {
+    if (!this.d.forward) throw new SqlfleetError('INTERNAL', 'no master to forward to');
+    const res = await this.d.forward(rawBody);
+    if (res.status !== 200 || res.body.ok !== true) return res;
+    const index = Number(res.body.index);
+    // Answer only once this replica has applied the write, so the client reads it back here.
+    const here = await this.d.applied.wait(index, this.d.config.ackTimeoutMs);
+    return {
+      status: 200,
+      body: { ...res.body, node: this.d.config.id, role: this.d.config.role, forwarded_to: this.d.masterUrl(), ...(here ? {} : { applied_here: false }) },
+    };
+  }
+
+  private ok(index: number, results: StatementResult[], extra: Record<string, unknown> = {}): Outcome {
+    return { status: 200, body: { ok: true, node: this.d.config.id, role: this.d.config.role, index, results, ...extra } };
+  }
+}
+
+function refusal(kind: 'forbidden' | 'transaction', reason: string): SqlfleetError {
+  if (kind === 'forbidden') return new SqlfleetError('FORBIDDEN_STATEMENT', reason || 'statement not allowed');
+  return new SqlfleetError('TRANSACTION_CONTROL', reason || 'transaction control statements cannot be sent alone: use "queries" with "transaction": true');
+}

@@ -1,0 +1,100 @@
+// Validates a client's JSON body once into a complete QueryRequest (DESIGN §2 fields).
+import { SqlfleetError } from '../errors.js';
+import type { AckLevel } from '../replication/acks.js';
+import type { Params, SqlValue, Stmt } from '../store/types.js';
+
+/** A validated POST / request. */
+export interface QueryRequest {
+  /** `exec` runs anything allowed; `query` refuses writes; undefined = inferred. */
+  readonly command: 'exec' | 'query' | undefined;
+  readonly stmts: Stmt[];
+  /** True when the client sent `queries` (each item is one statement) rather than `query`. */
+  readonly batch: boolean;
+  readonly ack: AckLevel;
+  readonly minIndex: number | undefined;
+  readonly consistency: 'local' | 'strong';
+}
+
+const FIELDS = new Set(['command', 'query', 'params', 'queries', 'transaction', 'is_master', 'ack', 'min_index', 'consistency']);
+
+/** Turns the parsed JSON body into a QueryRequest or throws BAD_REQUEST / FORBIDDEN. */
+export function parseRequest(body: unknown, maxStatements: number): QueryRequest {
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) throw bad('body must be a JSON object');
+  const b = body as Record<string, unknown>;
+  for (const k of Object.keys(b)) if (!FIELDS.has(k)) throw bad(`unknown field "${k}"`);
+  if (b.is_master !== undefined && typeof b.is_master !== 'boolean') throw bad('"is_master" must be a boolean');
+  if (b.is_master === true) {
+    throw new SqlfleetError('FORBIDDEN', '"is_master": true is reserved for cluster-internal requests; clients may omit it');
+  }
+  const command = oneOf(b.command, 'command', ['exec', 'query'] as const);
+  const ack = oneOf(b.ack, 'ack', ['all', 'one', 'master'] as const) ?? 'all';
+  const consistency = oneOf(b.consistency, 'consistency', ['local', 'strong'] as const) ?? 'local';
+  if (b.transaction !== undefined && typeof b.transaction !== 'boolean') throw bad('"transaction" must be a boolean');
+  let minIndex: number | undefined;
+  if (b.min_index !== undefined) {
+    if (!Number.isSafeInteger(b.min_index) || (b.min_index as number) < 0) throw bad('"min_index" must be a non-negative integer');
+    minIndex = b.min_index as number;
+  }
+  const stmts = statements(b);
+  if (stmts.length > maxStatements) throw bad(`too many statements: ${stmts.length} > ${maxStatements}`);
+  return { command, stmts, batch: b.queries !== undefined, ack, minIndex, consistency };
+}
+
+function statements(b: Record<string, unknown>): Stmt[] {
+  if (b.query !== undefined && b.queries !== undefined) throw bad('send either "query" or "queries", not both');
+  if (b.queries !== undefined) {
+    if (b.params !== undefined) throw bad('"params" goes inside each item of "queries"');
+    if (!Array.isArray(b.queries) || b.queries.length === 0) throw bad('"queries" must be a non-empty array');
+    return b.queries.map((q, i) => {
+      if (typeof q === 'string') return { sql: sqlText(q, `queries[${i}]`) };
+      if (q && typeof q === 'object' && !Array.isArray(q)) {
+        const o = q as Record<string, unknown>;
+        for (const k of Object.keys(o)) if (k !== 'query' && k !== 'params') throw bad(`unknown field "queries[${i}].${k}"`);
+        return withParams(sqlText(o.query, `queries[${i}].query`), o.params, `queries[${i}].params`);
+      }
+      throw bad(`queries[${i}] must be a string or {query, params}`);
+    });
+  }
+  if (b.query === undefined) throw bad('missing "query" (or "queries")');
+  return [withParams(sqlText(b.query, 'query'), b.params, 'params')];
+}
+
+function sqlText(v: unknown, name: string): string {
+  if (typeof v !== 'string') throw bad(`"${name}" must be a string`);
+  if (v.trim() === '') throw bad(`"${name}" is empty`);
+  return v;
+}
+
+function withParams(sql: string, params: unknown, name: string): Stmt {
+  if (params === undefined || params === null) return { sql };
+  if (Array.isArray(params)) return { sql, params: params.map((v, i) => value(v, `${name}[${i}]`)) };
+  if (typeof params === 'object') {
+    const out: Record<string, SqlValue> = {};
+    for (const [k, v] of Object.entries(params as Record<string, unknown>)) {
+      if (!/^[:@$]?[A-Za-z_0-9]+$/.test(k)) throw bad(`${name}: bad parameter name "${k}"`);
+      out[k] = value(v, `${name}.${k}`);
+    }
+    return { sql, params: out as Params };
+  }
+  throw bad(`"${name}" must be an array or an object`);
+}
+
+function value(v: unknown, name: string): SqlValue {
+  if (v === null || typeof v === 'string') return v;
+  if (typeof v === 'number') {
+    if (!Number.isFinite(v)) throw bad(`${name} must be a finite number`);
+    return v;
+  }
+  if (typeof v === 'boolean') return v ? 1 : 0;
+  throw bad(`${name} must be a string, number, boolean or null`);
+}
+
+function oneOf<T extends string>(v: unknown, name: string, allowed: readonly T[]): T | undefined {
+  if (v === undefined) return undefined;
+  if (typeof v !== 'string' || !allowed.includes(v as T)) throw bad(`"${name}" must be one of ${allowed.map((a) => `"${a}"`).join(', ')}`);
+  return v as T;
+}
+
+function bad(message: string): SqlfleetError {
+  return new SqlfleetError('BAD_REQUEST', message);
+}

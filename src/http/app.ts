@@ -1,0 +1,87 @@
+// createApp(deps): the HTTP surface of a node. Routes parse and validate, call the node
+// API, and map outcomes and SqlfleetErrors to responses in one place.
+import { Hono, type Context } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import { SqlfleetError } from '../errors.js';
+import { parseRequest, type QueryRequest } from '../core/request.js';
+import type { Outcome } from '../core/executor.js';
+import { hasClusterToken } from './auth.js';
+import { consoleHtml } from './console.js';
+import { stringify } from './json.js';
+
+/** What the HTTP layer needs from a node; it never sees the store or replication. */
+export interface NodeApi {
+  execute(req: QueryRequest, rawBody: string): Promise<Outcome>;
+  status(): Record<string, unknown>;
+  checksum(): unknown;
+  metrics(): string;
+  ready(): boolean;
+  /** Cluster-internal calls (token required). */
+  append(body: unknown): Outcome;
+  heartbeat(body: unknown): Outcome;
+  removeNode(id: number): Outcome;
+}
+
+/** Dependencies of the app. */
+export interface AppDeps {
+  api: NodeApi;
+  token: string;
+  maxBody: number;
+  maxStatements: number;
+  log: (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
+}
+
+/** Builds the hono app of one node. */
+export function createApp(d: AppDeps): Hono {
+  const app = new Hono();
+  const send = (c: Context, o: Outcome) => c.body(stringify(o.body), o.status as 200, { 'content-type': 'application/json' });
+  const limit = bodyLimit({
+    maxSize: d.maxBody,
+    onError: () => {
+      throw new SqlfleetError('PAYLOAD_TOO_LARGE', `body is over the ${d.maxBody}-byte limit (--max-body)`);
+    },
+  });
+  const internal = async (c: Context, next: () => Promise<void>) => {
+    if (!hasClusterToken(c.req.header('authorization'), d.token)) {
+      throw new SqlfleetError('UNAUTHORIZED', 'internal endpoint: a valid cluster token is required');
+    }
+    await next();
+  };
+
+  app.get('/', (c) => c.html(consoleHtml()));
+  app.get('/health', (c) =>
+    d.api.ready() ? c.json({ ok: true }) : c.json({ ok: false, error: { code: 'UNAVAILABLE', message: 'starting' } }, 503),
+  );
+  app.get('/status', (c) => send(c, { status: 200, body: d.api.status() }));
+  app.get('/checksum', (c) => send(c, { status: 200, body: d.api.checksum() as Record<string, unknown> }));
+  app.get('/metrics', (c) => c.text(d.api.metrics(), 200, { 'content-type': 'text/plain; version=0.0.4' }));
+
+  app.post('/', limit, async (c) => {
+    const raw = await c.req.text();
+    const req = parseRequest(parseJson(raw), d.maxStatements);
+    return send(c, await d.api.execute(req, raw));
+  });
+
+  app.post('/internal/append', internal, limit, async (c) => send(c, d.api.append(parseJson(await c.req.text()))));
+  app.post('/internal/heartbeat', internal, async (c) => send(c, d.api.heartbeat(parseJson(await c.req.text()))));
+  app.delete('/nodes/:id', internal, (c) => send(c, d.api.removeNode(Number(c.req.param('id')))));
+
+  app.notFound((c) => {
+    const e = new SqlfleetError('NOT_FOUND', `no such endpoint: ${c.req.method} ${c.req.path}`);
+    return c.body(stringify(e.toJSON()), 404, { 'content-type': 'application/json' });
+  });
+  app.onError((err, c) => {
+    if (err instanceof SqlfleetError) return c.body(stringify(err.toJSON()), err.status as 400, { 'content-type': 'application/json' });
+    d.log('error', 'unhandled error', { err: err.stack ?? String(err), path: c.req.path });
+    return c.json({ ok: false, error: { code: 'INTERNAL', message: 'internal error; see the node log' } }, 500);
+  });
+  return app;
+}
+
+function parseJson(raw: string): unknown {
+  try {
+    return JSON.parse(raw);
+  } catch (e) {
+    throw new SqlfleetError('BAD_REQUEST', `malformed JSON: ${(e as Error).message}`);
+  }
+}

@@ -1,0 +1,19 @@
+// JSON output that keeps 64-bit integers exact: bigints are written as bare JSON numbers.
+import { randomBytes } from 'node:crypto';
+
+const MARK = `\u0000big${randomBytes(6).toString('hex')}:`;
+const MARK_JSON = JSON.stringify(MARK).slice(1, -1);
+const MARK_RE = new RegExp(`"${MARK_JSON.replace(/\\/g, '\\\\')}(-?\\d+)"`, 'g');
+
+/** JSON.stringify that renders bigint values as exact JSON integers. */
+export function stringify(value: unknown): string {
+  let sawBig = false;
+  const text = JSON.stringify(value, (_k, v) => {
+    if (typeof v === 'bigint') {
+      sawBig = true;
+      return MARK + v.toString();
+    }
+    return v;
+  });
+  return sawBig ? text.replace(MARK_RE, '$1') : text;
+}

@@ -1,0 +1,78 @@
+// startNode(config): wires store, SQL classifier, replication, cluster and HTTP into one
+// running node, and stops it cleanly.
+import type { AddressInfo } from 'node:net';
+import { serve, type ServerType } from '@hono/node-server';
+import { urlHost, type Config } from './config.js';
+import { Executor } from './core/executor.js';
+import { IndexWaiter } from './core/index-waiter.js';
+import { masterToken, slaveToken } from './cluster/token.js';
+import { createApp } from './http/app.js';
+import { createLogger, type LogFn } from './log.js';
+import { PeerClient } from './replication/client.js';
+import { createClassifier } from './sql/classify.js';
+import { Store } from './store/store.js';
+import { wireMaster } from './wiring/master.js';
+import { wireSlave } from './wiring/slave.js';
+import { renderMetrics } from './metrics.js';
+
+/** A running node. */
+export interface RunningNode {
+  readonly url: string;
+  readonly config: Config;
+  stop(): Promise<void>;
+}
+
+/** Starts a node and resolves once it listens. */
+export async function startNode(config: Config, log: LogFn = createLogger(config.id, config.logLevel)): Promise<RunningNode> {
+  const token =
+    config.role === 'master' ? masterToken(config.clusterToken, config.tokenPath) : await slaveToken(config.clusterToken, config.tokenPath, 15_000);
+  const store = new Store({ path: config.dbPath, durability: config.durability });
+  const classifier = createClassifier({ probe: store.probe });
+  const waiter = new IndexWaiter(() => store.appliedIndex);
+  const client = new PeerClient(token);
+  const role = (config.role === 'master' ? wireMaster : wireSlave)(config, store, client, waiter, log);
+  const executor = new Executor({ config, store, classify: (sql) => classifier.classify(sql), applied: waiter, ...role.executor });
+  let url = '';
+  let ready = false;
+
+  const app = createApp({
+    token,
+    maxBody: config.maxBody,
+    maxStatements: config.maxStatements,
+    log,
+    api: {
+      execute: (req, raw) => executor.execute(req, raw),
+      status: () => ({ node: config.id, role: config.role, url, applied_index: store.appliedIndex, ...role.statusExtra(), nodes: role.nodes() }),
+      checksum: () => store.checksum(),
+      metrics: () => renderMetrics({ node: config.id, role: config.role, appliedIndex: store.appliedIndex, nodes: role.nodes() }),
+      ready: () => ready,
+      append: (body) => role.append(body),
+      heartbeat: (body) => role.heartbeat(body),
+      removeNode: (id) => role.removeNode(id),
+    },
+  });
+
+  const server: ServerType = await new Promise((resolve, reject) => {
+    const s = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, () => resolve(s));
+    s.once('error', reject);
+  });
+  const port = (server.address() as AddressInfo).port;
+  url = config.advertiseUrl ?? `http://${urlHost(config.host)}:${port}`;
+  role.start(url);
+  ready = true;
+  log('info', 'ready', { role: config.role, url, applied_index: store.appliedIndex, data: config.dbPath, master: config.role === 'slave' ? config.masterUrl : url });
+
+  return {
+    url,
+    config,
+    stop: async () => {
+      ready = false;
+      await role.stop();
+      waiter.cancelAll();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await client.close();
+      store.close();
+      log('info', 'stopped');
+    },
+  };
+}

@@ -1,0 +1,79 @@
+// Write acknowledgement levels: a write waits (bounded) until the slaves its level asks
+// for have applied it. A timeout never fails the write: it is committed on the master.
+import type { Member } from '../cluster/membership.js';
+
+/** `all`: every slave that is up; `one`: at least one slave; `master`: no wait. */
+export type AckLevel = 'all' | 'one' | 'master';
+
+/** Who applied a write by the time it was acknowledged. */
+export interface AckResult {
+  replicated_to: number[];
+  /** Slaves that were up but had not applied it when --ack-timeout ran out. */
+  lagging: number[];
+}
+
+interface Pending {
+  index: number;
+  level: AckLevel;
+  resolve: (r: AckResult) => void;
+  timer: NodeJS.Timeout;
+}
+
+/** Tracks writes waiting for slave acknowledgements. */
+export class AckTracker {
+  private pending: Pending[] = [];
+
+  constructor(private readonly slaves: () => Member[]) {}
+
+  /** Waits until `level` is satisfied for `index`, or `timeoutMs`. */
+  wait(index: number, level: AckLevel, timeoutMs: number): Promise<AckResult> {
+    const now = this.evaluate(index, level);
+    if (now.done) return Promise.resolve(now.result);
+    return new Promise((resolve) => {
+      const p: Pending = {
+        index,
+        level,
+        resolve,
+        timer: setTimeout(() => {
+          this.pending = this.pending.filter((x) => x !== p);
+          resolve(this.evaluate(index, level).result);
+        }, timeoutMs),
+      };
+      this.pending.push(p);
+    });
+  }
+
+  /** Re-checks every waiting write; call when a slave's applied index or state changes. */
+  check(): void {
+    if (this.pending.length === 0) return;
+    const keep: Pending[] = [];
+    for (const p of this.pending) {
+      const r = this.evaluate(p.index, p.level);
+      if (r.done) {
+        clearTimeout(p.timer);
+        p.resolve(r.result);
+      } else keep.push(p);
+    }
+    this.pending = keep;
+  }
+
+  /** Resolves every waiter with what is known now (shutdown). */
+  flush(): void {
+    for (const p of this.pending) {
+      clearTimeout(p.timer);
+      p.resolve(this.evaluate(p.index, p.level).result);
+    }
+    this.pending = [];
+  }
+
+  private evaluate(index: number, level: AckLevel): { done: boolean; result: AckResult } {
+    const slaves = this.slaves();
+    const replicated_to = slaves.filter((s) => s.applied >= index).map((s) => s.id);
+    const lagging = slaves.filter((s) => s.state === 'up' && s.applied < index).map((s) => s.id);
+    let done: boolean;
+    if (level === 'master' || slaves.length === 0) done = true;
+    else if (level === 'one') done = replicated_to.length > 0;
+    else done = lagging.length === 0;
+    return { done, result: { replicated_to, lagging } };
+  }
+}

@@ -1,0 +1,96 @@
+// Node-to-node HTTP calls over undici keep-alive pools, with explicit timeouts and the
+// cluster token. The only place (with the other replication files) that imports undici.
+import { Pool } from 'undici';
+import { SqlfleetError } from '../errors.js';
+
+/** Answer of a peer: HTTP status and parsed JSON body. */
+export interface PeerResponse<T = unknown> {
+  status: number;
+  body: T;
+}
+
+/** Options of one call. */
+export interface CallOptions {
+  timeoutMs: number;
+  headers?: Record<string, string>;
+}
+
+/** A peer could not be reached or did not answer in time; `sent` says whether the request may have arrived. */
+export class PeerUnreachableError extends Error {
+  readonly code = 'PEER_UNREACHABLE';
+  constructor(
+    message: string,
+    readonly sent: boolean,
+  ) {
+    super(message);
+  }
+}
+
+/** Keep-alive pools to every peer URL, authenticated with the cluster token. */
+export class PeerClient {
+  private readonly pools = new Map<string, Pool>();
+
+  constructor(private readonly token: string) {}
+
+  /** POSTs a JSON body (object or pre-serialized string) and returns the parsed answer. */
+  async post<T>(url: string, path: string, body: unknown, opts: CallOptions): Promise<PeerResponse<T>> {
+    return this.call<T>(url, 'POST', path, typeof body === 'string' ? body : JSON.stringify(body), opts);
+  }
+
+  /** GETs JSON from a peer. */
+  async get<T>(url: string, path: string, opts: CallOptions): Promise<PeerResponse<T>> {
+    return this.call<T>(url, 'GET', path, undefined, opts);
+  }
+
+  /** Closes every pool. */
+  async close(): Promise<void> {
+    await Promise.all([...this.pools.values()].map((p) => p.destroy()));
+    this.pools.clear();
+  }
+
+  private pool(url: string): Pool {
+    let p = this.pools.get(url);
+    if (!p) {
+      p = new Pool(url, { connections: 8, keepAliveTimeout: 30_000, pipelining: 1, connectTimeout: 2_000 });
+      this.pools.set(url, p);
+    }
+    return p;
+  }
+
+  private async call<T>(url: string, method: 'GET' | 'POST', path: string, body: string | undefined, opts: CallOptions): Promise<PeerResponse<T>> {
+    let res;
+    try {
+      res = await this.pool(url).request({
+        method,
+        path,
+        body,
+        headers: {
+          'content-type': 'application/json',
+          authorization: `Bearer ${this.token}`,
+          ...opts.headers,
+        },
+        headersTimeout: opts.timeoutMs,
+        bodyTimeout: opts.timeoutMs,
+        signal: AbortSignal.timeout(opts.timeoutMs),
+      });
+    } catch (e) {
+      const code = (e as { code?: string }).code ?? '';
+      // Connection refused/reset before sending: the peer certainly did not act on it.
+      const notSent = ['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'ENOTFOUND', 'EHOSTUNREACH'].includes(code);
+      throw new PeerUnreachableError(`${method} ${url}${path}: ${code || (e as Error).message}`, !notSent);
+    }
+    let text: string;
+    try {
+      text = await res.body.text();
+    } catch (e) {
+      throw new PeerUnreachableError(`${method} ${url}${path}: body ${(e as Error).message}`, true);
+    }
+    let parsed: unknown;
+    try {
+      parsed = text ? JSON.parse(text) : null;
+    } catch {
+      throw new SqlfleetError('INTERNAL', `peer ${url} answered non-JSON (status ${res.statusCode})`);
+    }
+    return { status: res.statusCode, body: parsed as T };
+  }
+}

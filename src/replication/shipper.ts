@@ -1,0 +1,143 @@
+// Master side of log shipping: one pump per slave pushes entries it has not applied,
+// batching whatever queued while the previous batch was in flight.
+import type { Membership } from '../cluster/membership.js';
+import type { Store } from '../store/store.js';
+import type { Entry } from '../store/types.js';
+import { PeerUnreachableError, type PeerClient } from './client.js';
+
+/** What a slave answers to /internal/append. */
+export interface AppendAnswer {
+  ok: boolean;
+  applied_index?: number;
+  error?: { code: string; message: string };
+}
+
+/** Options of the shipper. */
+export interface ShipperDeps {
+  store: Store;
+  client: PeerClient;
+  membership: Membership;
+  epoch: () => number;
+  batchMaxEntries: number;
+  batchMaxBytes: number;
+  timeoutMs: number;
+  retryMs: number;
+  log: (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
+}
+
+/** Serialized recent entries kept in memory so the hot path never re-reads or re-encodes them. */
+const RECENT_MAX = 20_000;
+
+/** Pushes the master's log to every slave. */
+export class Shipper {
+  private readonly inflight = new Set<number>();
+  private readonly again = new Set<number>();
+  private readonly recent = new Map<number, string>();
+  private readonly retryTimers = new Map<number, NodeJS.Timeout>();
+  private stopped = false;
+
+  constructor(private readonly d: ShipperDeps) {}
+
+  /** Remembers a freshly written entry and wakes every pump. */
+  onWrite(entry: Entry): void {
+    this.recent.set(entry.index, JSON.stringify(entry));
+    if (this.recent.size > RECENT_MAX) this.recent.delete(this.recent.keys().next().value as number);
+    for (const m of this.d.membership.slaves()) this.kick(m.id);
+  }
+
+  /** Starts (or re-arms) the pump of one slave. */
+  kick(id: number): void {
+    if (this.stopped) return;
+    if (this.inflight.has(id)) {
+      this.again.add(id);
+      return;
+    }
+    void this.pump(id);
+  }
+
+  /** Stops all pumps. */
+  stop(): void {
+    this.stopped = true;
+    for (const t of this.retryTimers.values()) clearTimeout(t);
+  }
+
+  private async pump(id: number): Promise<void> {
+    this.inflight.add(id);
+    try {
+      for (;;) {
+        this.again.delete(id);
+        const m = this.d.membership.get(id);
+        if (this.stopped || !m || !m.url || m.state === 'down' || m.state === 'diverged') return;
+        const from = m.applied + 1;
+        if (from > this.d.store.appliedIndex) {
+          if (this.again.has(id)) continue;
+          return;
+        }
+        if (from < this.d.store.firstLogIndex()) {
+          this.d.log('warn', 'slave is behind the retained log; it needs a snapshot', { slave: id, from });
+          return;
+        }
+        const answer = await this.send(m.url, from);
+        if (answer.ok && typeof answer.applied_index === 'number') {
+          this.d.membership.contact(id, answer.applied_index);
+        } else if (answer.error?.code === 'DIVERGED') {
+          this.d.log('error', 'slave diverged', { slave: id, reason: answer.error.message });
+          this.d.membership.diverged(id);
+          return;
+        } else if (typeof answer.applied_index === 'number' && answer.applied_index !== m.applied) {
+          this.d.membership.contact(id, answer.applied_index); // resend from where it is
+        } else {
+          this.d.log('warn', 'slave refused entries', { slave: id, error: answer.error });
+          this.retry(id);
+          return;
+        }
+      }
+    } catch (e) {
+      if (e instanceof PeerUnreachableError) {
+        if (!e.sent) this.d.membership.unreachable(id);
+        this.retry(id);
+      } else {
+        this.d.log('error', 'shipping failed', { slave: id, err: String(e) });
+        this.retry(id);
+      }
+    } finally {
+      this.inflight.delete(id);
+    }
+  }
+
+  private retry(id: number): void {
+    if (this.stopped || this.retryTimers.has(id)) return;
+    this.retryTimers.set(
+      id,
+      setTimeout(() => {
+        this.retryTimers.delete(id);
+        this.kick(id);
+      }, this.d.retryMs),
+    );
+  }
+
+  private async send(url: string, from: number): Promise<AppendAnswer> {
+    const parts: string[] = [];
+    let bytes = 0;
+    const last = this.d.store.appliedIndex;
+    for (let i = from; i <= last && parts.length < this.d.batchMaxEntries && bytes < this.d.batchMaxBytes; i++) {
+      let s = this.recent.get(i);
+      if (s === undefined) {
+        const batch = this.d.store.entries(i, this.d.batchMaxEntries - parts.length, this.d.batchMaxBytes - bytes);
+        if (batch.length === 0) break;
+        for (const e of batch) {
+          const t = JSON.stringify(e);
+          parts.push(t);
+          bytes += t.length;
+        }
+        i = batch[batch.length - 1].index;
+        continue;
+      }
+      parts.push(s);
+      bytes += s.length;
+    }
+    const body = `{"epoch":${this.d.epoch()},"entries":[${parts.join(',')}]}`;
+    const res = await this.d.client.post<AppendAnswer>(url, '/internal/append', body, { timeoutMs: this.d.timeoutMs });
+    return res.body ?? { ok: false };
+  }
+}

@@ -1,0 +1,90 @@
+// Runs statements on a better-sqlite3 connection: prepared-statement cache, parameter
+// binding, JSON-safe values, and translation of driver errors into SqlfleetError.
+import type { Database as Db, Statement } from 'better-sqlite3';
+import { SqlfleetError } from '../errors.js';
+import type { Params, StatementResult, Stmt } from './types.js';
+
+/** LRU of prepared statements for one connection. */
+export class StatementCache {
+  private readonly map = new Map<string, Statement>();
+  constructor(
+    private readonly db: Db,
+    private readonly max = 500,
+  ) {}
+
+  /** The prepared statement for `sql`, preparing (and caching) it on a miss. */
+  get(sql: string): Statement {
+    let stmt = this.map.get(sql);
+    if (stmt) {
+      this.map.delete(sql);
+      this.map.set(sql, stmt);
+      return stmt;
+    }
+    stmt = this.db.prepare(sql);
+    stmt.safeIntegers(true);
+    this.map.set(sql, stmt);
+    if (this.map.size > this.max) this.map.delete(this.map.keys().next().value as string);
+    return stmt;
+  }
+
+  /** Forget every statement (after a schema change, or before closing). */
+  clear(): void {
+    this.map.clear();
+  }
+}
+
+/** Runs one statement; rows come back as arrays with their column names. */
+export function runStatement(cache: StatementCache, s: Stmt): StatementResult {
+  const stmt = cache.get(s.sql);
+  const args = bindArgs(stmt, s.params);
+  if (stmt.reader) {
+    stmt.raw(true);
+    const rows = (stmt.all(...args) as unknown[][]).map((r) => r.map(toJsonValue));
+    const columns = stmt.columns().map((c) => c.name);
+    return { columns, rows };
+  }
+  const info = stmt.run(...args);
+  return { changes: Number(info.changes), last_insert_rowid: toJsonValue(info.lastInsertRowid) as number | bigint };
+}
+
+/** better-sqlite3 wants `?NNN` parameters as an object keyed by number. */
+function bindArgs(stmt: Statement, params: Params | undefined): unknown[] {
+  if (params === undefined) return [];
+  if (!Array.isArray(params)) return [stripPrefixes(params)];
+  if (/\?\d/.test(stmt.source)) {
+    const obj: Record<string, unknown> = {};
+    params.forEach((v, i) => (obj[String(i + 1)] = v));
+    return [obj];
+  }
+  return params;
+}
+
+function stripPrefixes(params: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(params)) out[/^[:@$]/.test(k) ? k.slice(1) : k] = v;
+  return out;
+}
+
+/** Blobs become base64 strings; integers stay exact (bigint only when beyond 2^53). */
+export function toJsonValue(v: unknown): unknown {
+  if (typeof v === 'bigint') return v >= -9007199254740991n && v <= 9007199254740991n ? Number(v) : v;
+  if (Buffer.isBuffer(v)) return v.toString('base64');
+  return v;
+}
+
+/** Maps a driver error to the client-facing error, tagging the failing statement's position. */
+export function translateError(e: unknown, statement?: number): SqlfleetError {
+  if (e instanceof SqlfleetError) return e;
+  const details = statement === undefined ? {} : { statement };
+  const err = e as { code?: unknown; message?: unknown };
+  const message = typeof err?.message === 'string' ? err.message : String(e);
+  const code = typeof err?.code === 'string' ? err.code : '';
+  if (code.startsWith('SQLITE_CONSTRAINT')) return new SqlfleetError('CONSTRAINT', message, { ...details, sqlite_code: code });
+  if (code.startsWith('SQLITE_READONLY')) return new SqlfleetError('READ_ONLY_COMMAND', `this statement writes: ${message}`, details);
+  if (code.startsWith('SQLITE_')) {
+    if (/syntax error|incomplete input|unrecognized token/.test(message)) return new SqlfleetError('SQL_SYNTAX', message, details);
+    return new SqlfleetError('SQL_ERROR', message, { ...details, sqlite_code: code });
+  }
+  if (e instanceof RangeError || e instanceof TypeError) return new SqlfleetError('BAD_REQUEST', `parameters: ${message}`, details);
+  return new SqlfleetError('SQL_ERROR', message, details);
+}

@@ -1,0 +1,45 @@
+// The internal tables: replication log and node metadata, written in the same
+// transactions as user data so a crash leaves log, data and applied index consistent.
+import type { Database as Db, Statement } from 'better-sqlite3';
+import { INTERNAL_PREFIX } from './types.js';
+
+export const LOG_TABLE = `${INTERNAL_PREFIX}log`;
+export const META_TABLE = `${INTERNAL_PREFIX}meta`;
+
+/** Creates the internal tables when missing. */
+export function createInternalTables(db: Db): void {
+  db.exec(`
+    CREATE TABLE IF NOT EXISTS ${LOG_TABLE} (
+      idx INTEGER PRIMARY KEY,
+      epoch INTEGER NOT NULL,
+      ts INTEGER NOT NULL,
+      seed TEXT NOT NULL,
+      hash TEXT NOT NULL,
+      stmts TEXT NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS ${META_TABLE} (key TEXT PRIMARY KEY, value) WITHOUT ROWID;
+    INSERT OR IGNORE INTO ${META_TABLE}(key, value) VALUES ('applied_index', 0), ('last_hash', ''), ('epoch', 0);
+  `);
+}
+
+/** Prepared statements over the internal tables. */
+export interface InternalStatements {
+  getMeta: Statement;
+  setMeta: Statement;
+  appendLog: Statement;
+  readLog: Statement;
+  firstLog: Statement;
+  trimLog: Statement;
+}
+
+/** Prepares the statements once per writer connection. */
+export function prepareInternal(db: Db): InternalStatements {
+  return {
+    getMeta: db.prepare(`SELECT value FROM ${META_TABLE} WHERE key = ?`).pluck(),
+    setMeta: db.prepare(`INSERT INTO ${META_TABLE}(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value`),
+    appendLog: db.prepare(`INSERT INTO ${LOG_TABLE}(idx, epoch, ts, seed, hash, stmts) VALUES (?, ?, ?, ?, ?, ?)`),
+    readLog: db.prepare(`SELECT idx, epoch, ts, seed, hash, stmts FROM ${LOG_TABLE} WHERE idx >= ? ORDER BY idx LIMIT ?`),
+    firstLog: db.prepare(`SELECT min(idx) FROM ${LOG_TABLE}`).pluck(),
+    trimLog: db.prepare(`DELETE FROM ${LOG_TABLE} WHERE idx <= ?`),
+  };
+}

@@ -1,0 +1,204 @@
+// Store: the only owner of the SQLite files. A writer connection (with the deterministic
+// overrides) applies log entries; a read-only connection answers reads.
+import { createHash, randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import type { Database as Db } from 'better-sqlite3';
+import { SqlfleetError } from '../errors.js';
+import type { Durability } from '../config.js';
+import { computeChecksum, type Checksum } from './checksum.js';
+import { installDeterminism } from './determinism.js';
+import { StatementCache, runStatement, translateError } from './exec.js';
+import { createInternalTables, prepareInternal, type InternalStatements } from './internal.js';
+import type { Entry, StatementResult, Stmt } from './types.js';
+
+/** Hash of an entry chained to its predecessor (as Bedrock does). */
+export function entryHash(prevHash: string, e: Omit<Entry, 'hash'>): string {
+  return createHash('sha256')
+    .update(prevHash)
+    .update('\n')
+    .update(JSON.stringify([e.index, e.epoch, e.ts, e.seed, e.stmts]))
+    .digest('hex');
+}
+
+/** Options for opening a node's database. */
+export interface StoreOptions {
+  path: string;
+  durability: Durability;
+}
+
+/** A node's SQLite database: data, replication log and applied index. */
+export class Store {
+  private readonly writer: Db;
+  private readonly reader: Db;
+  private readonly wcache: StatementCache;
+  private readonly rcache: StatementCache;
+  private readonly q: InternalStatements;
+  private readonly det: ReturnType<typeof installDeterminism>;
+  private applied: number;
+  private hash: string;
+
+  constructor(readonly options: StoreOptions) {
+    fs.mkdirSync(path.dirname(options.path), { recursive: true });
+    this.writer = new Database(options.path);
+    this.writer.pragma('journal_mode = WAL');
+    this.writer.pragma(`synchronous = ${options.durability === 'full' ? 'FULL' : 'NORMAL'}`);
+    this.writer.pragma('foreign_keys = ON');
+    this.writer.pragma('busy_timeout = 5000');
+    createInternalTables(this.writer);
+    this.reader = new Database(options.path, { readonly: true });
+    this.reader.pragma('busy_timeout = 5000');
+    this.wcache = new StatementCache(this.writer);
+    this.rcache = new StatementCache(this.reader);
+    this.q = prepareInternal(this.writer);
+    this.det = installDeterminism(this.writer);
+    this.applied = Number(this.q.getMeta.get('applied_index'));
+    this.hash = String(this.q.getMeta.get('last_hash'));
+  }
+
+  /** Highest log index applied to this database. */
+  get appliedIndex(): number {
+    return this.applied;
+  }
+
+  /** Hash of the last applied entry ('' before the first). */
+  get lastHash(): string {
+    return this.hash;
+  }
+
+  /** Highest master epoch this node has seen (persisted). */
+  get epoch(): number {
+    return Number(this.q.getMeta.get('epoch'));
+  }
+
+  /** Records a new highest epoch. */
+  setEpoch(epoch: number): void {
+    this.q.setMeta.run('epoch', epoch);
+  }
+
+  /** Reads a metadata value (JSON-decoded); used for membership. */
+  getMeta<T>(key: string): T | undefined {
+    const v = this.q.getMeta.get(key);
+    return v === undefined ? undefined : (JSON.parse(String(v)) as T);
+  }
+
+  /** Stores a metadata value as JSON. */
+  setMeta(key: string, value: unknown): void {
+    this.q.setMeta.run(key, JSON.stringify(value));
+  }
+
+  /** Tells SQLite whether a statement would only read (the classifier's fallback). */
+  probe = (sql: string): { readonly: boolean } => ({ readonly: this.reader.prepare(sql).readonly });
+
+  /** Runs read statements on the read-only connection in one read transaction. */
+  read(stmts: readonly Stmt[]): { index: number; results: StatementResult[] } {
+    const index = this.applied;
+    const results: StatementResult[] = [];
+    const run = () => stmts.forEach((s, i) => results.push(this.guard(i, () => runStatement(this.rcache, s))));
+    if (stmts.length === 1) run();
+    else this.reader.transaction(run).deferred();
+    return { index, results };
+  }
+
+  /**
+   * Master: gives `stmts` the next log index and applies them with the log row and applied
+   * index in one transaction. A failing statement rolls everything back and logs nothing.
+   */
+  write(stmts: readonly Stmt[], epoch: number): { entry: Entry; results: StatementResult[] } {
+    const base = { index: this.applied + 1, epoch, ts: Date.now(), seed: randomBytes(8).toString('hex'), stmts };
+    const entry: Entry = { ...base, hash: entryHash(this.hash, base) };
+    const results = this.writer.transaction(() => this.applyOne(entry, true)).immediate();
+    this.committed(entry);
+    return { entry, results: results! };
+  }
+
+  /**
+   * Slave: applies a batch of entries in one transaction. Each must follow the last one
+   * applied and chain to its hash; otherwise nothing is applied and an error says why.
+   */
+  apply(entries: readonly Entry[]): void {
+    if (entries.length === 0) return;
+    let prev = this.hash;
+    let next = this.applied + 1;
+    for (const e of entries) {
+      if (e.index !== next) throw new SqlfleetError('BAD_REQUEST', `entry ${e.index} does not follow ${next - 1}`);
+      const expect = entryHash(prev, e);
+      if (expect !== e.hash) throw new SqlfleetError('DIVERGED', `entry ${e.index} does not chain to this node's log`);
+      prev = e.hash;
+      next++;
+    }
+    this.writer.transaction(() => entries.forEach((e) => this.applyOne(e, false))).immediate();
+    this.committed(entries[entries.length - 1]);
+  }
+
+  /** Log entries from `from` on, at most `max` entries and about `maxBytes`. */
+  entries(from: number, max: number, maxBytes = Infinity): Entry[] {
+    const out: Entry[] = [];
+    let bytes = 0;
+    for (const r of this.q.readLog.iterate(from, max) as Iterable<LogRow>) {
+      bytes += r.stmts.length;
+      out.push({ index: r.idx, epoch: r.epoch, ts: r.ts, seed: r.seed, hash: r.hash, stmts: JSON.parse(r.stmts) });
+      if (bytes >= maxBytes) break;
+    }
+    return out;
+  }
+
+  /** Lowest index still in the log (applied + 1 when the log is empty). */
+  firstLogIndex(): number {
+    const v = this.q.firstLog.get() as number | null;
+    return v ?? this.applied + 1;
+  }
+
+  /** Deletes log entries up to and including `upTo`. */
+  trimLog(upTo: number): number {
+    return this.q.trimLog.run(upTo).changes;
+  }
+
+  /** Digests of user tables at the applied index. */
+  checksum(): Checksum {
+    return computeChecksum(this.reader, () => Number(this.reader.prepare(`SELECT value FROM _sqlfleet_meta WHERE key='applied_index'`).pluck().get()));
+  }
+
+  /** Closes both connections (checkpointing the WAL). */
+  close(): void {
+    this.wcache.clear();
+    this.rcache.clear();
+    this.reader.close();
+    this.writer.close();
+  }
+
+  private applyOne(e: Entry, collect: boolean): StatementResult[] {
+    const results = this.det.withEntry({ ts: e.ts, seed: e.seed }, () =>
+      e.stmts.map((s, i) => this.guard(i, () => runStatement(this.wcache, s))),
+    );
+    this.q.appendLog.run(e.index, e.epoch, e.ts, e.seed, e.hash, JSON.stringify(e.stmts));
+    this.q.setMeta.run('applied_index', e.index);
+    this.q.setMeta.run('last_hash', e.hash);
+    return collect ? results : [];
+  }
+
+  private committed(last: Entry): void {
+    this.applied = last.index;
+    this.hash = last.hash;
+    // Schema may have changed: drop statements SQLite would re-prepare anyway.
+    if (last.stmts.some((s) => /^\s*(create|drop|alter)/i.test(s.sql))) this.rcache.clear();
+  }
+
+  private guard<T>(i: number, fn: () => T): T {
+    try {
+      return fn();
+    } catch (e) {
+      throw translateError(e, i);
+    }
+  }
+}
+
+interface LogRow {
+  idx: number;
+  epoch: number;
+  ts: number;
+  seed: string;
+  hash: string;
+  stmts: string;
+}

@@ -1,0 +1,120 @@
+// Wires the master: membership, log shipping, acknowledgements, heartbeats in, log trimming.
+import type { Config } from '../config.js';
+import { SqlfleetError } from '../errors.js';
+import { Membership, type Member } from '../cluster/membership.js';
+import type { IndexWaiter } from '../core/index-waiter.js';
+import type { LogFn } from '../log.js';
+import { AckTracker } from '../replication/acks.js';
+import type { PeerClient } from '../replication/client.js';
+import { Shipper } from '../replication/shipper.js';
+import type { Store } from '../store/store.js';
+import type { RoleParts } from './types.js';
+
+const JOINED_KEY = 'joined_members';
+
+/** Builds the master's role parts. */
+export function wireMaster(config: Config, store: Store, client: PeerClient, _waiter: IndexWaiter, log: LogFn): RoleParts {
+  if (store.epoch === 0) store.setEpoch(1);
+  const epoch = store.epoch;
+  let selfUrl = '';
+  const membership = new Membership({
+    numSlaves: config.numSlaves,
+    downAfterMs: config.downAfterMs,
+    masterIndex: () => store.appliedIndex,
+    persist: (joined) => store.setMeta(JOINED_KEY, joined),
+    joined: store.getMeta<{ id: number; url: string }[]>(JOINED_KEY) ?? [],
+    onStateChange: (m, from) => log('info', 'node state changed', { slave: m.id, from, to: m.state, applied_index: m.applied }),
+  });
+  const acks = new AckTracker(() => membership.slaves());
+  membership.onChange(() => acks.check());
+  const shipper = new Shipper({
+    store,
+    client,
+    membership,
+    epoch: () => epoch,
+    batchMaxEntries: config.batchMaxEntries,
+    batchMaxBytes: config.batchMaxBytes,
+    timeoutMs: 30_000,
+    retryMs: config.heartbeatMs,
+    log,
+  });
+  const timers: NodeJS.Timeout[] = [];
+
+  const nodeJson = (m: Member) => ({
+    id: m.id,
+    url: m.url,
+    role: 'slave',
+    state: m.state,
+    applied_index: m.applied,
+    lag: Math.max(0, store.appliedIndex - m.applied),
+    last_seen_ms: m.lastSeen ? Date.now() - m.lastSeen : null,
+  });
+
+  const trim = () => {
+    const slaves = membership.slaves();
+    const minApplied = slaves.length ? Math.min(...slaves.map((m) => m.applied)) : store.appliedIndex;
+    const upTo = Math.min(minApplied, store.appliedIndex - config.logRetain);
+    if (upTo > 0 && upTo >= store.firstLogIndex()) {
+      const n = store.trimLog(upTo);
+      if (n > 0) log('debug', 'log trimmed', { up_to: upTo, entries: n });
+    }
+  };
+
+  return {
+    executor: {
+      epoch: () => epoch,
+      masterUrl: () => selfUrl,
+      diverged: () => null,
+      replicate: {
+        onWrite: (entry) => shipper.onWrite(entry),
+        waitAcks: (index, level, timeoutMs) => acks.wait(index, level, timeoutMs),
+      },
+    },
+    nodes: () => [
+      { id: config.id, url: selfUrl, role: 'master', state: 'up', applied_index: store.appliedIndex, lag: 0, last_seen_ms: 0 },
+      ...membership.slaves().map(nodeJson),
+    ],
+    statusExtra: () => ({ master: selfUrl, epoch }),
+    append: () => {
+      throw new SqlfleetError('NOT_MASTER', 'this node is the master; it does not accept log entries');
+    },
+    heartbeat: (body) => {
+      const b = body as { id?: unknown; url?: unknown; applied_index?: unknown; join?: unknown };
+      if (!Number.isInteger(b?.id) || typeof b.url !== 'string' || !Number.isInteger(b.applied_index)) {
+        throw new SqlfleetError('BAD_REQUEST', 'heartbeat needs {id, url, applied_index}');
+      }
+      const id = b.id as number;
+      if (id === config.id) throw new SqlfleetError('BAD_REQUEST', `node id ${id} is the master's`);
+      if (!membership.get(id)) {
+        if (b.join !== true) throw new SqlfleetError('NOT_FOUND', `node ${id} is not a member; start it with --join`);
+        membership.join(id, b.url);
+        log('info', 'node joined', { slave: id, url: b.url });
+      }
+      const m = membership.contact(id, b.applied_index as number, b.url);
+      shipper.kick(id);
+      return {
+        status: 200,
+        body: { ok: true, epoch, master_index: store.appliedIndex, state: m.state, nodes: [
+          { id: config.id, url: selfUrl, role: 'master', state: 'up', applied_index: store.appliedIndex, lag: 0, last_seen_ms: 0 },
+          ...membership.slaves().map(nodeJson),
+        ] },
+      };
+    },
+    removeNode: (id) => {
+      if (!membership.remove(id)) throw new SqlfleetError('NOT_FOUND', `node ${id} is not a member`);
+      log('info', 'node removed', { slave: id });
+      return { status: 200, body: { ok: true, removed: id } };
+    },
+    start: (url) => {
+      selfUrl = url;
+      timers.push(setInterval(() => membership.tick(), Math.max(50, config.heartbeatMs / 2)));
+      timers.push(setInterval(trim, 5_000));
+      for (const t of timers) t.unref();
+    },
+    stop: async () => {
+      for (const t of timers) clearInterval(t);
+      shipper.stop();
+      acks.flush();
+    },
+  };
+}
