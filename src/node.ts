@@ -49,6 +49,8 @@ export async function startNode(config: Config, log: LogFn = createLogger(config
       append: (body) => role.append(body),
       heartbeat: (body) => role.heartbeat(body),
       removeNode: (id) => role.removeNode(id),
+      resyncNode: (id) => role.resyncNode(id),
+      installSnapshot: (body) => role.installSnapshot(body),
     },
   });
 

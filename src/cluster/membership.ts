@@ -84,10 +84,11 @@ export class Membership {
   }
 
   /** A heartbeat or a successful append: the slave is alive at `applied`. */
-  contact(id: number, applied: number, url?: string): Member {
+  contact(id: number, applied: number, url?: string, reseeded = false): Member {
     const m = this.map.get(id);
     if (!m) throw new SqlfleetError('NOT_FOUND', `node ${id} is not a member; start it with --join to register it`);
     if (url) m.url = url;
+    if (reseeded && m.state === 'diverged') this.setState(m, 'catching_up');
     m.applied = applied;
     m.lastSeen = this.now();
     if (m.state === 'down') this.setState(m, applied >= this.deps.masterIndex() ? 'up' : 'catching_up');

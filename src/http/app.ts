@@ -20,6 +20,9 @@ export interface NodeApi {
   append(body: unknown): Outcome;
   heartbeat(body: unknown): Outcome;
   removeNode(id: number): Outcome;
+  resyncNode(id: number): Outcome;
+  /** Slave: replaces its database with the streamed snapshot. */
+  installSnapshot(body: ReadableStream<Uint8Array>): Promise<Outcome>;
 }
 
 /** Dependencies of the app. */
@@ -64,7 +67,12 @@ export function createApp(d: AppDeps): Hono {
 
   app.post('/internal/append', internal, limit, async (c) => send(c, d.api.append(parseJson(await c.req.text()))));
   app.post('/internal/heartbeat', internal, async (c) => send(c, d.api.heartbeat(parseJson(await c.req.text()))));
-  app.delete('/nodes/:id', internal, (c) => send(c, d.api.removeNode(Number(c.req.param('id')))));
+  app.post('/internal/snapshot', internal, async (c) => {
+    if (!c.req.raw.body) throw new SqlfleetError('BAD_REQUEST', 'snapshot body missing');
+    return send(c, await d.api.installSnapshot(c.req.raw.body));
+  });
+  app.delete('/nodes/:id', internal, (c) => send(c, d.api.removeNode(nodeId(c.req.param('id') ?? ''))));
+  app.post('/nodes/:id/resync', internal, (c) => send(c, d.api.resyncNode(nodeId(c.req.param('id') ?? ''))));
 
   app.notFound((c) => {
     const e = new SqlfleetError('NOT_FOUND', `no such endpoint: ${c.req.method} ${c.req.path}`);
@@ -76,6 +84,12 @@ export function createApp(d: AppDeps): Hono {
     return c.json({ ok: false, error: { code: 'INTERNAL', message: 'internal error; see the node log' } }, 500);
   });
   return app;
+}
+
+function nodeId(s: string): number {
+  const id = Number(s);
+  if (!Number.isInteger(id) || id < 0) throw new SqlfleetError('BAD_REQUEST', `bad node id "${s}"`);
+  return id;
 }
 
 function parseJson(raw: string): unknown {

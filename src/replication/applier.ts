@@ -30,6 +30,11 @@ export class Applier {
     return this.divergedReason;
   }
 
+  /** Forgets a divergence once the replica was re-seeded from a snapshot. */
+  reset(): void {
+    this.divergedReason = null;
+  }
+
   /** Handles one append request; throws SqlfleetError for refusals. */
   append(req: AppendRequest): AppendAnswer {
     if (!req || typeof req.epoch !== 'number' || !Array.isArray(req.entries)) {

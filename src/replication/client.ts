@@ -1,5 +1,6 @@
 // Node-to-node HTTP calls over undici keep-alive pools, with explicit timeouts and the
 // cluster token. The only place (with the other replication files) that imports undici.
+import type { Readable } from 'node:stream';
 import { Pool } from 'undici';
 import { SqlfleetError } from '../errors.js';
 
@@ -37,6 +38,11 @@ export class PeerClient {
     return this.call<T>(url, 'POST', path, typeof body === 'string' ? body : JSON.stringify(body), opts);
   }
 
+  /** POSTs a stream (a snapshot file) and returns the parsed answer. */
+  async postStream<T>(url: string, path: string, body: Readable, opts: CallOptions): Promise<PeerResponse<T>> {
+    return this.call<T>(url, 'POST', path, body, { ...opts, headers: { ...opts.headers, 'content-type': 'application/octet-stream' } });
+  }
+
   /** GETs JSON from a peer. */
   async get<T>(url: string, path: string, opts: CallOptions): Promise<PeerResponse<T>> {
     return this.call<T>(url, 'GET', path, undefined, opts);
@@ -57,18 +63,14 @@ export class PeerClient {
     return p;
   }
 
-  private async call<T>(url: string, method: 'GET' | 'POST', path: string, body: string | undefined, opts: CallOptions): Promise<PeerResponse<T>> {
+  private async call<T>(url: string, method: 'GET' | 'POST', path: string, body: string | Readable | undefined, opts: CallOptions): Promise<PeerResponse<T>> {
     let res;
     try {
       res = await this.pool(url).request({
         method,
         path,
         body,
-        headers: {
-          'content-type': 'application/json',
-          authorization: `Bearer ${this.token}`,
-          ...opts.headers,
-        },
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${this.token}`, ...opts.headers },
         headersTimeout: opts.timeoutMs,
         bodyTimeout: opts.timeoutMs,
         signal: AbortSignal.timeout(opts.timeoutMs),

@@ -22,6 +22,8 @@ export interface ShipperDeps {
   batchMaxBytes: number;
   timeoutMs: number;
   retryMs: number;
+  /** Sends a snapshot of the master's database to a slave; resolves with the index it holds. */
+  sendSnapshot: (id: number, url: string) => Promise<number>;
   log: (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
 }
 
@@ -34,6 +36,7 @@ export class Shipper {
   private readonly again = new Set<number>();
   private readonly recent = new Map<number, string>();
   private readonly retryTimers = new Map<number, NodeJS.Timeout>();
+  private readonly resync = new Set<number>();
   private stopped = false;
 
   constructor(private readonly d: ShipperDeps) {}
@@ -55,6 +58,12 @@ export class Shipper {
     void this.pump(id);
   }
 
+  /** Re-seeds a slave with a snapshot before any further entry (diverged or behind the log). */
+  requestResync(id: number): void {
+    this.resync.add(id);
+    this.kick(id);
+  }
+
   /** Stops all pumps. */
   stop(): void {
     this.stopped = true;
@@ -67,14 +76,18 @@ export class Shipper {
       for (;;) {
         this.again.delete(id);
         const m = this.d.membership.get(id);
-        if (this.stopped || !m || !m.url || m.state === 'down' || m.state === 'diverged') return;
+        if (this.stopped || !m || !m.url || m.state === 'down') return;
+        if (this.resync.has(id) || (m.applied + 1 < this.d.store.firstLogIndex() && m.state !== 'diverged')) {
+          this.d.log('info', 'sending snapshot', { slave: id, slave_index: m.applied, log_starts_at: this.d.store.firstLogIndex() });
+          const index = await this.d.sendSnapshot(id, m.url);
+          this.resync.delete(id);
+          this.d.membership.contact(id, index, undefined, true);
+          continue;
+        }
+        if (m.state === 'diverged') return;
         const from = m.applied + 1;
         if (from > this.d.store.appliedIndex) {
           if (this.again.has(id)) continue;
-          return;
-        }
-        if (from < this.d.store.firstLogIndex()) {
-          this.d.log('warn', 'slave is behind the retained log; it needs a snapshot', { slave: id, from });
           return;
         }
         const answer = await this.send(m.url, from);

@@ -30,17 +30,22 @@ export interface StoreOptions {
 
 /** A node's SQLite database: data, replication log and applied index. */
 export class Store {
-  private readonly writer: Db;
-  private readonly reader: Db;
-  private readonly wcache: StatementCache;
-  private readonly rcache: StatementCache;
-  private readonly q: InternalStatements;
-  private readonly det: ReturnType<typeof installDeterminism>;
-  private applied: number;
-  private hash: string;
+  private writer!: Db;
+  private reader!: Db;
+  private wcache!: StatementCache;
+  private rcache!: StatementCache;
+  private q!: InternalStatements;
+  private det!: ReturnType<typeof installDeterminism>;
+  private applied = 0;
+  private hash = '';
 
   constructor(readonly options: StoreOptions) {
     fs.mkdirSync(path.dirname(options.path), { recursive: true });
+    this.open();
+  }
+
+  private open(): void {
+    const options = this.options;
     this.writer = new Database(options.path);
     this.writer.pragma('journal_mode = WAL');
     this.writer.pragma(`synchronous = ${options.durability === 'full' ? 'FULL' : 'NORMAL'}`);
@@ -158,6 +163,23 @@ export class Store {
   /** Digests of user tables at the applied index. */
   checksum(): Checksum {
     return computeChecksum(this.reader, () => Number(this.reader.prepare(`SELECT value FROM _sqlfleet_meta WHERE key='applied_index'`).pluck().get()));
+  }
+
+  /**
+   * Replaces this replica's database with a verified snapshot file: closes the
+   * connections, swaps the file in with a rename (atomic), and reopens.
+   */
+  replaceFile(snapshot: string): void {
+    this.close();
+    for (const suffix of ['-wal', '-shm']) fs.rmSync(this.options.path + suffix, { force: true });
+    fs.renameSync(snapshot, this.options.path);
+    const dir = fs.openSync(path.dirname(this.options.path), 'r');
+    try {
+      fs.fsyncSync(dir); // make the rename itself durable
+    } finally {
+      fs.closeSync(dir);
+    }
+    this.open();
   }
 
   /** Closes both connections (checkpointing the WAL). */

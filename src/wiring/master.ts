@@ -1,4 +1,6 @@
 // Wires the master: membership, log shipping, acknowledgements, heartbeats in, log trimming.
+import fs from 'node:fs';
+import path from 'node:path';
 import type { Config } from '../config.js';
 import { SqlfleetError } from '../errors.js';
 import { Membership, type Member } from '../cluster/membership.js';
@@ -7,6 +9,7 @@ import type { LogFn } from '../log.js';
 import { AckTracker } from '../replication/acks.js';
 import type { PeerClient } from '../replication/client.js';
 import { Shipper } from '../replication/shipper.js';
+import { takeSnapshot } from '../store/snapshot.js';
 import type { Store } from '../store/store.js';
 import type { RoleParts } from './types.js';
 
@@ -37,6 +40,23 @@ export function wireMaster(config: Config, store: Store, client: PeerClient, _wa
     timeoutMs: 30_000,
     retryMs: config.heartbeatMs,
     log,
+    sendSnapshot: async (id, url) => {
+      const tmp = path.join(config.dataDir, `snapshot-for-${id}-${process.pid}.db`);
+      try {
+        const snap = await takeSnapshot(config.dbPath, tmp);
+        log('info', 'snapshot taken', { slave: id, index: snap.index, bytes: snap.bytes, ms: snap.ms });
+        const res = await client.postStream<{ ok?: boolean; applied_index?: number }>(url, '/internal/snapshot', fs.createReadStream(tmp), {
+          timeoutMs: 300_000,
+        });
+        if (res.status !== 200 || res.body?.ok !== true || typeof res.body.applied_index !== 'number') {
+          throw new Error(`slave ${id} refused the snapshot: ${res.status} ${JSON.stringify(res.body)}`);
+        }
+        log('info', 'snapshot installed', { slave: id, index: res.body.applied_index });
+        return res.body.applied_index;
+      } finally {
+        fs.rmSync(tmp, { force: true });
+      }
+    },
   });
   const timers: NodeJS.Timeout[] = [];
 
@@ -51,7 +71,8 @@ export function wireMaster(config: Config, store: Store, client: PeerClient, _wa
   });
 
   const trim = () => {
-    const slaves = membership.slaves();
+    // Slaves never seen do not hold the log back: they will start from a snapshot.
+    const slaves = membership.slaves().filter((m) => m.lastSeen > 0);
     const minApplied = slaves.length ? Math.min(...slaves.map((m) => m.applied)) : store.appliedIndex;
     const upTo = Math.min(minApplied, store.appliedIndex - config.logRetain);
     if (upTo > 0 && upTo >= store.firstLogIndex()) {
@@ -99,6 +120,15 @@ export function wireMaster(config: Config, store: Store, client: PeerClient, _wa
           ...membership.slaves().map(nodeJson),
         ] },
       };
+    },
+    resyncNode: (id) => {
+      if (!membership.get(id)) throw new SqlfleetError('NOT_FOUND', `node ${id} is not a member`);
+      log('info', 'resync requested', { slave: id });
+      shipper.requestResync(id);
+      return { status: 202, body: { ok: true, resync: id } };
+    },
+    installSnapshot: async () => {
+      throw new SqlfleetError('NOT_MASTER', 'the master does not install snapshots');
     },
     removeNode: (id) => {
       if (!membership.remove(id)) throw new SqlfleetError('NOT_FOUND', `node ${id} is not a member`);

@@ -1,4 +1,7 @@
 // Wires a slave: applies what the master ships, heartbeats to it, forwards writes to it.
+import fs from 'node:fs';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import type { Config } from '../config.js';
 import { SqlfleetError } from '../errors.js';
 import { Heartbeat, type HeartbeatAnswer } from '../cluster/heartbeat.js';
@@ -7,6 +10,7 @@ import type { Outcome } from '../core/executor.js';
 import type { LogFn } from '../log.js';
 import { Applier, type AppendRequest } from '../replication/applier.js';
 import { PeerUnreachableError, type PeerClient } from '../replication/client.js';
+import { inspectSnapshot } from '../store/snapshot.js';
 import type { Store } from '../store/store.js';
 import type { RoleParts } from './types.js';
 
@@ -16,6 +20,7 @@ export function wireSlave(config: Config, store: Store, client: PeerClient, wait
   let selfUrl = '';
   let view: Record<string, unknown>[] = [];
   let masterReachable = false;
+  let trimTimer: NodeJS.Timeout | null = null;
   const applier = new Applier(store, () => waiter.notify(), log);
   const heartbeat = new Heartbeat({
     intervalMs: config.heartbeatMs,
@@ -83,13 +88,35 @@ export function wireSlave(config: Config, store: Store, client: PeerClient, wait
     heartbeat: () => {
       throw new SqlfleetError('NOT_MASTER', `this node is a slave; heartbeats go to the master at ${masterUrl}`);
     },
+    resyncNode: () => {
+      throw new SqlfleetError('NOT_MASTER', `resync is ordered by the master at ${masterUrl}`);
+    },
+    installSnapshot: async (body) => {
+      const tmp = `${config.dbPath}.incoming`;
+      await pipeline(Readable.fromWeb(body as import('node:stream/web').ReadableStream), fs.createWriteStream(tmp));
+      const fd = fs.openSync(tmp, 'r+');
+      fs.fsyncSync(fd);
+      fs.closeSync(fd);
+      const info = inspectSnapshot(tmp);
+      if (info.epoch < store.epoch) throw new SqlfleetError('STALE_EPOCH', `snapshot from epoch ${info.epoch}; this node follows ${store.epoch}`);
+      store.replaceFile(tmp);
+      applier.reset();
+      waiter.notify();
+      log('info', 'snapshot installed', { applied_index: store.appliedIndex });
+      return { status: 200, body: { ok: true, applied_index: store.appliedIndex } };
+    },
     removeNode: () => {
       throw new SqlfleetError('NOT_MASTER', `membership is managed by the master at ${masterUrl}`);
     },
     start: (url) => {
       selfUrl = url;
       heartbeat.start();
+      trimTimer = setInterval(() => store.trimLog(store.appliedIndex - config.logRetain), 5_000);
+      trimTimer.unref();
     },
-    stop: async () => heartbeat.stop(),
+    stop: async () => {
+      heartbeat.stop();
+      if (trimTimer) clearInterval(trimTimer);
+    },
   };
 }

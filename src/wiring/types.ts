@@ -11,6 +11,8 @@ export interface RoleParts {
   append(body: unknown): Outcome;
   heartbeat(body: unknown): Outcome;
   removeNode(id: number): Outcome;
+  resyncNode(id: number): Outcome;
+  installSnapshot(body: ReadableStream<Uint8Array>): Promise<Outcome>;
   /** Starts timers and loops once the node listens at `selfUrl`. */
   start(selfUrl: string): void;
   stop(): Promise<void>;

@@ -1,0 +1,124 @@
+// The classifier of DESIGN §3: splits a query text into statements, parses each with
+// sql-parser-cst and classifies it by its CST; where the parser fails (or disagrees with
+// the leading keyword SQLite will see), asks SQLite through the probe. Results are cached
+// so the same SQL is parsed once. Pure apart from the injected probe.
+
+import { parse, type ParserOptions, type Statement } from 'sql-parser-cst';
+import { SqlfleetError } from '../errors.js';
+import { classifyStatement } from './cst.js';
+import { classifyWithSqlite } from './fallback.js';
+import { Lru } from './lru.js';
+import type { Verdict } from './pragma.js';
+import { KINDS_BY_LEADING_WORD } from './rules.js';
+import { statementSpans, tokens, type StatementSpan } from './split.js';
+import { CLASS_RANK, type Classification, type ClassifiedStatement, type SqliteProbe } from './types.js';
+
+/** Classifies query texts; one per node, shared by every request. */
+export interface Classifier {
+  /** Classifies every statement of `text`; throws BAD_REQUEST, SQL_SYNTAX or SQL_ERROR. */
+  classify(text: string): Classification;
+}
+
+/** What a classifier needs. */
+export interface ClassifierOptions {
+  /** Prepares a statement on SQLite when the parser cannot parse it. */
+  readonly probe: SqliteProbe;
+  /** Entries per cache (whole texts, and single statements); default 10 000. */
+  readonly cacheSize?: number;
+  /** Longer texts are classified but not cached, so the caches stay small; default 4096 chars. */
+  readonly maxCachedLength?: number;
+}
+
+/** Parser options: SQLite dialect, and every parameter style SQLite binds. */
+export const PARSE_OPTIONS: ParserOptions = {
+  dialect: 'sqlite',
+  paramTypes: ['?', '?nr', ':name', '@name', '$name'],
+};
+
+// SQLite messages that mean the text is not valid SQL (as opposed to e.g. "no such table").
+const SYNTAX = /syntax error|incomplete input|unrecognized token/i;
+
+// "Unexpected X at line L, column C" from the parser's error, with the position moved
+// from the statement to the whole text the client sent.
+function parserWhere(err: unknown, span: StatementSpan, text: string): string | undefined {
+  if (!(err instanceof Error)) return undefined;
+  const what = (err.message.split('\n')[0] ?? '').replace(/^Syntax Error:\s*/, '');
+  const m = /-->.*:(\d+):(\d+)\s*$/m.exec(err.message);
+  if (!m) return what;
+  const before = text.slice(0, span.start).split('\n');
+  const line = before.length - 1 + Number(m[1]);
+  const column = Number(m[1]) === 1 ? before[before.length - 1]!.length + Number(m[2]) : Number(m[2]);
+  return `parser: ${what} at line ${line}, column ${column}`;
+}
+
+// Turns the probe's SQLite error into the client-facing error. TypeErrors (closed
+// connection, bad arguments) are bugs or outages, not the client's SQL: they pass through.
+function probeError(e: unknown, parseErr: unknown, span: StatementSpan, index: number, text: string): never {
+  if (e instanceof SqlfleetError || e instanceof TypeError) throw e;
+  const message = e instanceof Error ? e.message : String(e);
+  if (SYNTAX.test(message)) {
+    const where = parserWhere(parseErr, span, text);
+    throw new SqlfleetError('SQL_SYNTAX', where ? `${message} (${where})` : message, { statement: index });
+  }
+  throw new SqlfleetError('SQL_ERROR', message, { statement: index });
+}
+
+// True when the parser's class is one SQLite's reading of the first keyword allows.
+// `(SELECT 1)` parses as a select but is not SQLite; such disagreements go to SQLite.
+function agreesWithLeadingWord(sql: string, verdict: Verdict): boolean {
+  if (verdict.kind === 'forbidden') return true;
+  const first = tokens(sql).next().value;
+  const kinds = first?.type === 'word' ? KINDS_BY_LEADING_WORD[first.value.toUpperCase()] : undefined;
+  return kinds?.includes(verdict.kind) ?? false;
+}
+
+/** Creates a classifier with its own caches. */
+export function createClassifier(opts: ClassifierOptions): Classifier {
+  const cacheSize = opts.cacheSize ?? 10_000;
+  const maxCached = opts.maxCachedLength ?? 4096;
+  const texts = new Lru<string, Classification>(cacheSize);
+  const statements = new Lru<string, ClassifiedStatement>(cacheSize);
+
+  function decide(span: StatementSpan, index: number, text: string): Verdict {
+    let parseErr: unknown;
+    let parsed: Statement[] | undefined;
+    try {
+      parsed = parse(span.sql, PARSE_OPTIONS).statements.filter((s) => s.type !== 'empty');
+    } catch (e) {
+      parseErr = e;
+    }
+    if (parsed?.length === 1) {
+      const verdict = classifyStatement(parsed[0]!);
+      if (agreesWithLeadingWord(span.sql, verdict)) return verdict;
+    }
+    return classifyWithSqlite(span.sql, (sql) => {
+      try {
+        return opts.probe(sql);
+      } catch (e) {
+        return probeError(e, parseErr, span, index, text);
+      }
+    });
+  }
+
+  function classifyOne(span: StatementSpan, index: number, text: string): ClassifiedStatement {
+    const hit = statements.get(span.sql);
+    if (hit) return hit;
+    const result: ClassifiedStatement = Object.freeze({ sql: span.sql, ...decide(span, index, text) });
+    if (span.sql.length <= maxCached) statements.set(span.sql, result);
+    return result;
+  }
+
+  return {
+    classify(text: string): Classification {
+      const hit = texts.get(text);
+      if (hit) return hit;
+      const spans = statementSpans(text);
+      if (spans.length === 0) throw new SqlfleetError('BAD_REQUEST', 'query is empty');
+      const classified = spans.map((span, i) => classifyOne(span, i, text));
+      const kind = classified.reduce((k, s) => (CLASS_RANK[s.kind] > CLASS_RANK[k] ? s.kind : k), classified[0]!.kind);
+      const result: Classification = Object.freeze({ statements: Object.freeze(classified), kind });
+      if (text.length <= maxCached) texts.set(text, result);
+      return result;
+    },
+  };
+}

@@ -1,0 +1,212 @@
+// Classifies one statement that sql-parser-cst parsed, from its CST. The statement type
+// gives the class; a walk over the whole tree catches what the type does not show
+// (load_extension() in a subquery, internal tables in a join, TEMP objects). Pure: no I/O.
+
+import type { Node, Statement, EntityName, Expr, Literal, Keyword, PragmaStmt } from 'sql-parser-cst';
+import { classifyPragma, isInternalName, FORBIDDEN_PRAGMA_FUNCTIONS, type Verdict } from './pragma.js';
+import { REASONS, isSqliteName, isTempSchema } from './rules.js';
+import type { StatementClass } from './types.js';
+
+/** Class of each statement type the parser can produce for SQLite that sqlfleet accepts. */
+export const KIND_BY_CST_TYPE: Readonly<Record<string, StatementClass>> = {
+  select_stmt: 'read', // also WITH ... SELECT and VALUES
+  compound_select_stmt: 'read',
+  explain_stmt: 'read', // EXPLAIN never runs its statement
+  insert_stmt: 'write', // also REPLACE, upserts, WITH ... INSERT, RETURNING
+  update_stmt: 'write',
+  delete_stmt: 'write',
+  create_table_stmt: 'schema', // also CREATE VIRTUAL TABLE
+  create_index_stmt: 'schema',
+  create_view_stmt: 'schema',
+  create_trigger_stmt: 'schema',
+  drop_table_stmt: 'schema',
+  drop_index_stmt: 'schema',
+  drop_view_stmt: 'schema',
+  drop_trigger_stmt: 'schema',
+  alter_table_stmt: 'schema',
+  reindex_stmt: 'schema',
+  analyze_stmt: 'schema',
+  vacuum_stmt: 'schema',
+  start_transaction_stmt: 'transaction',
+  commit_transaction_stmt: 'transaction',
+  rollback_transaction_stmt: 'transaction',
+  savepoint_stmt: 'transaction',
+  release_savepoint_stmt: 'transaction',
+};
+
+// The keyword a client wrote (END, not COMMIT), for the refusal message.
+function transactionWord(stmt: Statement): string {
+  switch (stmt.type) {
+    case 'start_transaction_stmt':
+      return stmt.startKw.name;
+    case 'commit_transaction_stmt':
+      return stmt.commitKw.name;
+    case 'rollback_transaction_stmt':
+      return stmt.rollbackKw.name;
+    case 'savepoint_stmt':
+      return stmt.savepointKw.name;
+    case 'release_savepoint_stmt':
+      return stmt.releaseKw.name;
+    default:
+      return stmt.type;
+  }
+}
+
+interface EntityParts {
+  schema?: string | undefined;
+  name?: string | undefined;
+}
+
+// Splits a possibly qualified, aliased or INDEXED BY table reference into schema and name.
+function entity(node: Node | undefined): EntityParts {
+  if (!node) return {};
+  switch (node.type) {
+    case 'identifier':
+      return { name: node.name };
+    case 'member_expr':
+      return {
+        schema: node.object.type === 'identifier' ? node.object.name : undefined,
+        name: node.property.type === 'identifier' ? node.property.name : undefined,
+      };
+    case 'alias':
+      return entity(node.expr as Node);
+    case 'indexed_table':
+    case 'not_indexed_table':
+      return entity(node.table);
+    default:
+      return {};
+  }
+}
+
+// A statement that creates or changes an object: TEMP placement and SQLite's own tables are refused.
+function checkTarget(node: Node | undefined, creates: boolean): string | undefined {
+  const { schema, name } = entity(node);
+  if (creates && isTempSchema(schema)) return REASONS.temp;
+  if (name !== undefined && isSqliteName(name)) return REASONS.sqliteTable(name);
+  return undefined;
+}
+
+function checkTargets(nodes: readonly Node[], creates = false): string | undefined {
+  for (const n of nodes) {
+    const r = checkTarget(n, creates);
+    if (r) return r;
+  }
+  return undefined;
+}
+
+function valueText(v: Literal | Keyword | Expr): { value: string; valueIsString: boolean } {
+  if (v.type === 'string_literal') return { value: v.value, valueIsString: true };
+  const text = 'text' in v && typeof v.text === 'string' ? v.text : v.type;
+  return { value: text, valueIsString: false };
+}
+
+/** Reduces a parsed PRAGMA to its name, schema and value, and classifies it. */
+export function classifyPragmaStmt(stmt: PragmaStmt): Verdict {
+  const p = stmt.pragma;
+  if (p.type === 'pragma_assignment') {
+    return classifyPragma({ ...entity(p.name), name: entity(p.name).name ?? '', ...valueText(p.value) });
+  }
+  if (p.type === 'pragma_func_call') {
+    return classifyPragma({ ...entity(p.name), name: entity(p.name).name ?? '', ...valueText(p.args.expr) });
+  }
+  return classifyPragma({ ...entity(p), name: entity(p).name ?? '' });
+}
+
+// The forbidden check for one node; undefined when the node is fine.
+function check(node: Node): string | undefined {
+  switch (node.type) {
+    case 'attach_database_stmt':
+      return REASONS.attach;
+    case 'detach_database_stmt':
+      return REASONS.detach;
+    case 'vacuum_stmt':
+      return node.intoKw ? REASONS.vacuumInto : undefined;
+    case 'relation_kind': {
+      const kws = Array.isArray(node.kindKw) ? node.kindKw : [node.kindKw];
+      return kws.some((k) => k.name === 'TEMP' || k.name === 'TEMPORARY') ? REASONS.temp : undefined;
+    }
+    case 'func_call': {
+      const name = (entity(node.name).name ?? '').toLowerCase();
+      if (name === 'load_extension') return REASONS.loadExtension;
+      if (FORBIDDEN_PRAGMA_FUNCTIONS.has(name)) return REASONS.pragmaFunction(name);
+      // pragma_table_info('_sqlfleet_log') names the table in a string.
+      const args = node.args?.expr.args.items ?? [];
+      const hidden = args.find((a) => a.type === 'string_literal' && isInternalName(a.value));
+      return name.startsWith('pragma_') && hidden?.type === 'string_literal'
+        ? REASONS.internal(hidden.value)
+        : undefined;
+    }
+    case 'identifier':
+      if (isInternalName(node.name)) return REASONS.internal(node.name);
+      return FORBIDDEN_PRAGMA_FUNCTIONS.has(node.name.toLowerCase()) ? REASONS.pragmaFunction(node.name) : undefined;
+    case 'keyword': // the parser reads some bare names (PRAGMA arguments) as keywords
+      return isInternalName(node.text) ? REASONS.internal(node.text) : undefined;
+    case 'member_expr': // SQLite accepts 'name'.column with a string as the table name
+      return node.object.type === 'string_literal' && isInternalName(node.object.value)
+        ? REASONS.internal(node.object.value)
+        : undefined;
+    case 'pragma_stmt': {
+      const v = classifyPragmaStmt(node);
+      return v.kind === 'forbidden' ? v.reason : undefined;
+    }
+    case 'insert_clause':
+      return checkTarget(node.table, false);
+    case 'update_clause':
+    case 'delete_clause':
+      return checkTargets(node.tables.items);
+    case 'drop_table_stmt':
+      return checkTargets(node.tables.items);
+    case 'drop_view_stmt':
+      return checkTargets(node.views.items);
+    case 'drop_index_stmt':
+      return checkTargets(node.indexes.items);
+    case 'drop_trigger_stmt':
+      return checkTarget(node.trigger, false);
+    case 'alter_table_stmt':
+      return checkTarget(node.table, false);
+    case 'trigger_target':
+      return checkTarget(node.table, false);
+    case 'create_index_stmt':
+      return checkTarget(node.name, true) ?? checkTarget(node.table, false);
+    case 'create_table_stmt':
+    case 'create_view_stmt':
+    case 'create_trigger_stmt':
+      return checkTarget(node.name as EntityName, true);
+    default:
+      return undefined;
+  }
+}
+
+// Depth-first search of the whole tree for the first forbidden node.
+function findForbidden(value: unknown): string | undefined {
+  if (Array.isArray(value)) {
+    for (const v of value) {
+      const r = findForbidden(v);
+      if (r) return r;
+    }
+    return undefined;
+  }
+  if (value === null || typeof value !== 'object') return undefined;
+  if ('type' in value) {
+    const r = check(value as Node);
+    if (r) return r;
+  }
+  for (const v of Object.values(value)) {
+    if (v !== null && typeof v === 'object') {
+      const r = findForbidden(v);
+      if (r) return r;
+    }
+  }
+  return undefined;
+}
+
+/** Classifies one parsed statement: forbidden anywhere in its tree first, then by type. */
+export function classifyStatement(stmt: Statement): Verdict {
+  const forbidden = findForbidden(stmt);
+  if (forbidden) return { kind: 'forbidden', reason: forbidden };
+  if (stmt.type === 'pragma_stmt') return classifyPragmaStmt(stmt);
+  const kind = KIND_BY_CST_TYPE[stmt.type];
+  if (kind === undefined) return { kind: 'forbidden', reason: REASONS.unsupported(stmt.type) };
+  if (kind === 'transaction') return { kind, reason: REASONS.transaction(transactionWord(stmt)) };
+  return { kind, reason: stmt.type };
+}
