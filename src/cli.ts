@@ -24,6 +24,7 @@ const common = (y: Argv) =>
     .option('read-wait', { type: 'number', default: 5000, describe: 'ms a min_index read may wait' })
     .option('forward-timeout', { type: 'number', default: 10000, describe: 'ms a slave waits for the master' })
     .option('heartbeat-ms', { type: 'number', default: 500, describe: 'slave heartbeat interval' })
+    .option('verify-ms', { type: 'number', default: 10000, describe: 'ms between checksum comparisons (master)' })
     .option('log-retain', { type: 'number', default: 10000, describe: 'log entries the master keeps' })
     .option('durability', { choices: ['normal', 'full'] as const, default: 'normal' as Durability, describe: 'SQLite synchronous level' })
     .option('log-level', { choices: ['debug', 'info', 'warn', 'error'], default: 'info' });
@@ -49,6 +50,7 @@ function toInput(a: Args, id: number, numSlaves: number): ConfigInput {
     forwardTimeoutMs: a['forward-timeout'],
     heartbeatMs: a['heartbeat-ms'],
     logRetain: a['log-retain'],
+    verifyMs: a['verify-ms'],
     durability: a.durability,
     logLevel: a['log-level'],
   };

@@ -42,6 +42,8 @@ export interface Config {
   readonly batchMaxEntries: number;
   readonly batchMaxBytes: number;
   readonly logLevel: string;
+  /** How often the master compares slaves' checksums with its own. */
+  readonly verifyMs: number;
 }
 
 /** Loose input: what the CLI or a test hands over. */
@@ -86,6 +88,7 @@ export function resolveConfig(input: ConfigInput): Config {
     batchMaxEntries: positive('batch-max-entries', input.batchMaxEntries ?? 1000),
     batchMaxBytes: positive('batch-max-bytes', input.batchMaxBytes ?? 4 * 1024 * 1024),
     logLevel: input.logLevel ?? 'info',
+    verifyMs: positive('verify-ms', input.verifyMs ?? 10_000),
   });
 }
 

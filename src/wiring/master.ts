@@ -4,6 +4,8 @@ import path from 'node:path';
 import type { Config } from '../config.js';
 import { SqlfleetError } from '../errors.js';
 import { Membership, type Member } from '../cluster/membership.js';
+import { Verifier } from '../cluster/verifier.js';
+import type { Checksum } from '../store/checksum.js';
 import type { IndexWaiter } from '../core/index-waiter.js';
 import type { LogFn } from '../log.js';
 import { AckTracker } from '../replication/acks.js';
@@ -58,6 +60,22 @@ export function wireMaster(config: Config, store: Store, client: PeerClient, _wa
       }
     },
   });
+  const verifier = new Verifier({
+    membership,
+    localChecksum: () => store.checksum(),
+    remoteChecksum: async (url) => (await client.get<Checksum>(url, '/checksum', { timeoutMs: 10_000 })).body,
+    log,
+  });
+  let verifying = false;
+  const verify = async () => {
+    if (verifying) return;
+    verifying = true;
+    try {
+      await verifier.verifyOnce();
+    } finally {
+      verifying = false;
+    }
+  };
   const timers: NodeJS.Timeout[] = [];
 
   const nodeJson = (m: Member) => ({
@@ -95,7 +113,7 @@ export function wireMaster(config: Config, store: Store, client: PeerClient, _wa
       { id: config.id, url: selfUrl, role: 'master', state: 'up', applied_index: store.appliedIndex, lag: 0, last_seen_ms: 0 },
       ...membership.slaves().map(nodeJson),
     ],
-    statusExtra: () => ({ master: selfUrl, epoch }),
+    statusExtra: () => ({ master: selfUrl, epoch, verified: verifier.last }),
     append: () => {
       throw new SqlfleetError('NOT_MASTER', 'this node is the master; it does not accept log entries');
     },
@@ -139,6 +157,7 @@ export function wireMaster(config: Config, store: Store, client: PeerClient, _wa
       selfUrl = url;
       timers.push(setInterval(() => membership.tick(), Math.max(50, config.heartbeatMs / 2)));
       timers.push(setInterval(trim, 5_000));
+      timers.push(setInterval(() => void verify(), config.verifyMs));
       for (const t of timers) t.unref();
     },
     stop: async () => {
