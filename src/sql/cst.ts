@@ -103,13 +103,11 @@ function valueText(v: Literal | Keyword | Expr): { value: string; valueIsString:
 /** Reduces a parsed PRAGMA to its name, schema and value, and classifies it. */
 export function classifyPragmaStmt(stmt: PragmaStmt): Verdict {
   const p = stmt.pragma;
-  if (p.type === 'pragma_assignment') {
-    return classifyPragma({ ...entity(p.name), name: entity(p.name).name ?? '', ...valueText(p.value) });
-  }
-  if (p.type === 'pragma_func_call') {
-    return classifyPragma({ ...entity(p.name), name: entity(p.name).name ?? '', ...valueText(p.args.expr) });
-  }
-  return classifyPragma({ ...entity(p), name: entity(p).name ?? '' });
+  const named = p.type === 'pragma_assignment' || p.type === 'pragma_func_call' ? p.name : p;
+  const { schema, name = '' } = entity(named);
+  if (p.type === 'pragma_assignment') return classifyPragma({ schema, name, ...valueText(p.value) });
+  if (p.type === 'pragma_func_call') return classifyPragma({ schema, name, ...valueText(p.args.expr) });
+  return classifyPragma({ schema, name });
 }
 
 // The forbidden check for one node; undefined when the node is fine.

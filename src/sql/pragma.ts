@@ -10,7 +10,7 @@ export type Verdict = Pick<ClassifiedStatement, 'kind' | 'reason'>;
 /** PRAGMAs that only report state; a client may run them without a value. */
 export const READ_ONLY_PRAGMAS: ReadonlySet<string> = new Set([
   'application_id', 'auto_vacuum', 'collation_list', 'compile_options', 'data_version',
-  'encoding', 'foreign_key_check', 'foreign_key_list', 'foreign_keys', 'freelist_count',
+  'encoding', 'journal_mode', 'foreign_key_check', 'foreign_key_list', 'foreign_keys', 'freelist_count',
   'function_list', 'index_info', 'index_list', 'index_xinfo', 'integrity_check',
   'module_list', 'page_count', 'page_size', 'pragma_list', 'quick_check', 'schema_version',
   'table_info', 'table_list', 'table_xinfo', 'user_version',
