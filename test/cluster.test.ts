@@ -1,0 +1,483 @@
+// Issue 2 end to end: a master and two slaves as real processes, exercised over HTTP.
+
+import assert from 'node:assert/strict';
+import { after, before } from 'node:test';
+import {
+  assertError,
+  assertSameChecksums,
+  checksums,
+  clusterTest,
+  exec,
+  get,
+  ok,
+  post,
+  query,
+  rows,
+  startCluster,
+  status,
+  waitForIndex,
+  type Cluster,
+  type TestNode,
+} from './helpers/cluster.js';
+
+/** The seed request of issue 2, byte for byte. */
+const SEED_BODY =
+  '{"command":"exec","query":"CREATE TABLE IF NOT EXISTS users (id INTEGER PRIMARY KEY, username TEXT UNIQUE, email TEXT, created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP)","is_master":false}';
+
+let c: Cluster | undefined;
+const it = clusterTest(() => c);
+const cluster = (): Cluster => {
+  assert.ok(c, 'cluster not started');
+  return c;
+};
+
+before(async () => {
+  c = await startCluster({ slaves: 2 });
+});
+
+after(async () => {
+  await c?.stop();
+});
+
+/** Runs DDL on the master and asserts it succeeded. */
+async function ddl(sql: string): Promise<void> {
+  ok(await exec(cluster().master, sql), sql);
+}
+
+/** Number of slaves a write response says applied it (`replicated_to` is a count or a list). */
+function replicatedCount(body: { replicated_to?: unknown }): number {
+  const r = body.replicated_to;
+  if (Array.isArray(r)) return r.length;
+  assert.equal(typeof r, 'number', `replicated_to missing: ${JSON.stringify(body)}`);
+  return r as number;
+}
+
+/** Rows of `sql` (a read) on every node, in node order. */
+async function rowsEverywhere(sql: string, params?: unknown): Promise<unknown[][][]> {
+  return Promise.all(cluster().nodes.map(async (n) => rows(await query(n, sql, params), `${n.label()}: ${sql}`)));
+}
+
+/** Asserts `sql` gives `expected` rows on every node. */
+async function assertRowsEverywhere(sql: string, expected: unknown[][], params?: unknown): Promise<void> {
+  const all = await rowsEverywhere(sql, params);
+  all.forEach((r, i) => assert.deepEqual(r, expected, `${cluster().nodes[i]!.label()}: ${sql}`));
+}
+
+it('seed example: CREATE TABLE users on the master exists on every slave when the response returns', async () => {
+  const { master, slaves } = cluster();
+  const reply = await post(master.url, SEED_BODY);
+  const body = ok(reply, 'seed CREATE TABLE');
+  assert.equal(body.node, 0);
+  assert.equal(body.role, 'master');
+  assert.equal(typeof body.index, 'number');
+  assert.ok(body.index > 0, `index should be positive: ${reply.text}`);
+  assert.equal(replicatedCount(body), 2);
+  // No waiting: the default ack means every slave that is up applied it before we got the answer.
+  for (const s of slaves) {
+    const r = rows(
+      await query(s, "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'users'"),
+      `${s.label()} sqlite_master`,
+    );
+    assert.deepEqual(r, [['users']], `users table missing on ${s.label()}`);
+  }
+  // The same body again is a no-op that still succeeds (IF NOT EXISTS).
+  ok(await post(master.url, SEED_BODY), 'seed CREATE TABLE again');
+});
+
+it('DDL sent to each slave is refused 403 SCHEMA_ON_SLAVE naming the master URL', async () => {
+  const { master, slaves, nodes } = cluster();
+  const before = await checksums(nodes);
+  for (const s of slaves) {
+    const reply = await post(s.url, SEED_BODY);
+    assertError(reply, 403, 'SCHEMA_ON_SLAVE', `seed body on ${s.label()}`);
+    assert.equal(reply.body.error.master, master.url);
+    for (const sql of [
+      'CREATE TABLE on_slave (x)',
+      'DROP TABLE users',
+      'ALTER TABLE users ADD COLUMN age INTEGER',
+      'CREATE INDEX users_email ON users(email)',
+      'PRAGMA user_version = 7',
+    ]) {
+      const r = await exec(s, sql);
+      assertError(r, 403, 'SCHEMA_ON_SLAVE', `${sql} on ${s.label()}`);
+      assert.equal(r.body.error.master, master.url);
+    }
+  }
+  assert.deepEqual(await checksums(nodes), before, 'a refused DDL changed something');
+});
+
+it('INSERT, UPDATE and DELETE via the master and via slaves are applied on every node', async () => {
+  const { master, slaves } = cluster();
+  const [s1, s2] = slaves as [TestNode, TestNode];
+  await ddl('CREATE TABLE crud (id INTEGER PRIMARY KEY, name TEXT NOT NULL, qty INTEGER)');
+
+  const ins1 = ok(await exec(master, "INSERT INTO crud(name, qty) VALUES ('apple', 1)"), 'insert via master');
+  assert.deepEqual(ins1.results, [{ changes: 1, last_insert_rowid: 1 }]);
+  assert.equal(replicatedCount(ins1), 2);
+  const ins2 = ok(await exec(s1, "INSERT INTO crud(name, qty) VALUES ('pear', 2)"), 'insert via slave 1');
+  assert.deepEqual(ins2.results, [{ changes: 1, last_insert_rowid: 2 }]);
+  assert.equal(ins2.node, 1, 'a forwarded write is answered by the slave that got it');
+  assert.ok(ins2.index > ins1.index, 'log indexes grow');
+  const ins3 = ok(await exec(s2, "INSERT INTO crud(name, qty) VALUES ('plum', 3)"), 'insert via slave 2');
+  assert.deepEqual(ins3.results, [{ changes: 1, last_insert_rowid: 3 }]);
+
+  const upd = ok(await exec(s2, "UPDATE crud SET qty = qty + 10 WHERE name IN ('apple', 'pear')"), 'update via slave 2');
+  assert.equal(upd.results[0].changes, 2);
+  const del = ok(await exec(s1, "DELETE FROM crud WHERE name = 'plum'"), 'delete via slave 1');
+  assert.equal(del.results[0].changes, 1);
+  const upd2 = ok(await exec(master, "UPDATE crud SET name = 'green apple' WHERE id = 1"), 'update via master');
+  assert.equal(upd2.results[0].changes, 1);
+  const none = ok(await exec(master, 'DELETE FROM crud WHERE id = 999'), 'delete of nothing');
+  assert.equal(none.results[0].changes, 0);
+
+  await assertRowsEverywhere('SELECT id, name, qty FROM crud ORDER BY id', [
+    [1, 'green apple', 11],
+    [2, 'pear', 12],
+  ]);
+});
+
+it('a write sent to a slave is readable from that slave right after its response, whatever the ack', async () => {
+  const { slaves } = cluster();
+  await ddl('CREATE TABLE ryw (id INTEGER PRIMARY KEY, via INTEGER, ack TEXT)');
+  for (const s of slaves) {
+    for (const ack of [undefined, 'all', 'one', 'master']) {
+      const label = `${s.label()} ack=${ack ?? 'default'}`;
+      const w = ok(
+        await exec(s, 'INSERT INTO ryw(via, ack) VALUES (?, ?)', [s.id, ack ?? 'default'], ack ? { ack } : {}),
+        `write ${label}`,
+      );
+      const id = w.results[0].last_insert_rowid;
+      const r = await query(s, 'SELECT via, ack FROM ryw WHERE id = ?', [id]);
+      assert.deepEqual(rows(r, `read back ${label}`), [[s.id, ack ?? 'default']], `${label}: own write not visible`);
+      assert.ok(r.body.index >= w.index, `${label}: read index ${r.body.index} < write index ${w.index}`);
+    }
+  }
+});
+
+it('concurrent clients interleaving 600 writes through master and both slaves end with equal checksums', async () => {
+  const { nodes } = cluster();
+  await ddl('CREATE TABLE conc (id INTEGER PRIMARY KEY, client INTEGER NOT NULL, seq INTEGER NOT NULL, r INTEGER, v TEXT, UNIQUE(client, seq))');
+  const CLIENTS = 10;
+  const PER_CLIENT = 60;
+  const indexes: number[] = [];
+  let expectedRows = 0;
+  await Promise.all(
+    Array.from({ length: CLIENTS }, async (_, client) => {
+      for (let seq = 0; seq < PER_CLIENT; seq++) {
+        const node = nodes[(client + seq) % nodes.length]!;
+        const what = `client ${client} write ${seq} via ${node.label()}`;
+        let body;
+        if (seq % 10 === 9) {
+          body = ok(await exec(node, "UPDATE conc SET v = v || '+', r = random() WHERE client = ? AND seq = ?", [client, seq - 1]), what);
+          assert.equal(body.results[0].changes, 1, what);
+        } else if (seq % 20 === 14) {
+          body = ok(await exec(node, 'DELETE FROM conc WHERE client = :client AND seq = :seq', { client, seq: seq - 1 }), what);
+          assert.equal(body.results[0].changes, 1, what);
+          expectedRows--;
+        } else {
+          body = ok(await exec(node, 'INSERT INTO conc(client, seq, r, v) VALUES (?, ?, random(), ?)', [client, seq, `c${client}s${seq}`]), what);
+          expectedRows++;
+        }
+        indexes.push(body.index as number);
+      }
+    }),
+  );
+  assert.equal(indexes.length, CLIENTS * PER_CLIENT);
+  assert.equal(new Set(indexes).size, indexes.length, 'every write got its own log index');
+  await waitForIndex(nodes, Math.max(...indexes));
+  const sum = await assertSameChecksums(nodes);
+  assert.match(sum.tables.conc, /^[0-9a-f]+$/);
+  await assertRowsEverywhere('SELECT count(*) FROM conc', [[expectedRows]]);
+  // Same content in the same order, random() included.
+  const all = await rowsEverywhere('SELECT id, client, seq, r, v FROM conc ORDER BY id');
+  all.forEach((r, i) => assert.deepEqual(r, all[0], `conc differs on ${nodes[i]!.label()}`));
+});
+
+it("DEFAULT CURRENT_TIMESTAMP, random(), randomblob(8), datetime('now') are identical on every replica", async () => {
+  const { nodes } = cluster();
+  await ddl(
+    'CREATE TABLE det (id INTEGER PRIMARY KEY, created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP, r INTEGER, b BLOB, dt TEXT, via INTEGER)',
+  );
+  let last = 0;
+  for (const n of [...nodes, ...nodes]) {
+    const w = ok(await exec(n, "INSERT INTO det(r, b, dt, via) VALUES (random(), randomblob(8), datetime('now'), ?)", [n.id]));
+    last = w.index;
+  }
+  const multi = ok(
+    await exec(nodes[1]!, "INSERT INTO det(r, b, dt, via) SELECT random(), randomblob(8), datetime('now'), 9 FROM (VALUES (1), (2), (3))"),
+  );
+  assert.equal(multi.results[0].changes, 3);
+  last = Math.max(last, multi.index);
+  await waitForIndex(nodes, last);
+
+  const all = await rowsEverywhere('SELECT id, created_at, r, hex(b), dt, via FROM det ORDER BY id');
+  all.forEach((r, i) => assert.deepEqual(r, all[0], `det differs on ${nodes[i]!.label()}`));
+  const data = all[0]!;
+  assert.equal(data.length, nodes.length * 2 + 3);
+  const now = Date.now();
+  for (const [, createdAt, r, hexb, dt] of data) {
+    assert.match(String(createdAt), /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$/);
+    const t = Date.parse(`${String(createdAt).replace(' ', 'T')}Z`);
+    assert.ok(Math.abs(now - t) < 10 * 60_000, `created_at ${String(createdAt)} is not near the current time`);
+    assert.equal(dt, createdAt, "datetime('now') and CURRENT_TIMESTAMP of one write should agree");
+    assert.equal(typeof r, 'number');
+    assert.match(String(hexb), /^[0-9A-F]{16}$/);
+  }
+  assert.equal(new Set(data.map((row) => row[2])).size, data.length, 'random() repeated a value');
+  assert.equal(new Set(data.map((row) => row[3])).size, data.length, 'randomblob(8) repeated a value');
+  await assertSameChecksums(nodes);
+});
+
+it("date(), time(), julianday(), strftime(), unixepoch() of 'now' are identical; other dates are SQLite's", async () => {
+  const { nodes } = cluster();
+  await ddl('CREATE TABLE det2 (id INTEGER PRIMARY KEY, d TEXT, t TEXT, cd TEXT, ct TEXT, jd REAL, s TEXT, ue INTEGER, ue0 INTEGER)');
+  // DESIGN §4: the date overrides are deterministic, so expression indexes still work.
+  await ddl('CREATE INDEX det2_day ON det2(date(s))');
+  let last = 0;
+  for (const n of nodes) {
+    const w = ok(
+      await exec(
+        n,
+        "INSERT INTO det2(d, t, cd, ct, jd, s, ue, ue0) VALUES (date('now'), time('now'), CURRENT_DATE, CURRENT_TIME, julianday('now'), strftime('%Y-%m-%d %H:%M:%f', 'now'), unixepoch('now'), unixepoch())",
+      ),
+      `insert via ${n.label()}`,
+    );
+    last = w.index;
+  }
+  await waitForIndex(nodes, last);
+  const all = await rowsEverywhere('SELECT id, d, t, cd, ct, jd, s, ue, ue0 FROM det2 ORDER BY id');
+  all.forEach((r, i) => assert.deepEqual(r, all[0], `det2 differs on ${nodes[i]!.label()}`));
+  for (const [, d, t, cd, ct, , s, ue, ue0] of all[0]!) {
+    assert.equal(d, cd);
+    assert.equal(t, ct);
+    assert.equal(String(s).slice(0, 10), d);
+    assert.equal(ue, ue0);
+    assert.ok(Math.abs(Number(ue) * 1000 - Date.now()) < 10 * 60_000, `unixepoch ${String(ue)} not near now`);
+  }
+  for (const n of nodes) {
+    assert.deepEqual(
+      rows(await query(n, "SELECT date('2020-01-02', '+1 day'), datetime(0, 'unixepoch'), strftime('%Y', '1999-05-06')")),
+      [['2020-01-03', '1970-01-01 00:00:00', '1999']],
+      `fixed dates on ${n.label()}`,
+    );
+  }
+  await assertSameChecksums(nodes);
+});
+
+it('params: positional ?, ?NNN and named :name, @name, $name, through master and slaves', async () => {
+  const { master, slaves, nodes } = cluster();
+  const [s1, s2] = slaves as [TestNode, TestNode];
+  await ddl('CREATE TABLE params_t (id INTEGER PRIMARY KEY, a TEXT, b INTEGER, c REAL, n)');
+  ok(await exec(master, 'INSERT INTO params_t(a, b) VALUES (?, ?)', ['pos', 1]), '?');
+  ok(await exec(s1, 'INSERT INTO params_t(a, b) VALUES (?2, ?1)', [2, 'numbered']), '?NNN');
+  ok(await exec(s2, 'INSERT INTO params_t(a, b) VALUES (:a, :b)', { a: 'colon', b: 3 }), ':name');
+  ok(await exec(master, 'INSERT INTO params_t(a, b) VALUES (@a, @b)', { a: 'at', b: 4 }), '@name');
+  let w = ok(await exec(s1, 'INSERT INTO params_t(a, b) VALUES ($a, $b)', { a: 'dollar', b: 5 }), '$name');
+  w = ok(await exec(s2, 'INSERT INTO params_t(a, b, c, n) VALUES (?, ?, ?, ?)', ["it's", 6, 1.5, null]), 'types');
+  await waitForIndex(nodes, w.index);
+  await assertRowsEverywhere(
+    'SELECT a, b, c, n FROM params_t WHERE b >= :min ORDER BY b',
+    [
+      ['pos', 1, null, null],
+      ['numbered', 2, null, null],
+      ['colon', 3, null, null],
+      ['at', 4, null, null],
+      ['dollar', 5, null, null],
+      ["it's", 6, 1.5, null],
+    ],
+    { min: 1 },
+  );
+  for (const n of nodes) {
+    assert.deepEqual(rows(await query(n, 'SELECT b FROM params_t WHERE a = ?', ['dollar'])), [[5]]);
+    assert.deepEqual(rows(await query(n, 'SELECT b FROM params_t WHERE a = $a OR a = @b', { a: 'at', b: 'pos' })).length, 2);
+  }
+});
+
+it('multi-statement text runs in order as one write, and atomically', async () => {
+  const { master, slaves, nodes } = cluster();
+  const [s1] = slaves as [TestNode, TestNode];
+  await ddl('CREATE TABLE ms (id INTEGER PRIMARY KEY, v TEXT NOT NULL)');
+  const w = ok(
+    await exec(s1, "INSERT INTO ms(v) VALUES ('a'); INSERT INTO ms(v) VALUES ('b'); UPDATE ms SET v = v || '!' WHERE v = 'a'"),
+    'three statements via slave',
+  );
+  assert.equal(w.results.length, 3);
+  assert.equal(w.results[2].changes, 1);
+  await assertRowsEverywhere('SELECT id, v FROM ms ORDER BY id', [
+    [1, 'a!'],
+    [2, 'b'],
+  ]);
+
+  // Schema and data together on the master; the same text on a slave is schema, so refused.
+  const w2 = ok(await exec(master, 'CREATE TABLE ms2 (x); INSERT INTO ms2 VALUES (1); INSERT INTO ms2 VALUES (2)'), 'DDL+DML');
+  await waitForIndex(nodes, w2.index);
+  await assertRowsEverywhere('SELECT x FROM ms2 ORDER BY x', [[1], [2]]);
+  assertError(await exec(s1, 'INSERT INTO ms2 VALUES (3); CREATE TABLE ms3 (x)'), 403, 'SCHEMA_ON_SLAVE', 'DML+DDL on slave');
+
+  // A failure in the second statement leaves the first unapplied, everywhere.
+  const before = await checksums(nodes);
+  for (const n of nodes) {
+    const r = await exec(n, "INSERT INTO ms(v) VALUES ('c'); INSERT INTO ms(v) VALUES (NULL)");
+    assertError(r, 409, 'CONSTRAINT', `failing multi-statement via ${n.label()}`);
+  }
+  assert.deepEqual(await checksums(nodes), before);
+  await assertRowsEverywhere("SELECT count(*) FROM ms WHERE v = 'c'", [[0]]);
+
+  // Several reads in one text.
+  for (const n of nodes) {
+    const body = ok(await query(n, 'SELECT 1 AS one; SELECT v FROM ms ORDER BY id'));
+    assert.equal(body.results.length, 2);
+    assert.deepEqual(body.results[0], { columns: ['one'], rows: [[1]] });
+    assert.deepEqual(body.results[1].rows, [['a!'], ['b']]);
+  }
+});
+
+it('a transaction batch that fails half-way leaves every node unchanged and answers 409 CONSTRAINT', async () => {
+  const { master, slaves, nodes } = cluster();
+  await ddl('CREATE TABLE uniq (id INTEGER PRIMARY KEY, k TEXT UNIQUE)');
+  ok(await exec(master, "INSERT INTO uniq(k) VALUES ('k1')"));
+
+  const good = ok(
+    await post(slaves[0]!.url, {
+      queries: ["INSERT INTO uniq(k) VALUES ('b1')", { query: 'INSERT INTO uniq(k) VALUES (?)', params: ['b2'] }, { query: 'SELECT count(*) FROM uniq' }],
+      transaction: true,
+    }),
+    'good batch',
+  );
+  assert.equal(good.results.length, 3);
+  assert.deepEqual(good.results[2].rows, [[3]], 'a read inside the batch sees the batch writes');
+  await waitForIndex(nodes, good.index);
+  await assertRowsEverywhere('SELECT k FROM uniq ORDER BY id', [['k1'], ['b1'], ['b2']]);
+
+  const before = await checksums(nodes);
+  const indexBefore = await Promise.all(nodes.map(async (n) => (await status(n)).applied_index));
+  for (const n of nodes) {
+    const r = await post(n.url, {
+      command: 'exec',
+      queries: [
+        "INSERT INTO uniq(k) VALUES ('n1')",
+        { query: 'INSERT INTO uniq(k) VALUES (?)', params: ['n2'] },
+        { query: 'INSERT INTO uniq(k) VALUES (:k)', params: { k: 'k1' } },
+        "INSERT INTO uniq(k) VALUES ('n3')",
+      ],
+      transaction: true,
+    });
+    assertError(r, 409, 'CONSTRAINT', `failing batch via ${n.label()}`);
+  }
+  assert.deepEqual(await checksums(nodes), before, 'a failed batch changed a node');
+  const indexAfter = await Promise.all(nodes.map(async (n) => (await status(n)).applied_index));
+  assert.deepEqual(indexAfter, indexBefore, 'a failed batch moved the log index');
+  await assertRowsEverywhere("SELECT count(*) FROM uniq WHERE k LIKE 'n%'", [[0]]);
+});
+
+it('reads with "command":"query" are answered by the node that gets them', async () => {
+  const { nodes } = cluster();
+  for (const n of nodes) {
+    const body = ok(await query(n, 'SELECT count(*) AS c FROM users'), `read on ${n.label()}`);
+    assert.equal(body.node, n.id);
+    assert.equal(body.role, n.role);
+    assert.equal(typeof body.index, 'number');
+    assert.deepEqual(body.results[0].columns, ['c']);
+    for (const sql of [
+      'WITH x AS (SELECT 1 AS v) SELECT v FROM x',
+      'EXPLAIN QUERY PLAN SELECT * FROM users',
+      'PRAGMA table_info(users)',
+      // Parser gaps (DESIGN §3): valid SQLite that sql-parser-cst does not parse.
+      'SELECT AVG(ALL id) FROM users',
+      'SELECT 1 WHERE 1 IN ()',
+    ]) {
+      ok(await query(n, sql), `${sql} on ${n.label()}`);
+    }
+  }
+});
+
+it('a write whose text the parser cannot parse is still classified by SQLite and replicated', async () => {
+  const { slaves, nodes } = cluster();
+  await ddl('CREATE TABLE gap (x)');
+  const w = ok(await exec(slaves[1]!, 'INSERT INTO gap(x) SELECT 1 WHERE 1 NOT IN ()'), 'parser-gap write via slave');
+  assert.equal(w.results[0].changes, 1);
+  await waitForIndex(nodes, w.index);
+  await assertRowsEverywhere('SELECT x FROM gap', [[1]]);
+  assertError(await query(slaves[0]!, 'INSERT INTO gap(x) SELECT 2 WHERE 1 NOT IN ()'), 400, 'READ_ONLY_COMMAND');
+});
+
+it('a write sent as "command":"query" is refused 400 READ_ONLY_COMMAND on every node', async () => {
+  const { nodes } = cluster();
+  const before = await checksums(nodes);
+  for (const n of nodes) {
+    for (const sql of [
+      "INSERT INTO users(username) VALUES ('ro')",
+      "UPDATE users SET email = 'x'",
+      'DELETE FROM users',
+      "REPLACE INTO users(id, username) VALUES (1, 'ro')",
+      "WITH v AS (SELECT 'ro2' AS u) INSERT INTO users(username) SELECT u FROM v",
+    ]) {
+      assertError(await query(n, sql), 400, 'READ_ONLY_COMMAND', `${sql} as query on ${n.label()}`);
+    }
+  }
+  assert.deepEqual(await checksums(nodes), before);
+});
+
+it('the command is inferred when omitted', async () => {
+  const { slaves, nodes } = cluster();
+  await ddl('CREATE TABLE inferred (v TEXT)');
+  const w = ok(await post(slaves[0]!.url, { query: "INSERT INTO inferred VALUES ('x')" }), 'write without command');
+  await waitForIndex(nodes, w.index);
+  for (const n of nodes) {
+    assert.deepEqual(rows(await post(n.url, { query: 'SELECT v FROM inferred' })), [['x']]);
+  }
+});
+
+it('GET /health, /status and /checksum have the documented shapes', async () => {
+  const { master, slaves, nodes } = cluster();
+  for (const n of nodes) {
+    const h = await get(`${n.url}/health`);
+    assert.equal(h.status, 200);
+    assert.equal(h.body?.ok, true);
+  }
+
+  const ms = await status(master);
+  assert.equal(ms.node, 0);
+  assert.equal(ms.role, 'master');
+  assert.equal(ms.url, master.url);
+  assert.equal(typeof ms.applied_index, 'number');
+  assert.ok(Array.isArray(ms.nodes));
+  assert.deepEqual(
+    ms.nodes.map((x: { id: number }) => x.id).sort(),
+    nodes.map((n) => n.id),
+  );
+  for (const entry of ms.nodes) {
+    const n = nodes.find((x) => x.id === entry.id)!;
+    assert.equal(entry.url, n.url, `url of node ${entry.id}`);
+    assert.equal(entry.role, n.role, `role of node ${entry.id}`);
+    assert.equal(entry.state, 'up', `state of node ${entry.id}`);
+    assert.equal(typeof entry.applied_index, 'number');
+    assert.equal(typeof entry.lag, 'number');
+    assert.equal(typeof entry.last_seen_ms, 'number');
+    assert.ok(entry.lag >= 0);
+  }
+
+  for (const s of slaves) {
+    const ss = await status(s);
+    assert.equal(ss.node, s.id);
+    assert.equal(ss.role, 'slave');
+    assert.equal(ss.url, s.url);
+    assert.equal(ss.master, master.url);
+    assert.equal(typeof ss.applied_index, 'number');
+    assert.ok(Array.isArray(ss.nodes));
+  }
+
+  const idx = (await status(master)).applied_index;
+  await waitForIndex(nodes, idx);
+  const sum = await assertSameChecksums(nodes);
+  assert.equal(typeof sum.index, 'number');
+  assert.ok(sum.index >= idx);
+  assert.match(sum.db, /^[0-9a-f]+$/);
+  assert.equal(typeof sum.tables, 'object');
+  for (const t of ['users', 'crud', 'conc', 'det', 'uniq']) assert.match(sum.tables[t], /^[0-9a-f]+$/, `digest of ${t}`);
+  for (const t of Object.keys(sum.tables)) {
+    assert.ok(!t.startsWith('_sqlfleet_') && !t.startsWith('sqlite_'), `internal table ${t} in /checksum`);
+  }
+  // Different tables give different digests.
+  assert.notEqual(sum.tables.crud, sum.tables.conc);
+});

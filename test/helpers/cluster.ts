@@ -1,0 +1,443 @@
+// Spawns real sqlfleet node processes for cluster tests and talks HTTP to them.
+// Every node listens on port 0 and prints one JSON "ready" line with its URL; we read it.
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { setTimeout as delay } from 'node:timers/promises';
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+
+/** The repository root (two levels above this file). */
+export const REPO_ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
+const CLI = join(REPO_ROOT, 'src', 'cli.ts');
+const READY_TIMEOUT_MS = 20_000;
+const STOP_TIMEOUT_MS = 5_000;
+const MAX_LOG_LINES = 4_000;
+// Deadline timers below are unref'd: a pending 20 s race timer must not keep the test process alive.
+
+/** Every child we spawned and have not seen exit: killed if the test process exits first. */
+const live = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const child of live) {
+    if (child.pid !== undefined) {
+      try {
+        process.kill(child.pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+  }
+});
+
+/** How to (re)start one node: what `startNode` needs. */
+export interface NodeSpec {
+  readonly role: 'master' | 'slave';
+  readonly id: number;
+  readonly numSlaves: number;
+  readonly dataDir: string;
+  /** Required for slaves. */
+  readonly masterUrl?: string;
+  /** 0 (default) lets the OS choose. */
+  readonly port?: number;
+  readonly extraArgs?: readonly string[];
+}
+
+/** A running (or stopped) node process; `restart` keeps the same object and URL. */
+export class TestNode {
+  readonly id: number;
+  readonly role: 'master' | 'slave';
+  url = '';
+  proc!: ChildProcess;
+  spec: NodeSpec;
+  private readonly lines: string[] = [];
+  private exitPromise: Promise<void> = Promise.resolve();
+
+  constructor(spec: NodeSpec) {
+    this.spec = spec;
+    this.id = spec.id;
+    this.role = spec.role;
+  }
+
+  /** Everything this node printed, over all its incarnations. */
+  logs(): string {
+    return this.lines.join('\n');
+  }
+
+  /** True while the current process has not exited. */
+  get running(): boolean {
+    return this.proc !== undefined && this.proc.exitCode === null && this.proc.signalCode === null;
+  }
+
+  /** Sends `signal` to the process (by PID) and waits for it to exit; SIGKILL after 5 s. */
+  async kill(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    if (!this.running) return;
+    this.proc.kill(signal);
+    const exited = await Promise.race([
+      this.exitPromise.then(() => true),
+      delay(STOP_TIMEOUT_MS, undefined, { ref: false }).then(() => false),
+    ]);
+    if (!exited) {
+      this.note(`did not exit within ${STOP_TIMEOUT_MS} ms of ${signal}; sending SIGKILL`);
+      this.proc.kill('SIGKILL');
+      await this.exitPromise;
+    }
+  }
+
+  /** Spawns the process described by `spec` and resolves once it printed its ready line. */
+  async launch(): Promise<void> {
+    const { spec } = this;
+    const args = ['--import', 'tsx', CLI];
+    if (spec.role === 'master') args.push('master', String(spec.numSlaves));
+    else args.push('node', String(spec.id), String(spec.numSlaves));
+    args.push('--port', String(spec.port ?? 0), '--data-dir', spec.dataDir);
+    if (spec.role === 'slave') {
+      assert.ok(spec.masterUrl, 'a slave needs masterUrl');
+      args.push('--master-url', spec.masterUrl);
+    }
+    args.push(...(spec.extraArgs ?? []));
+    this.note(`spawn node ${args.join(' ')}`);
+
+    const child = spawn(process.execPath, args, { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.proc = child;
+    live.add(child);
+    this.exitPromise = new Promise((res) => {
+      child.once('exit', (code, signal) => {
+        live.delete(child);
+        this.note(`exited code=${code} signal=${signal}`);
+        res();
+      });
+    });
+
+    let resolveReady: (url: string) => void = () => {};
+    const ready = new Promise<string>((res) => (resolveReady = res));
+    this.collect(child, 'stdout', (line) => {
+      const msg = parseJsonLine(line);
+      if (msg && msg.msg === 'ready' && typeof msg.url === 'string') resolveReady(msg.url);
+    });
+    this.collect(child, 'stderr', () => {});
+
+    const outcome = await Promise.race([
+      ready.then((url) => ({ url })),
+      this.exitPromise.then(() => ({ exited: true as const })),
+      delay(READY_TIMEOUT_MS, undefined, { ref: false }).then(() => ({ timeout: true as const })),
+    ]);
+    if ('url' in outcome) {
+      this.url = outcome.url.replace(/\/+$/, '');
+      return;
+    }
+    if ('timeout' in outcome) await this.kill('SIGKILL');
+    const why = 'timeout' in outcome ? `printed no ready line within ${READY_TIMEOUT_MS} ms` : 'exited before ready';
+    throw new Error(`${this.label()} ${why}\n--- logs ---\n${this.tail(200)}`);
+  }
+
+  /** The last `n` log lines, for failure reports. */
+  tail(n: number): string {
+    return this.lines.slice(-n).join('\n');
+  }
+
+  /** e.g. "node 1 (slave)". */
+  label(): string {
+    return `node ${this.id} (${this.role})`;
+  }
+
+  private note(text: string): void {
+    this.push(`[test] ${text}`);
+  }
+
+  private push(line: string): void {
+    this.lines.push(line);
+    if (this.lines.length > MAX_LOG_LINES) this.lines.splice(0, this.lines.length - MAX_LOG_LINES);
+  }
+
+  private collect(child: ChildProcess, stream: 'stdout' | 'stderr', onLine: (line: string) => void): void {
+    let partial = '';
+    const source = child[stream];
+    if (!source) return;
+    source.setEncoding('utf8');
+    source.on('data', (chunk: string) => {
+      partial += chunk;
+      const parts = partial.split('\n');
+      partial = parts.pop() ?? '';
+      for (const line of parts) {
+        this.push(stream === 'stderr' ? `[stderr] ${line}` : line);
+        onLine(line);
+      }
+    });
+    source.on('end', () => {
+      if (partial) this.push(partial);
+    });
+  }
+}
+
+function parseJsonLine(line: string): Record<string, unknown> | undefined {
+  if (!line.startsWith('{')) return undefined;
+  try {
+    const v: unknown = JSON.parse(line);
+    return v && typeof v === 'object' ? (v as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Starts one node and waits for its ready line (20 s deadline). */
+export async function startNode(spec: NodeSpec): Promise<TestNode> {
+  const node = new TestNode(spec);
+  await node.launch();
+  return node;
+}
+
+/** A master and its slaves sharing one data dir. */
+export interface Cluster {
+  readonly master: TestNode;
+  readonly slaves: readonly TestNode[];
+  /** Master first, then slaves by id. */
+  readonly nodes: readonly TestNode[];
+  readonly dataDir: string;
+  /** Stops every node (SIGTERM, then SIGKILL) and removes the data dir if we created it. */
+  stop(): Promise<void>;
+  /** Stops `node` if it runs (SIGTERM) and starts it again on the same port and data dir. */
+  restart(node: TestNode): Promise<void>;
+}
+
+/** Options of `startCluster`. */
+export interface ClusterOptions {
+  readonly slaves: number;
+  /** Reused as is (and left in place by stop()); default: a fresh temp dir. */
+  readonly dataDir?: string;
+  /** Flags given to every node, e.g. ['--max-body', '4096']. */
+  readonly extraArgs?: readonly string[];
+}
+
+/** A fresh temporary directory for one cluster. */
+export function tempDir(prefix = 'sqlfleet-test-'): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+/** Starts a master and `slaves` slaves, then waits until the master lists every slave `up`. */
+export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
+  const ownDir = opts.dataDir === undefined;
+  const dataDir = opts.dataDir ?? tempDir();
+  const extraArgs = opts.extraArgs ?? [];
+  const started: TestNode[] = [];
+  const stop = async (): Promise<void> => {
+    await Promise.all(started.map((n) => n.kill('SIGTERM')));
+    if (ownDir) rmSync(dataDir, { recursive: true, force: true });
+  };
+  try {
+    const master = new TestNode({ role: 'master', id: 0, numSlaves: opts.slaves, dataDir, extraArgs });
+    started.push(master);
+    await master.launch();
+    const slaves: TestNode[] = [];
+    for (let id = 1; id <= opts.slaves; id++) {
+      const slave = new TestNode({ role: 'slave', id, numSlaves: opts.slaves, dataDir, masterUrl: master.url, extraArgs });
+      slaves.push(slave);
+      started.push(slave);
+    }
+    await Promise.all(slaves.map((s) => s.launch()));
+    const nodes = [master, ...slaves];
+    await waitForUp(master, slaves.map((s) => s.id)).catch((e: unknown) => {
+      printLogs(nodes);
+      throw e;
+    });
+    const restart = async (node: TestNode): Promise<void> => {
+      await node.kill('SIGTERM');
+      const port = Number(new URL(node.url).port);
+      node.spec = { ...node.spec, port };
+      await node.launch();
+    };
+    return { master, slaves, nodes, dataDir, stop, restart };
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+}
+
+/** An HTTP answer: status, parsed JSON body (undefined if not JSON), raw text, elapsed ms. */
+export interface Reply {
+  readonly status: number;
+  readonly body: any;
+  readonly text: string;
+  readonly ms: number;
+  readonly headers: Headers;
+}
+
+/** Options for `post`/`get`. */
+export interface RequestOptions {
+  readonly headers?: Record<string, string>;
+  readonly timeoutMs?: number;
+}
+
+async function request(method: string, url: string, body: string | undefined, opts: RequestOptions): Promise<Reply> {
+  const t0 = performance.now();
+  const res = await fetch(url, {
+    method,
+    body,
+    headers: { ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...opts.headers },
+    signal: AbortSignal.timeout(opts.timeoutMs ?? 15_000),
+  });
+  const text = await res.text();
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    parsed = undefined;
+  }
+  return { status: res.status, body: parsed, text, ms: performance.now() - t0, headers: res.headers };
+}
+
+/** POSTs `body` (an object is JSON-encoded; a string is sent verbatim) to `url`. */
+export function post(url: string, body: unknown, opts: RequestOptions = {}): Promise<Reply> {
+  return request('POST', url, typeof body === 'string' ? body : JSON.stringify(body), opts);
+}
+
+/** GETs `url`. */
+export function get(url: string, opts: RequestOptions = {}): Promise<Reply> {
+  return request('GET', url, undefined, opts);
+}
+
+/** `POST /` with `{command:"exec", query, params, ...extra}`. */
+export function exec(node: TestNode, query: string, params?: unknown, extra: Record<string, unknown> = {}): Promise<Reply> {
+  return post(node.url, { command: 'exec', query, ...(params !== undefined ? { params } : {}), ...extra });
+}
+
+/** `POST /` with `{command:"query", query, params, ...extra}`. */
+export function query(node: TestNode, sql: string, params?: unknown, extra: Record<string, unknown> = {}): Promise<Reply> {
+  return post(node.url, { command: 'query', query: sql, ...(params !== undefined ? { params } : {}), ...extra });
+}
+
+/** Asserts a 200 `{ok:true}` answer and returns its body. */
+export function ok(reply: Reply, what = 'request'): any {
+  assert.equal(reply.status, 200, `${what}: expected 200, got ${reply.status}: ${reply.text}`);
+  assert.equal(reply.body?.ok, true, `${what}: expected ok:true, got ${reply.text}`);
+  return reply.body;
+}
+
+/** Rows of the first result of a successful answer. */
+export function rows(reply: Reply, what = 'query'): unknown[][] {
+  const body = ok(reply, what);
+  assert.ok(Array.isArray(body.results), `${what}: no results array: ${reply.text}`);
+  const first = body.results[0];
+  assert.ok(first && Array.isArray(first.rows), `${what}: first result has no rows: ${reply.text}`);
+  return first.rows as unknown[][];
+}
+
+/** Asserts the error contract: status, `{ok:false, error:{code, message}}`, no stack trace. */
+export function assertError(reply: Reply, status: number, code: string, what = 'request'): void {
+  assert.equal(reply.status, status, `${what}: expected ${status} ${code}, got ${reply.status}: ${reply.text}`);
+  assert.ok(reply.body && typeof reply.body === 'object', `${what}: error body is not JSON: ${reply.text}`);
+  assert.equal(reply.body.ok, false, `${what}: ok should be false: ${reply.text}`);
+  assert.equal(reply.body.error?.code, code, `${what}: wrong code: ${reply.text}`);
+  assert.equal(typeof reply.body.error.message, 'string', `${what}: no message: ${reply.text}`);
+  assert.ok(reply.body.error.message.length > 0, `${what}: empty message`);
+  assert.ok(!reply.text.includes('    at '), `${what}: stack trace in body: ${reply.text}`);
+  assert.ok(!reply.text.includes(REPO_ROOT), `${what}: source path in body: ${reply.text}`);
+}
+
+/** Options of `waitFor`. */
+export interface WaitOptions {
+  readonly timeoutMs?: number;
+  readonly intervalMs?: number;
+  readonly message?: string;
+}
+
+/** Polls `fn` until it returns a truthy value (thrown errors count as "not yet"); throws at the deadline. */
+export async function waitFor<T>(fn: () => T | Promise<T>, opts: WaitOptions = {}): Promise<T> {
+  const timeoutMs = opts.timeoutMs ?? 10_000;
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const value = await fn();
+      if (value) return value;
+      last = value;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() >= deadline) {
+      const detail = last instanceof Error ? last.message : JSON.stringify(last);
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${opts.message ?? 'condition'}; last: ${detail}`);
+    }
+    await delay(opts.intervalMs ?? 50);
+  }
+}
+
+/** GET /status of `node`. */
+export async function status(node: TestNode): Promise<any> {
+  const reply = await get(`${node.url}/status`, { timeoutMs: 5_000 });
+  assert.equal(reply.status, 200, `${node.label()} /status: ${reply.status} ${reply.text}`);
+  return reply.body;
+}
+
+/** Waits until the master's /status lists each of `ids` with state `up` and a URL. */
+export async function waitForUp(master: TestNode, ids: readonly number[], timeoutMs = 15_000): Promise<void> {
+  await waitFor(
+    async () => {
+      const s = await status(master);
+      const nodes: Array<{ id: number; state: string; url?: string }> = s.nodes ?? [];
+      return ids.every((id) => nodes.some((n) => n.id === id && n.state === 'up' && typeof n.url === 'string' && n.url));
+    },
+    { timeoutMs, intervalMs: 100, message: `slaves ${ids.join(',')} up in master /status` },
+  );
+}
+
+/** Waits until every node's own /status reports applied_index >= `index`. */
+export async function waitForIndex(nodes: readonly TestNode[], index: number, timeoutMs = 10_000): Promise<void> {
+  await waitFor(
+    async () => {
+      const all = await Promise.all(nodes.map(async (n) => (await status(n)).applied_index as number));
+      if (!all.every((i) => i >= index)) throw new Error(`applied: ${all.join(', ')}`);
+      return true;
+    },
+    { timeoutMs, message: `index ${index} on nodes ${nodes.map((n) => n.id).join(',')}` },
+  );
+}
+
+/** GET /checksum of each node, in order. */
+export async function checksums(nodes: readonly TestNode[]): Promise<any[]> {
+  return Promise.all(
+    nodes.map(async (n) => {
+      const reply = await get(`${n.url}/checksum`);
+      assert.equal(reply.status, 200, `${n.label()} /checksum: ${reply.status} ${reply.text}`);
+      return reply.body;
+    }),
+  );
+}
+
+/** Asserts every node's /checksum JSON equals the first node's; returns it. */
+export async function assertSameChecksums(nodes: readonly TestNode[]): Promise<any> {
+  const all = await checksums(nodes);
+  for (let i = 1; i < all.length; i++) {
+    assert.deepEqual(all[i], all[0], `checksum of ${nodes[i]!.label()} differs from ${nodes[0]!.label()}`);
+  }
+  return all[0];
+}
+
+/** Prints the tail of every node's log to stderr (used when a test fails). */
+export function printLogs(nodes: readonly TestNode[], lines = 150): void {
+  for (const n of nodes) {
+    process.stderr.write(`\n----- ${n.label()} ${n.url} (last ${lines} lines) -----\n${n.tail(lines)}\n`);
+  }
+}
+
+/**
+ * `test()` that prints the cluster's logs (and `extraReport()`) when the test fails.
+ * `getCluster` is read at run time, so it can name a cluster started in `before()`.
+ */
+export function clusterTest(getCluster: () => Cluster | undefined, extraReport?: () => string) {
+  return (name: string, fn: () => Promise<void>): void => {
+    test(name, async () => {
+      try {
+        await fn();
+      } catch (e) {
+        const c = getCluster();
+        if (c) printLogs(c.nodes);
+        const extra = extraReport?.();
+        if (extra) process.stderr.write(`\n${extra}\n`);
+        throw e;
+      }
+    });
+  };
+}
