@@ -7,6 +7,7 @@ import { parseRequest, type QueryRequest } from '../core/request.js';
 import type { Outcome } from '../core/executor.js';
 import { hasClusterToken } from './auth.js';
 import { consoleHtml } from './console.js';
+import { openapiDocument } from './openapi.js';
 import { stringify } from './json.js';
 
 /** What the HTTP layer needs from a node; it never sees the store or replication. */
@@ -57,6 +58,7 @@ export function createApp(d: AppDeps): Hono {
   );
   app.get('/status', (c) => send(c, { status: 200, body: d.api.status() }));
   app.get('/checksum', (c) => send(c, { status: 200, body: d.api.checksum() as Record<string, unknown> }));
+  app.get('/openapi.json', (c) => c.json(openapiDocument()));
   app.get('/metrics', (c) => c.text(d.api.metrics(), 200, { 'content-type': 'text/plain; version=0.0.4' }));
 
   app.post('/', limit, async (c) => {
