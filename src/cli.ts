@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { resolveConfig, type ConfigInput, type Durability } from './config.js';
+import { hashPassword, newToken } from './auth/users.js';
 import { masterToken } from './cluster/token.js';
 import { startNode, type RunningNode } from './node.js';
 
@@ -24,9 +25,17 @@ const common = (y: Argv) =>
     .option('read-wait', { type: 'number', default: 5000, describe: 'ms a min_index read may wait' })
     .option('forward-timeout', { type: 'number', default: 10000, describe: 'ms a slave waits for the master' })
     .option('heartbeat-ms', { type: 'number', default: 500, describe: 'slave heartbeat interval' })
+    .option('query-timeout', { type: 'number', default: 5000, describe: 'ms a read may run before it is stopped (504)' })
+    .option('max-rows', { type: 'number', default: 100000, describe: 'most rows one statement returns (more: truncated)' })
+    .option('read-workers', { type: 'number', default: 2, describe: 'threads running client reads' })
     .option('verify-ms', { type: 'number', default: 10000, describe: 'ms between checksum comparisons (master)' })
     .option('log-retain', { type: 'number', default: 10000, describe: 'log entries the master keeps' })
     .option('durability', { choices: ['normal', 'full'] as const, default: 'normal' as Durability, describe: 'SQLite synchronous level' })
+    .option('auth', { type: 'string', describe: 'users file (JSON) enabling client authentication' })
+    .option('insecure', { type: 'boolean', default: false, describe: 'allow a non-loopback --host without --auth' })
+    .option('tls-cert', { type: 'string', describe: 'PEM certificate: serve HTTPS' })
+    .option('tls-key', { type: 'string', describe: 'PEM private key for --tls-cert' })
+    .option('tls-ca', { type: 'string', describe: 'PEM CA bundle to verify other nodes' })
     .option('log-level', { choices: ['debug', 'info', 'warn', 'error'], default: 'info' });
 
 type Args = Awaited<ReturnType<ReturnType<typeof common>['parse']>>;
@@ -51,6 +60,14 @@ function toInput(a: Args, id: number, numSlaves: number): ConfigInput {
     heartbeatMs: a['heartbeat-ms'],
     logRetain: a['log-retain'],
     verifyMs: a['verify-ms'],
+    queryTimeoutMs: a['query-timeout'],
+    maxRows: a['max-rows'],
+    readWorkers: a['read-workers'],
+    authFile: a.auth,
+    insecure: a.insecure,
+    tlsCert: a['tls-cert'],
+    tlsKey: a['tls-key'],
+    tlsCa: a['tls-ca'],
     durability: a.durability,
     logLevel: a['log-level'],
   };
@@ -129,6 +146,20 @@ await yargs(argv)
     (y) => common(y).positional('numSlaves', { type: 'number', demandOption: true }),
     (a) => runCluster(a as unknown as Args, a.numSlaves as number, argv),
   )
+  .command('hash-password', 'read a password on stdin and print its scrypt hash for the --auth file', {}, async () => {
+    const chunks: Buffer[] = [];
+    for await (const c of process.stdin) chunks.push(c as Buffer);
+    const pw = Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+    if (!pw) {
+      process.stderr.write('hash-password: empty password on stdin\n');
+      process.exit(1);
+    }
+    process.stdout.write((await hashPassword(pw)) + '\n');
+  })
+  .command('new-token', 'print a new API token, and the line to put in the --auth file', {}, () => {
+    const { token, stored } = newToken();
+    process.stdout.write(JSON.stringify({ token, tokens_entry: stored }) + '\n');
+  })
   .demandCommand(1)
   .strict()
   .help()

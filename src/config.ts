@@ -42,6 +42,20 @@ export interface Config {
   readonly batchMaxEntries: number;
   readonly batchMaxBytes: number;
   readonly logLevel: string;
+  /** A read running longer is stopped and answered 504. */
+  readonly queryTimeoutMs: number;
+  /** Most rows one statement returns; more are cut and flagged `truncated`. */
+  readonly maxRows: number;
+  /** Threads running client reads. */
+  readonly readWorkers: number;
+  /** Users file for client auth; null = no client auth (loopback only unless insecure). */
+  readonly authFile: string | null;
+  /** Allow binding a non-loopback address without --auth. */
+  readonly insecure: boolean;
+  /** TLS for clients and node-to-node traffic. */
+  readonly tlsCert: string | null;
+  readonly tlsKey: string | null;
+  readonly tlsCa: string | null;
   /** How often the master compares slaves' checksums with its own. */
   readonly verifyMs: number;
 }
@@ -60,8 +74,16 @@ export function resolveConfig(input: ConfigInput): Config {
   const port = input.port ?? basePort + id;
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`port out of range: ${port}`);
   const dataDir = path.resolve(input.dataDir ?? './data');
-  const masterUrl = stripSlash(input.masterUrl ?? input.join ?? `http://${urlHost(host)}:${basePort}`);
+  const scheme = input.tlsCert ? 'https' : 'http';
+  const masterUrl = stripSlash(input.masterUrl ?? input.join ?? `${scheme}://${urlHost(host)}:${basePort}`);
   const heartbeatMs = positive('heartbeat-ms', input.heartbeatMs ?? 500);
+  if (!!input.tlsCert !== !!input.tlsKey) throw new Error('--tls-cert and --tls-key go together');
+  if (!isLoopback(host) && !input.authFile && !input.insecure) {
+    throw new Error(
+      `refusing to bind ${host} without --auth: anyone who can reach it could read and write the database. ` +
+        'Give --auth <users file>, or --insecure if the network itself is trusted.',
+    );
+  }
   return Object.freeze({
     id,
     role: id === 0 ? 'master' : 'slave',
@@ -89,6 +111,14 @@ export function resolveConfig(input: ConfigInput): Config {
     batchMaxBytes: positive('batch-max-bytes', input.batchMaxBytes ?? 4 * 1024 * 1024),
     logLevel: input.logLevel ?? 'info',
     verifyMs: positive('verify-ms', input.verifyMs ?? 10_000),
+    authFile: input.authFile ?? null,
+    insecure: input.insecure ?? false,
+    tlsCert: input.tlsCert ?? null,
+    tlsKey: input.tlsKey ?? null,
+    tlsCa: input.tlsCa ?? null,
+    queryTimeoutMs: positive('query-timeout', input.queryTimeoutMs ?? 5_000),
+    maxRows: positive('max-rows', input.maxRows ?? 100_000),
+    readWorkers: positive('read-workers', input.readWorkers ?? 2),
   });
 }
 
@@ -99,6 +129,11 @@ function positive(name: string, v: number): number {
 
 function stripSlash(url: string): string {
   return url.replace(/\/+$/, '');
+}
+
+/** True for addresses only this machine can reach. */
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || /^127\./.test(host) || host === '::1' || host === '[::1]';
 }
 
 /** Host part of a URL: IPv6 literals need brackets. */

@@ -1,8 +1,11 @@
 // startNode(config): wires store, SQL classifier, replication, cluster and HTTP into one
 // running node, and stops it cleanly.
+import fs from 'node:fs';
+import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { serve, type ServerType } from '@hono/node-server';
 import { urlHost, type Config } from './config.js';
+import { Users } from './auth/users.js';
 import { Executor } from './core/executor.js';
 import { IndexWaiter } from './core/index-waiter.js';
 import { masterToken, slaveToken } from './cluster/token.js';
@@ -26,10 +29,17 @@ export interface RunningNode {
 export async function startNode(config: Config, log: LogFn = createLogger(config.id, config.logLevel)): Promise<RunningNode> {
   const token =
     config.role === 'master' ? masterToken(config.clusterToken, config.tokenPath) : await slaveToken(config.clusterToken, config.tokenPath, 15_000);
-  const store = new Store({ path: config.dbPath, durability: config.durability });
+  const store = new Store({
+    path: config.dbPath,
+    durability: config.durability,
+    readWorkers: config.readWorkers,
+    queryTimeoutMs: config.queryTimeoutMs,
+    maxRows: config.maxRows,
+    log,
+  });
   const classifier = createClassifier({ probe: store.probe });
   const waiter = new IndexWaiter(() => store.appliedIndex);
-  const client = new PeerClient(token);
+  const client = new PeerClient(token, config.tlsCa ? { ca: fs.readFileSync(config.tlsCa, 'utf8') } : {});
   const role = (config.role === 'master' ? wireMaster : wireSlave)(config, store, client, waiter, log);
   const executor = new Executor({ config, store, classify: (sql) => classifier.classify(sql), applied: waiter, ...role.executor });
   let url = '';
@@ -37,11 +47,12 @@ export async function startNode(config: Config, log: LogFn = createLogger(config
 
   const app = createApp({
     token,
+    users: config.authFile ? Users.load(config.authFile) : null,
     maxBody: config.maxBody,
     maxStatements: config.maxStatements,
     log,
     api: {
-      execute: (req, raw) => executor.execute(req, raw),
+      execute: (req, raw, who) => executor.execute(req, raw, who),
       status: () => ({ node: config.id, role: config.role, url, applied_index: store.appliedIndex, ...role.statusExtra(), nodes: role.nodes() }),
       checksum: () => store.checksum(),
       metrics: () => renderMetrics({ node: config.id, role: config.role, appliedIndex: store.appliedIndex, nodes: role.nodes() }),
@@ -55,11 +66,14 @@ export async function startNode(config: Config, log: LogFn = createLogger(config
   });
 
   const server: ServerType = await new Promise((resolve, reject) => {
-    const s = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, () => resolve(s));
+    const tls = config.tlsCert && config.tlsKey ? { key: fs.readFileSync(config.tlsKey), cert: fs.readFileSync(config.tlsCert) } : null;
+    const s = tls
+      ? serve({ fetch: app.fetch, port: config.port, hostname: config.host, createServer: https.createServer, serverOptions: tls }, () => resolve(s))
+      : serve({ fetch: app.fetch, port: config.port, hostname: config.host }, () => resolve(s));
     s.once('error', reject);
   });
   const port = (server.address() as AddressInfo).port;
-  url = config.advertiseUrl ?? `http://${urlHost(config.host)}:${port}`;
+  url = config.advertiseUrl ?? `${config.tlsCert ? 'https' : 'http'}://${urlHost(config.host)}:${port}`;
   role.start(url);
   ready = true;
   log('info', 'ready', { role: config.role, url, applied_index: store.appliedIndex, data: config.dbPath, master: config.role === 'slave' ? config.masterUrl : url });
@@ -73,7 +87,7 @@ export async function startNode(config: Config, log: LogFn = createLogger(config
       waiter.cancelAll();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await client.close();
-      store.close();
+      await store.close();
       log('info', 'stopped');
     },
   };

@@ -7,7 +7,7 @@ import type { Membership } from './membership.js';
 /** What the verifier needs. */
 export interface VerifierDeps {
   membership: Membership;
-  localChecksum: () => Checksum;
+  localChecksum: () => Promise<Checksum>;
   remoteChecksum: (url: string) => Promise<Checksum>;
   log: (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
 }
@@ -29,7 +29,7 @@ export class Verifier {
 
   /** Compares every reachable slave whose index equals the master's; marks differing ones diverged. */
   async verifyOnce(): Promise<Verdict[]> {
-    const mine = this.d.localChecksum();
+    const mine = await this.d.localChecksum();
     const out: Verdict[] = [];
     for (const m of this.d.membership.slaves()) {
       if (!m.url || m.state === 'down' || m.state === 'diverged') {

@@ -6,6 +6,7 @@ import type { AckLevel, AckResult } from '../replication/acks.js';
 import { CLASS_RANK, type Classification, type StatementClass } from '../sql/types.js';
 import type { Store } from '../store/store.js';
 import type { Entry, StatementResult, Stmt } from '../store/types.js';
+import { hasRole, type Principal, type Role } from '../auth/users.js';
 import type { IndexWaiter } from './index-waiter.js';
 import type { QueryRequest } from './request.js';
 
@@ -16,7 +17,7 @@ export interface Outcome {
 }
 
 /** Sends a request body to the master; rejects with MASTER_UNAVAILABLE when it cannot. */
-export type ForwardFn = (body: string) => Promise<Outcome>;
+export type ForwardFn = (body: string, onBehalfOf: string | null) => Promise<Outcome>;
 
 /** What the executor needs from the rest of the node. */
 export interface ExecutorDeps {
@@ -39,12 +40,17 @@ export class Executor {
   constructor(private readonly d: ExecutorDeps) {}
 
   /** Classifies, then reads locally, writes (master), forwards (slave) or refuses. */
-  async execute(req: QueryRequest, rawBody: string): Promise<Outcome> {
+  async execute(req: QueryRequest, rawBody: string, who: Principal): Promise<Outcome> {
     const { stmts, kind, reason } = this.classifyAll(req);
     if (kind === 'forbidden' || kind === 'transaction') throw refusal(kind, reason);
+    const role: Role = kind === 'read' ? 'read' : kind === 'write' ? 'write' : 'admin';
+    if (!hasRole(who, role)) {
+      throw new SqlfleetError('FORBIDDEN', `user "${who.user}" (role ${who.role}) may not run ${kind === 'schema' ? 'schema changes' : `${kind}s`}: needs role ${role}`);
+    }
+    const onBehalf = who.cluster || who.user === 'anonymous' ? null : who.user;
     const isMaster = this.d.config.role === 'master';
     if (kind === 'read') {
-      if (req.consistency === 'strong' && !isMaster) return this.forward(rawBody);
+      if (req.consistency === 'strong' && !isMaster) return this.forward(rawBody, onBehalf);
       return this.read(stmts, req.minIndex);
     }
     if (req.command === 'query') {
@@ -54,7 +60,7 @@ export class Executor {
       if (kind === 'schema') {
         throw new SqlfleetError('SCHEMA_ON_SLAVE', `schema changes are accepted only by the master; send this to ${this.d.masterUrl()}`, { master: this.d.masterUrl() });
       }
-      return this.forward(rawBody);
+      return this.forward(rawBody, onBehalf);
     }
     return this.write(stmts, req.ack);
   }
@@ -88,7 +94,7 @@ export class Executor {
         });
       }
     }
-    const { index, results } = this.d.store.read(stmts);
+    const { index, results } = await this.d.store.read(stmts);
     return this.ok(index, results);
   }
 
@@ -104,9 +110,9 @@ export class Executor {
     return this.ok(entry.index, results, extra);
   }
 
-  private async forward(rawBody: string): Promise<Outcome> {
+  private async forward(rawBody: string, onBehalf: string | null): Promise<Outcome> {
     if (!this.d.forward) throw new SqlfleetError('INTERNAL', 'no master to forward to');
-    const res = await this.d.forward(rawBody);
+    const res = await this.d.forward(rawBody, onBehalf);
     if (res.status !== 200 || res.body.ok !== true) return res;
     const index = Number(res.body.index);
     // Answer only once this replica has applied the write, so the client reads it back here.

@@ -5,6 +5,7 @@ import { bodyLimit } from 'hono/body-limit';
 import { SqlfleetError } from '../errors.js';
 import { parseRequest, type QueryRequest } from '../core/request.js';
 import type { Outcome } from '../core/executor.js';
+import { ANONYMOUS_ADMIN, CLUSTER, hasRole, type Principal, type Role, type Users } from '../auth/users.js';
 import { hasClusterToken } from './auth.js';
 import { consoleHtml } from './console.js';
 import { openapiDocument } from './openapi.js';
@@ -12,9 +13,9 @@ import { stringify } from './json.js';
 
 /** What the HTTP layer needs from a node; it never sees the store or replication. */
 export interface NodeApi {
-  execute(req: QueryRequest, rawBody: string): Promise<Outcome>;
+  execute(req: QueryRequest, rawBody: string, who: Principal): Promise<Outcome>;
   status(): Record<string, unknown>;
-  checksum(): unknown;
+  checksum(): Promise<unknown>;
   metrics(): string;
   ready(): boolean;
   /** Cluster-internal calls (token required). */
@@ -30,6 +31,8 @@ export interface NodeApi {
 export interface AppDeps {
   api: NodeApi;
   token: string;
+  /** Client users (--auth), or null when client auth is off. */
+  users: Users | null;
   maxBody: number;
   maxStatements: number;
   log: (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
@@ -45,6 +48,32 @@ export function createApp(d: AppDeps): Hono {
       throw new SqlfleetError('PAYLOAD_TOO_LARGE', `body is over the ${d.maxBody}-byte limit (--max-body)`);
     },
   });
+  // Who is asking: another node (cluster token, possibly on behalf of a user it
+  // authenticated), a user of --auth, or anyone when auth is off.
+  const principal = async (c: Context): Promise<Principal> => {
+    const header = c.req.header('authorization');
+    if (hasClusterToken(header, d.token)) {
+      const onBehalf = c.req.header('x-sqlfleet-user');
+      if (!onBehalf || !d.users) return CLUSTER;
+      const p = d.users.byUsername(onBehalf);
+      if (!p) throw new SqlfleetError('FORBIDDEN', `user "${onBehalf}" is not known to this node`);
+      return p;
+    }
+    if (!d.users) return ANONYMOUS_ADMIN;
+    const p = await d.users.authenticate(header);
+    if (!p) {
+      // The console asks for credentials itself; other clients get the standard challenge.
+      if (!c.req.header('x-sqlfleet-console')) c.header('WWW-Authenticate', 'Basic realm="sqlfleet", charset="UTF-8"');
+      throw new SqlfleetError('UNAUTHORIZED', header ? 'wrong credentials' : 'credentials required: HTTP Basic or Bearer token');
+    }
+    return p;
+  };
+  const need = (role: Role) => async (c: Context, next: () => Promise<void>) => {
+    const p = await principal(c);
+    if (!hasRole(p, role)) throw new SqlfleetError('FORBIDDEN', `user "${p.user}" (role ${p.role}) needs role ${role}`);
+    c.set('principal' as never, p as never);
+    await next();
+  };
   const internal = async (c: Context, next: () => Promise<void>) => {
     if (!hasClusterToken(c.req.header('authorization'), d.token)) {
       throw new SqlfleetError('UNAUTHORIZED', 'internal endpoint: a valid cluster token is required');
@@ -56,15 +85,15 @@ export function createApp(d: AppDeps): Hono {
   app.get('/health', (c) =>
     d.api.ready() ? c.json({ ok: true }) : c.json({ ok: false, error: { code: 'UNAVAILABLE', message: 'starting' } }, 503),
   );
-  app.get('/status', (c) => send(c, { status: 200, body: d.api.status() }));
-  app.get('/checksum', (c) => send(c, { status: 200, body: d.api.checksum() as Record<string, unknown> }));
+  app.get('/status', need('read'), (c) => send(c, { status: 200, body: d.api.status() }));
+  app.get('/checksum', need('read'), async (c) => send(c, { status: 200, body: (await d.api.checksum()) as Record<string, unknown> }));
   app.get('/openapi.json', (c) => c.json(openapiDocument()));
-  app.get('/metrics', (c) => c.text(d.api.metrics(), 200, { 'content-type': 'text/plain; version=0.0.4' }));
+  app.get('/metrics', need('read'), (c) => c.text(d.api.metrics(), 200, { 'content-type': 'text/plain; version=0.0.4' }));
 
-  app.post('/', limit, async (c) => {
+  app.post('/', need('read'), limit, async (c) => {
     const raw = await c.req.text();
     const req = parseRequest(parseJson(raw), d.maxStatements);
-    return send(c, await d.api.execute(req, raw));
+    return send(c, await d.api.execute(req, raw, c.get('principal' as never) as Principal));
   });
 
   app.post('/internal/append', internal, limit, async (c) => send(c, d.api.append(parseJson(await c.req.text()))));
@@ -73,8 +102,8 @@ export function createApp(d: AppDeps): Hono {
     if (!c.req.raw.body) throw new SqlfleetError('BAD_REQUEST', 'snapshot body missing');
     return send(c, await d.api.installSnapshot(c.req.raw.body));
   });
-  app.delete('/nodes/:id', internal, (c) => send(c, d.api.removeNode(nodeId(c.req.param('id') ?? ''))));
-  app.post('/nodes/:id/resync', internal, (c) => send(c, d.api.resyncNode(nodeId(c.req.param('id') ?? ''))));
+  app.delete('/nodes/:id', need('admin'), (c) => send(c, d.api.removeNode(nodeId(c.req.param('id') ?? ''))));
+  app.post('/nodes/:id/resync', need('admin'), (c) => send(c, d.api.resyncNode(nodeId(c.req.param('id') ?? ''))));
 
   app.notFound((c) => {
     const e = new SqlfleetError('NOT_FOUND', `no such endpoint: ${c.req.method} ${c.req.path}`);

@@ -31,7 +31,10 @@ export class PeerUnreachableError extends Error {
 export class PeerClient {
   private readonly pools = new Map<string, Pool>();
 
-  constructor(private readonly token: string) {}
+  constructor(
+    private readonly token: string,
+    private readonly tls: { ca?: string } = {},
+  ) {}
 
   /** POSTs a JSON body (object or pre-serialized string) and returns the parsed answer. */
   async post<T>(url: string, path: string, body: unknown, opts: CallOptions): Promise<PeerResponse<T>> {
@@ -57,7 +60,13 @@ export class PeerClient {
   private pool(url: string): Pool {
     let p = this.pools.get(url);
     if (!p) {
-      p = new Pool(url, { connections: 8, keepAliveTimeout: 30_000, pipelining: 1, connectTimeout: 2_000 });
+      p = new Pool(url, {
+        connections: 8,
+        keepAliveTimeout: 30_000,
+        pipelining: 1,
+        connectTimeout: 2_000,
+        ...(this.tls.ca ? { connect: { ca: this.tls.ca } } : {}),
+      });
       this.pools.set(url, p);
     }
     return p;

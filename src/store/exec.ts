@@ -47,6 +47,48 @@ export function runStatement(cache: StatementCache, s: Stmt): StatementResult {
   return { changes: Number(info.changes), last_insert_rowid: toJsonValue(info.lastInsertRowid) as number | bigint };
 }
 
+/** Bounds of a read: rows returned and a wall-clock deadline (ms since epoch). */
+export interface ReadLimits {
+  maxRows: number;
+  deadline: number;
+}
+
+/**
+ * Runs a read row by row, so a runaway query is stopped at the deadline and a huge
+ * result is cut at maxRows (flagged `truncated`) instead of exhausting memory.
+ */
+export function runRead(cache: StatementCache, s: Stmt, limits: ReadLimits): StatementResult & { truncated?: true } {
+  const stmt = cache.get(s.sql);
+  const args = bindArgs(stmt, s.params);
+  if (!stmt.reader) {
+    const info = stmt.run(...args);
+    return { changes: Number(info.changes), last_insert_rowid: toJsonValue(info.lastInsertRowid) as number | bigint };
+  }
+  stmt.raw(true);
+  const rows: unknown[][] = [];
+  let truncated = false;
+  const it = stmt.iterate(...args) as IterableIterator<unknown[]>;
+  try {
+    for (const r of it) {
+      if (rows.length >= limits.maxRows) {
+        truncated = true;
+        break;
+      }
+      rows.push(r);
+      if ((rows.length & 255) === 0 && Date.now() > limits.deadline) throw timeout();
+    }
+  } finally {
+    it.return?.();
+  }
+  if (Date.now() > limits.deadline) throw timeout();
+  const columns = stmt.columns().map((c) => c.name);
+  return truncated ? { columns, rows, truncated: true } : { columns, rows };
+}
+
+function timeout(): SqlfleetError {
+  return new SqlfleetError('TIMEOUT', 'query ran past --query-timeout and was stopped');
+}
+
 /** better-sqlite3 wants `?NNN` parameters as an object keyed by number. */
 function bindArgs(stmt: Statement, params: Params | undefined): unknown[] {
   if (params === undefined) return [];

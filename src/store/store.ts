@@ -7,9 +7,10 @@ import Database from 'better-sqlite3';
 import type { Database as Db } from 'better-sqlite3';
 import { SqlfleetError } from '../errors.js';
 import type { Durability } from '../config.js';
-import { computeChecksum, type Checksum } from './checksum.js';
+import type { Checksum } from './checksum.js';
 import { installDeterminism } from './determinism.js';
-import { StatementCache, runStatement, translateError } from './exec.js';
+import { StatementCache, runStatement, toJsonValue, translateError } from './exec.js';
+import { ReadPool } from './read-pool.js';
 import { createInternalTables, prepareInternal, type InternalStatements } from './internal.js';
 import type { Entry, StatementResult, Stmt } from './types.js';
 
@@ -26,6 +27,11 @@ export function entryHash(prevHash: string, e: Omit<Entry, 'hash'>): string {
 export interface StoreOptions {
   path: string;
   durability: Durability;
+  /** Client reads: workers, per-query timeout, most rows returned per statement. */
+  readWorkers: number;
+  queryTimeoutMs: number;
+  maxRows: number;
+  log?: (level: 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
 }
 
 /** A node's SQLite database: data, replication log and applied index. */
@@ -33,9 +39,9 @@ export class Store {
   private writer!: Db;
   private reader!: Db;
   private wcache!: StatementCache;
-  private rcache!: StatementCache;
   private q!: InternalStatements;
   private det!: ReturnType<typeof installDeterminism>;
+  private pool!: ReadPool;
   private applied = 0;
   private hash = '';
 
@@ -55,11 +61,22 @@ export class Store {
     this.reader = new Database(options.path, { readonly: true });
     this.reader.pragma('busy_timeout = 5000');
     this.wcache = new StatementCache(this.writer);
-    this.rcache = new StatementCache(this.reader);
     this.q = prepareInternal(this.writer);
     this.det = installDeterminism(this.writer);
     this.applied = Number(this.q.getMeta.get('applied_index'));
     this.hash = String(this.q.getMeta.get('last_hash'));
+    this.pool = new ReadPool({
+      path: options.path,
+      size: options.readWorkers,
+      timeoutMs: options.queryTimeoutMs,
+      maxRows: options.maxRows,
+      onAbandon: (n) => options.log?.('error', 'a query overran --query-timeout inside SQLite; its worker was abandoned', { abandoned: n }),
+    });
+  }
+
+  /** Resolves once the read workers have opened the database. */
+  ready(): Promise<void> {
+    return this.pool.ready();
   }
 
   /** Highest log index applied to this database. */
@@ -96,14 +113,14 @@ export class Store {
   /** Tells SQLite whether a statement would only read (the classifier's fallback). */
   probe = (sql: string): { readonly: boolean } => ({ readonly: this.reader.prepare(sql).readonly });
 
-  /** Runs read statements on the read-only connection in one read transaction. */
-  read(stmts: readonly Stmt[]): { index: number; results: StatementResult[] } {
+  /**
+   * Runs client reads on a read worker (bounded by --query-timeout and --max-rows).
+   * `index` is what this node had applied when the read started: a lower bound.
+   */
+  async read(stmts: readonly Stmt[]): Promise<{ index: number; results: StatementResult[] }> {
     const index = this.applied;
-    const results: StatementResult[] = [];
-    const run = () => stmts.forEach((s, i) => results.push(this.guard(i, () => runStatement(this.rcache, s))));
-    if (stmts.length === 1) run();
-    else this.reader.transaction(run).deferred();
-    return { index, results };
+    const results = await this.pool.read(stmts);
+    return { index, results: results.map(toJsonResult) };
   }
 
   /**
@@ -160,17 +177,17 @@ export class Store {
     return this.q.trimLog.run(upTo).changes;
   }
 
-  /** Digests of user tables at the applied index. */
-  checksum(): Checksum {
-    return computeChecksum(this.reader, () => Number(this.reader.prepare(`SELECT value FROM _sqlfleet_meta WHERE key='applied_index'`).pluck().get()));
+  /** Digests of user tables at the applied index, computed on a read worker. */
+  checksum(): Promise<Checksum> {
+    return this.pool.checksum();
   }
 
   /**
    * Replaces this replica's database with a verified snapshot file: closes the
    * connections, swaps the file in with a rename (atomic), and reopens.
    */
-  replaceFile(snapshot: string): void {
-    this.close();
+  async replaceFile(snapshot: string): Promise<void> {
+    await this.close();
     for (const suffix of ['-wal', '-shm']) fs.rmSync(this.options.path + suffix, { force: true });
     fs.renameSync(snapshot, this.options.path);
     const dir = fs.openSync(path.dirname(this.options.path), 'r');
@@ -182,10 +199,10 @@ export class Store {
     this.open();
   }
 
-  /** Closes both connections (checkpointing the WAL). */
-  close(): void {
+  /** Stops the read workers and closes both connections (checkpointing the WAL). */
+  async close(): Promise<void> {
+    await this.pool.close();
     this.wcache.clear();
-    this.rcache.clear();
     this.reader.close();
     this.writer.close();
   }
@@ -203,8 +220,6 @@ export class Store {
   private committed(last: Entry): void {
     this.applied = last.index;
     this.hash = last.hash;
-    // Schema may have changed: drop statements SQLite would re-prepare anyway.
-    if (last.stmts.some((s) => /^\s*(create|drop|alter)/i.test(s.sql))) this.rcache.clear();
   }
 
   private guard<T>(i: number, fn: () => T): T {
@@ -223,4 +238,11 @@ interface LogRow {
   seed: string;
   hash: string;
   stmts: string;
+}
+
+/** Rows from a worker carry raw bigints and Buffers: make them JSON-ready. */
+function toJsonResult(r: StatementResult): StatementResult {
+  if ('rows' in r) r.rows = r.rows.map((row) => row.map(toJsonValue));
+  if ('last_insert_rowid' in r) r.last_insert_rowid = toJsonValue(r.last_insert_rowid) as number | bigint;
+  return r;
 }

@@ -45,11 +45,11 @@ export function wireSlave(config: Config, store: Store, client: PeerClient, wait
     },
   });
 
-  const forward = async (body: string): Promise<Outcome> => {
+  const forward = async (body: string, onBehalf: string | null): Promise<Outcome> => {
     try {
       const res = await client.post<Record<string, unknown>>(masterUrl, '/', body, {
         timeoutMs: config.forwardTimeoutMs,
-        headers: { 'x-sqlfleet-forwarded-by': String(config.id) },
+        headers: { 'x-sqlfleet-forwarded-by': String(config.id), ...(onBehalf ? { 'x-sqlfleet-user': onBehalf } : {}) },
       });
       return { status: res.status, body: res.body ?? {} };
     } catch (e) {
@@ -99,7 +99,7 @@ export function wireSlave(config: Config, store: Store, client: PeerClient, wait
       fs.closeSync(fd);
       const info = inspectSnapshot(tmp);
       if (info.epoch < store.epoch) throw new SqlfleetError('STALE_EPOCH', `snapshot from epoch ${info.epoch}; this node follows ${store.epoch}`);
-      store.replaceFile(tmp);
+      await store.replaceFile(tmp);
       applier.reset();
       waiter.notify();
       log('info', 'snapshot installed', { applied_index: store.appliedIndex });

@@ -1,0 +1,40 @@
+// Worker thread with its own read-only connection: client reads run here so a slow or
+// runaway query never blocks the node's event loop (heartbeats, replication, writes).
+import { parentPort, workerData } from 'node:worker_threads';
+import Database from 'better-sqlite3';
+import { isSqlfleetError } from '../errors.js';
+import { computeChecksum } from './checksum.js';
+import { StatementCache, runRead, translateError } from './exec.js';
+import { META_TABLE } from './internal.js';
+import type { ReadJob, ReadReply } from './read-pool.js';
+
+const db = new Database((workerData as { path: string }).path, { readonly: true, fileMustExist: true });
+db.pragma('busy_timeout = 5000');
+const cache = new StatementCache(db);
+const appliedIndex = db.prepare(`SELECT value FROM ${META_TABLE} WHERE key = 'applied_index'`).pluck();
+
+parentPort!.on('message', (job: ReadJob) => {
+  let reply: ReadReply;
+  try {
+    if (job.kind === 'checksum') {
+      reply = { id: job.id, ok: true, value: computeChecksum(db, () => Number(appliedIndex.get())) };
+    } else {
+      const limits = { maxRows: job.maxRows, deadline: Date.now() + job.timeoutMs };
+      const run = () =>
+        job.stmts.map((s, i) => {
+          try {
+            return runRead(cache, s, limits);
+          } catch (e) {
+            throw translateError(e, i);
+          }
+        });
+      const results = job.stmts.length === 1 ? run() : db.transaction(run).deferred();
+      reply = { id: job.id, ok: true, value: results };
+    }
+  } catch (e) {
+    const err = isSqlfleetError(e) ? e : translateError(e);
+    reply = { id: job.id, ok: false, error: { code: err.code, message: err.message, details: err.details } };
+  }
+  parentPort!.postMessage(reply);
+});
+parentPort!.postMessage({ id: 0, ok: true, value: 'ready' } satisfies ReadReply);
