@@ -36,7 +36,8 @@ const common = (y: Argv) =>
     .option('tls-cert', { type: 'string', describe: 'PEM certificate: serve HTTPS' })
     .option('tls-key', { type: 'string', describe: 'PEM private key for --tls-cert' })
     .option('tls-ca', { type: 'string', describe: 'PEM CA bundle to verify other nodes' })
-    .option('log-level', { choices: ['debug', 'info', 'warn', 'error'], default: 'info' });
+    .option('log-level', { choices: ['debug', 'info', 'warn', 'error'], default: 'info' })
+    .option('pretty', { type: 'boolean', describe: 'readable logs (default when stdout is a terminal)' });
 
 type Args = Awaited<ReturnType<ReturnType<typeof common>['parse']>>;
 
@@ -70,6 +71,7 @@ function toInput(a: Args, id: number, numSlaves: number): ConfigInput {
     tlsCa: a['tls-ca'],
     durability: a.durability,
     logLevel: a['log-level'],
+    pretty: a.pretty ?? process.stdout.isTTY === true,
   };
 }
 
@@ -100,6 +102,8 @@ function runCluster(a: Args, numSlaves: number, argv: string[]): void {
   masterToken(cfg.clusterToken, cfg.tokenPath); // create it before the slaves look for it
   const self = fileURLToPath(import.meta.url);
   const passthrough = argv.slice(argv.indexOf('cluster') + 2);
+  // Children write to pipes: pass on the terminal's preference for readable logs.
+  if (a.pretty ?? process.stdout.isTTY) passthrough.push('--pretty');
   const children: ChildProcess[] = [];
   const launch = (args: string[], label: string) => {
     const child = spawn(process.execPath, [...process.execArgv, self, ...args, ...passthrough], { stdio: ['ignore', 'pipe', 'pipe'] });

@@ -42,6 +42,8 @@ export interface Config {
   readonly batchMaxEntries: number;
   readonly batchMaxBytes: number;
   readonly logLevel: string;
+  /** Human-readable logs instead of JSON lines. */
+  readonly pretty: boolean;
   /** A read running longer is stopped and answered 504. */
   readonly queryTimeoutMs: number;
   /** Most rows one statement returns; more are cut and flagged `truncated`. */
@@ -110,6 +112,7 @@ export function resolveConfig(input: ConfigInput): Config {
     batchMaxEntries: positive('batch-max-entries', input.batchMaxEntries ?? 1000),
     batchMaxBytes: positive('batch-max-bytes', input.batchMaxBytes ?? 4 * 1024 * 1024),
     logLevel: input.logLevel ?? 'info',
+    pretty: input.pretty ?? false,
     verifyMs: positive('verify-ms', input.verifyMs ?? 10_000),
     authFile: input.authFile ?? null,
     insecure: input.insecure ?? false,

@@ -1,19 +1,21 @@
-// Structured JSON-lines logging to stdout, one object per event, tagged with the node id.
+// Structured logging (pino): JSON lines with the node id; readable output on a terminal
+// or with --pretty. The rest of the code sees only LogFn, so the logger stays swappable.
+import pino from 'pino';
 
 /** Log levels, lowest first. */
-const LEVELS = { debug: 10, info: 20, warn: 30, error: 40 } as const;
-
-/** A log level name. */
-export type Level = keyof typeof LEVELS;
+export type Level = 'debug' | 'info' | 'warn' | 'error';
 
 /** Writes one event. */
 export type LogFn = (level: Level, msg: string, fields?: Record<string, unknown>) => void;
 
-/** A logger bound to a node id that drops events below `min`. */
-export function createLogger(node: number, min: string = 'info'): LogFn {
-  const floor = LEVELS[(min in LEVELS ? min : 'info') as Level];
-  return (level, msg, fields) => {
-    if (LEVELS[level] < floor) return;
-    process.stdout.write(JSON.stringify({ time: new Date().toISOString(), level, node, msg, ...fields }) + '\n');
-  };
+/** A logger bound to a node id, dropping events below `min`. */
+export function createLogger(node: number, min: string = 'info', pretty = false): LogFn {
+  const logger = pino({
+    level: ['debug', 'info', 'warn', 'error'].includes(min) ? min : 'info',
+    base: { node },
+    timestamp: pino.stdTimeFunctions.isoTime,
+    formatters: { level: (label) => ({ level: label }) },
+    ...(pretty ? { transport: { target: 'pino-pretty', options: { colorize: process.stdout.isTTY, ignore: 'pid,hostname' } } } : {}),
+  });
+  return (level, msg, fields) => (fields ? logger[level](fields, msg) : logger[level](msg));
 }

@@ -1,25 +1,87 @@
-// Prometheus text exposition of the node's replication state.
+// Prometheus metrics (prom-client): requests, statement latency, log and applied index,
+// per-slave lag and state, replication batch sizes, snapshot transfers.
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
-/** Inputs of the metrics page. */
-export interface MetricsInput {
-  node: number;
-  role: string;
-  appliedIndex: number;
-  nodes: Record<string, unknown>[];
+/** What the gauges read when Prometheus scrapes. */
+export interface MetricsSource {
+  appliedIndex: () => number;
+  nodes: () => Record<string, unknown>[];
 }
 
-/** Renders GET /metrics in Prometheus text format. */
-export function renderMetrics(m: MetricsInput): string {
-  const lines = [
-    '# HELP sqlfleet_applied_index Highest replication log index applied on this node.',
-    '# TYPE sqlfleet_applied_index gauge',
-    `sqlfleet_applied_index{node="${m.node}",role="${m.role}"} ${m.appliedIndex}`,
-    '# HELP sqlfleet_node_lag Entries a node is behind the master, as this node sees it.',
-    '# TYPE sqlfleet_node_lag gauge',
-    ...m.nodes.map((n) => `sqlfleet_node_lag{id="${n.id}",state="${n.state}"} ${Number(n.lag ?? 0)}`),
-    '# HELP sqlfleet_node_up 1 when a node is up.',
-    '# TYPE sqlfleet_node_up gauge',
-    ...m.nodes.map((n) => `sqlfleet_node_up{id="${n.id}"} ${n.state === 'up' ? 1 : 0}`),
-  ];
-  return lines.join('\n') + '\n';
+const STATES = ['up', 'down', 'catching_up', 'diverged'] as const;
+
+/** The metrics of one node, in its own registry. */
+export class Metrics {
+  readonly registry = new Registry();
+  private readonly requests: Counter<'route' | 'code'>;
+  private readonly latency: Histogram<'class'>;
+  private readonly batches: Histogram;
+  private readonly snapshots: Counter<'direction' | 'result'>;
+
+  constructor(node: number, role: string, src: MetricsSource) {
+    const registers = [this.registry];
+    this.registry.setDefaultLabels({ node: String(node), role });
+    collectDefaultMetrics({ register: this.registry, prefix: 'sqlfleet_process_' });
+    this.requests = new Counter({ name: 'sqlfleet_http_requests_total', help: 'HTTP requests by route and error code (ok when none).', labelNames: ['route', 'code'], registers });
+    this.latency = new Histogram({
+      name: 'sqlfleet_statement_seconds',
+      help: 'Time to answer a SQL request, by statement class (read, write, schema, forwarded).',
+      labelNames: ['class'],
+      buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5],
+      registers,
+    });
+    this.batches = new Histogram({ name: 'sqlfleet_replication_batch_entries', help: 'Entries per batch shipped to or applied by a slave.', buckets: [1, 2, 5, 10, 50, 100, 500, 1000], registers });
+    this.snapshots = new Counter({ name: 'sqlfleet_snapshot_transfers_total', help: 'Snapshots sent (master) or installed (slave).', labelNames: ['direction', 'result'], registers });
+    new Gauge({ name: 'sqlfleet_applied_index', help: 'Highest log index applied on this node.', registers, collect() { this.set(src.appliedIndex()); } });
+    new Gauge({
+      name: 'sqlfleet_node_lag_entries',
+      help: 'Entries each node is behind the master, as this node sees it.',
+      labelNames: ['id'],
+      registers,
+      collect() {
+        this.reset();
+        for (const n of src.nodes()) this.set({ id: String(n.id) }, Number(n.lag ?? 0));
+      },
+    });
+    new Gauge({
+      name: 'sqlfleet_node_state',
+      help: '1 for the state each node is in (up, down, catching_up, diverged).',
+      labelNames: ['id', 'state'],
+      registers,
+      collect() {
+        this.reset();
+        for (const n of src.nodes()) for (const s of STATES) this.set({ id: String(n.id), state: s }, n.state === s ? 1 : 0);
+      },
+    });
+  }
+
+  /** Counts one HTTP request. */
+  request(route: string, code: string): void {
+    this.requests.inc({ route, code });
+  }
+
+  /** Records how long a SQL request took. */
+  statement(cls: string, seconds: number): void {
+    this.latency.observe({ class: cls }, seconds);
+  }
+
+  /** Records a replication batch size. */
+  batch(entries: number): void {
+    this.batches.observe(entries);
+  }
+
+  /** Counts a snapshot transfer. */
+  snapshot(direction: 'sent' | 'installed', ok: boolean): void {
+    this.snapshots.inc({ direction, result: ok ? 'ok' : 'error' });
+  }
+
+  /** The Prometheus text exposition. */
+  render(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  /** Content type of render(). */
+  get contentType(): string {
+    return this.registry.contentType;
+  }
 }

@@ -16,7 +16,7 @@ import { createClassifier } from './sql/classify.js';
 import { Store } from './store/store.js';
 import { wireMaster } from './wiring/master.js';
 import { wireSlave } from './wiring/slave.js';
-import { renderMetrics } from './metrics.js';
+import { Metrics } from './metrics.js';
 
 /** A running node. */
 export interface RunningNode {
@@ -26,7 +26,7 @@ export interface RunningNode {
 }
 
 /** Starts a node and resolves once it listens. */
-export async function startNode(config: Config, log: LogFn = createLogger(config.id, config.logLevel)): Promise<RunningNode> {
+export async function startNode(config: Config, log: LogFn = createLogger(config.id, config.logLevel, config.pretty)): Promise<RunningNode> {
   const token =
     config.role === 'master' ? masterToken(config.clusterToken, config.tokenPath) : await slaveToken(config.clusterToken, config.tokenPath, 15_000);
   const store = new Store({
@@ -40,12 +40,15 @@ export async function startNode(config: Config, log: LogFn = createLogger(config
   const classifier = createClassifier({ probe: store.probe });
   const waiter = new IndexWaiter(() => store.appliedIndex);
   const client = new PeerClient(token, config.tlsCa ? { ca: fs.readFileSync(config.tlsCa, 'utf8') } : {});
-  const role = (config.role === 'master' ? wireMaster : wireSlave)(config, store, client, waiter, log);
+  // Gauges read the role lazily at scrape time.
+  const metrics = new Metrics(config.id, config.role, { appliedIndex: () => store.appliedIndex, nodes: () => role.nodes() });
+  const role = (config.role === 'master' ? wireMaster : wireSlave)(config, store, client, waiter, log, metrics);
   const executor = new Executor({ config, store, classify: (sql) => classifier.classify(sql), applied: waiter, ...role.executor });
   let url = '';
   let ready = false;
 
   const app = createApp({
+    observe: { request: (r, c) => metrics.request(r, c), statement: (k, s) => metrics.statement(k, s) },
     token,
     users: config.authFile ? Users.load(config.authFile) : null,
     maxBody: config.maxBody,
@@ -55,7 +58,7 @@ export async function startNode(config: Config, log: LogFn = createLogger(config
       execute: (req, raw, who) => executor.execute(req, raw, who),
       status: () => ({ node: config.id, role: config.role, url, applied_index: store.appliedIndex, ...role.statusExtra(), nodes: role.nodes() }),
       checksum: () => store.checksum(),
-      metrics: () => renderMetrics({ node: config.id, role: config.role, appliedIndex: store.appliedIndex, nodes: role.nodes() }),
+      metrics: () => metrics.render(),
       ready: () => ready,
       append: (body) => role.append(body),
       heartbeat: (body) => role.heartbeat(body),

@@ -14,6 +14,8 @@ import type { QueryRequest } from './request.js';
 export interface Outcome {
   status: number;
   body: Record<string, unknown>;
+  /** What was done, for metrics and logs: read, write, schema, forwarded. */
+  cls?: string;
 }
 
 /** Sends a request body to the master; rejects with MASTER_UNAVAILABLE when it cannot. */
@@ -51,7 +53,7 @@ export class Executor {
     const isMaster = this.d.config.role === 'master';
     if (kind === 'read') {
       if (req.consistency === 'strong' && !isMaster) return this.forward(rawBody, onBehalf);
-      return this.read(stmts, req.minIndex);
+      return { ...(await this.read(stmts, req.minIndex)), cls: 'read' };
     }
     if (req.command === 'query') {
       throw new SqlfleetError('READ_ONLY_COMMAND', `"command": "query" runs only reads; this ${kind === 'schema' ? 'schema change' : 'write'} needs "command": "exec"`);
@@ -62,7 +64,7 @@ export class Executor {
       }
       return this.forward(rawBody, onBehalf);
     }
-    return this.write(stmts, req.ack);
+    return { ...(await this.write(stmts, req.ack)), cls: kind };
   }
 
   private classifyAll(req: QueryRequest): { stmts: Stmt[]; kind: StatementClass; reason: string } {
@@ -113,12 +115,13 @@ export class Executor {
   private async forward(rawBody: string, onBehalf: string | null): Promise<Outcome> {
     if (!this.d.forward) throw new SqlfleetError('INTERNAL', 'no master to forward to');
     const res = await this.d.forward(rawBody, onBehalf);
-    if (res.status !== 200 || res.body.ok !== true) return res;
+    if (res.status !== 200 || res.body.ok !== true) return { ...res, cls: 'forwarded' };
     const index = Number(res.body.index);
     // Answer only once this replica has applied the write, so the client reads it back here.
     const here = await this.d.applied.wait(index, this.d.config.ackTimeoutMs);
     return {
       status: 200,
+      cls: 'forwarded',
       body: { ...res.body, node: this.d.config.id, role: this.d.config.role, forwarded_to: this.d.masterUrl(), ...(here ? {} : { applied_here: false }) },
     };
   }

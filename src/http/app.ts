@@ -1,5 +1,6 @@
 // createApp(deps): the HTTP surface of a node. Routes parse and validate, call the node
 // API, and map outcomes and SqlfleetErrors to responses in one place.
+import { randomUUID } from 'node:crypto';
 import { Hono, type Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { SqlfleetError } from '../errors.js';
@@ -16,7 +17,7 @@ export interface NodeApi {
   execute(req: QueryRequest, rawBody: string, who: Principal): Promise<Outcome>;
   status(): Record<string, unknown>;
   checksum(): Promise<unknown>;
-  metrics(): string;
+  metrics(): Promise<string>;
   ready(): boolean;
   /** Cluster-internal calls (token required). */
   append(body: unknown): Outcome;
@@ -35,7 +36,12 @@ export interface AppDeps {
   users: Users | null;
   maxBody: number;
   maxStatements: number;
-  log: (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
+  log: (level: 'debug' | 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
+  /** Observers for metrics; optional so tests can build a bare app. */
+  observe?: {
+    request(route: string, code: string): void;
+    statement(cls: string, seconds: number): void;
+  };
 }
 
 /** Builds the hono app of one node. */
@@ -81,6 +87,11 @@ export function createApp(d: AppDeps): Hono {
     await next();
   };
 
+  app.use('*', async (c, next) => {
+    await next();
+    d.observe?.request(c.req.routePath || 'unknown', String(c.res.status));
+  });
+
   app.get('/', (c) => c.html(consoleHtml()));
   app.get('/health', (c) =>
     d.api.ready() ? c.json({ ok: true }) : c.json({ ok: false, error: { code: 'UNAVAILABLE', message: 'starting' } }, 503),
@@ -88,12 +99,32 @@ export function createApp(d: AppDeps): Hono {
   app.get('/status', need('read'), (c) => send(c, { status: 200, body: d.api.status() }));
   app.get('/checksum', need('read'), async (c) => send(c, { status: 200, body: (await d.api.checksum()) as Record<string, unknown> }));
   app.get('/openapi.json', (c) => c.json(openapiDocument()));
-  app.get('/metrics', need('read'), (c) => c.text(d.api.metrics(), 200, { 'content-type': 'text/plain; version=0.0.4' }));
+  app.get('/metrics', need('read'), async (c) => c.text(await d.api.metrics(), 200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' }));
 
   app.post('/', need('read'), limit, async (c) => {
+    const started = performance.now();
+    const who = c.get('principal' as never) as Principal;
+    const rid = c.req.header('x-request-id') ?? randomUUID();
     const raw = await c.req.text();
-    const req = parseRequest(parseJson(raw), d.maxStatements);
-    return send(c, await d.api.execute(req, raw, c.get('principal' as never) as Principal));
+    try {
+      const req = parseRequest(parseJson(raw), d.maxStatements);
+      const out = await d.api.execute(req, raw, who);
+      const ms = performance.now() - started;
+      d.observe?.statement(out.cls ?? 'unknown', ms / 1000);
+      // Writes are audited at info; reads only at debug, to keep the log proportionate.
+      d.log(out.cls === 'read' ? 'debug' : 'info', out.cls ?? 'request', {
+        req: rid, user: who.user, status: out.status, index: out.body.index, ms: Math.round(ms * 100) / 100,
+        ...(out.status === 200 ? {} : { error: (out.body.error as { code?: string })?.code }),
+        ...(out.cls === 'read' ? {} : { sql: req.stmts.map((s) => s.sql) }),
+      });
+      c.header('x-request-id', rid);
+      return send(c, out);
+    } catch (e) {
+      if (e instanceof SqlfleetError) {
+        d.log('info', 'refused', { req: rid, user: who.user, status: e.status, error: e.code, message: e.message, ms: Math.round((performance.now() - started) * 100) / 100 });
+      }
+      throw e;
+    }
   });
 
   app.post('/internal/append', internal, limit, async (c) => send(c, d.api.append(parseJson(await c.req.text()))));

@@ -248,7 +248,7 @@ async function api(path, init) {
 const BIG = '\u0000big:';
 function parseJson(text) {
   const marked = text.replace(/"(?:[^"\\]|\\.)*"|-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?/g, (m) =>
-    m[0] !== '"' && /^-?\d{16,}$/.test(m) && !Number.isSafeInteger(Number(m)) ? '"' + BIG + m + '"' : m);
+    m[0] !== '"' && /^-?\d{16,}$/.test(m) && !Number.isSafeInteger(Number(m)) ? '"\\u0000big:' + m + '"' : m);
   return JSON.parse(marked, (k, v) => (typeof v === 'string' && v.startsWith(BIG) ? BigInt(v.slice(BIG.length)) : v));
 }
 

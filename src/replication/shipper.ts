@@ -24,6 +24,8 @@ export interface ShipperDeps {
   retryMs: number;
   /** Sends a snapshot of the master's database to a slave; resolves with the index it holds. */
   sendSnapshot: (id: number, url: string) => Promise<number>;
+  /** Observes the size of each batch shipped. */
+  onBatch?: (entries: number) => void;
   log: (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
 }
 
@@ -149,6 +151,7 @@ export class Shipper {
       parts.push(s);
       bytes += s.length;
     }
+    this.d.onBatch?.(parts.length);
     const body = `{"epoch":${this.d.epoch()},"entries":[${parts.join(',')}]}`;
     const res = await this.d.client.post<AppendAnswer>(url, '/internal/append', body, { timeoutMs: this.d.timeoutMs });
     return res.body ?? { ok: false };

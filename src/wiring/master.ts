@@ -8,6 +8,7 @@ import { Verifier } from '../cluster/verifier.js';
 import type { Checksum } from '../store/checksum.js';
 import type { IndexWaiter } from '../core/index-waiter.js';
 import type { LogFn } from '../log.js';
+import type { Metrics } from '../metrics.js';
 import { AckTracker } from '../replication/acks.js';
 import type { PeerClient } from '../replication/client.js';
 import { Shipper } from '../replication/shipper.js';
@@ -18,7 +19,7 @@ import type { RoleParts } from './types.js';
 const JOINED_KEY = 'joined_members';
 
 /** Builds the master's role parts. */
-export function wireMaster(config: Config, store: Store, client: PeerClient, _waiter: IndexWaiter, log: LogFn): RoleParts {
+export function wireMaster(config: Config, store: Store, client: PeerClient, _waiter: IndexWaiter, log: LogFn, metrics: Metrics): RoleParts {
   if (store.epoch === 0) store.setEpoch(1);
   const epoch = store.epoch;
   let selfUrl = '';
@@ -42,6 +43,7 @@ export function wireMaster(config: Config, store: Store, client: PeerClient, _wa
     timeoutMs: 30_000,
     retryMs: config.heartbeatMs,
     log,
+    onBatch: (n) => metrics.batch(n),
     sendSnapshot: async (id, url) => {
       const tmp = path.join(config.dataDir, `snapshot-for-${id}-${process.pid}.db`);
       try {
@@ -54,7 +56,11 @@ export function wireMaster(config: Config, store: Store, client: PeerClient, _wa
           throw new Error(`slave ${id} refused the snapshot: ${res.status} ${JSON.stringify(res.body)}`);
         }
         log('info', 'snapshot installed', { slave: id, index: res.body.applied_index });
+        metrics.snapshot('sent', true);
         return res.body.applied_index;
+      } catch (e) {
+        metrics.snapshot('sent', false);
+        throw e;
       } finally {
         fs.rmSync(tmp, { force: true });
       }

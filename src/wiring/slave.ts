@@ -8,6 +8,7 @@ import { Heartbeat, type HeartbeatAnswer } from '../cluster/heartbeat.js';
 import type { IndexWaiter } from '../core/index-waiter.js';
 import type { Outcome } from '../core/executor.js';
 import type { LogFn } from '../log.js';
+import type { Metrics } from '../metrics.js';
 import { Applier, type AppendRequest } from '../replication/applier.js';
 import { PeerUnreachableError, type PeerClient } from '../replication/client.js';
 import { inspectSnapshot } from '../store/snapshot.js';
@@ -15,7 +16,7 @@ import type { Store } from '../store/store.js';
 import type { RoleParts } from './types.js';
 
 /** Builds a slave's role parts. */
-export function wireSlave(config: Config, store: Store, client: PeerClient, waiter: IndexWaiter, log: LogFn): RoleParts {
+export function wireSlave(config: Config, store: Store, client: PeerClient, waiter: IndexWaiter, log: LogFn, metrics: Metrics): RoleParts {
   const masterUrl = config.masterUrl;
   let selfUrl = '';
   let view: Record<string, unknown>[] = [];
@@ -82,7 +83,9 @@ export function wireSlave(config: Config, store: Store, client: PeerClient, wait
     },
     statusExtra: () => ({ master: masterUrl, master_reachable: masterReachable, epoch: store.epoch, ...(applier.diverged ? { diverged: applier.diverged } : {}) }),
     append: (body) => {
-      const answer = applier.append(body as AppendRequest);
+      const req = body as AppendRequest;
+      if (Array.isArray(req?.entries)) metrics.batch(req.entries.length);
+      const answer = applier.append(req);
       return { status: 200, body: answer as unknown as Record<string, unknown> };
     },
     heartbeat: () => {
@@ -103,6 +106,7 @@ export function wireSlave(config: Config, store: Store, client: PeerClient, wait
       applier.reset();
       waiter.notify();
       log('info', 'snapshot installed', { applied_index: store.appliedIndex });
+      metrics.snapshot('installed', true);
       return { status: 200, body: { ok: true, applied_index: store.appliedIndex } };
     },
     removeNode: () => {
