@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import Database from 'better-sqlite3';
 import type { Statement } from 'sql-parser-cst';
-import { createClassifier } from '../src/sql/classify.js';
+import { createClassifier, shapeOf } from '../src/sql/classify.js';
 import { classifyStatement } from '../src/sql/cst.js';
 import { Lru } from '../src/sql/lru.js';
 import { READ_ONLY_PRAGMAS, SCHEMA_PRAGMAS } from '../src/sql/pragma.js';
@@ -463,4 +463,39 @@ test('pragma allow-lists are exported for the store', () => {
   assert.ok(READ_ONLY_PRAGMAS.has('table_info') && READ_ONLY_PRAGMAS.has('user_version'));
   assert.ok(READ_ONLY_PRAGMAS.has('journal_mode') && !READ_ONLY_PRAGMAS.has('database_list'));
   assert.deepEqual([...SCHEMA_PRAGMAS].sort(), ['application_id', 'user_version']);
+});
+
+// ---- literal-free shapes: unique literal SQL parses once per shape ----
+
+test('shapeOf lifts string and number literals, keeps identifiers and PRAGMAs', () => {
+  assert.equal(shapeOf(`INSERT INTO t(x) VALUES ('a;b', 12, -3.5) -- note`), 'INSERT INTO t ( x ) VALUES ( ? , ? , - ? )');
+  assert.equal(shapeOf(`SELECT "col" FROM t WHERE x = 'v'`), 'SELECT "col" FROM t WHERE x = ?');
+  assert.equal(shapeOf('SELECT x FROM t'), null);
+  assert.equal(shapeOf('PRAGMA user_version = 5'), null);
+});
+
+test('texts of one shape share its verdict without reparsing, and stay correct', () => {
+  const c = fresh();
+  const first = c.classify(`INSERT INTO t(x) VALUES ('first')`);
+  assert.equal(first.kind, 'write');
+  const parsesBefore = c.parses;
+  for (let i = 0; i < 200; i++) {
+    const r = c.classify(`INSERT INTO t(x) VALUES ('v${i}', ${i}) /* ${i} */`);
+    assert.equal(r.kind, 'write');
+    assert.equal(r.statements[0]!.sql, `INSERT INTO t(x) VALUES ('v${i}', ${i}) /* ${i} */`);
+  }
+  // The first text of the second shape parses (twice: text and shape); the rest reuse it.
+  assert.ok(c.parses - parsesBefore <= 2, `parsed ${c.parses - parsesBefore} times for 200 texts of one shape`);
+});
+
+test('a string used as a table name never lets an internal table through a shape', () => {
+  const c = fresh();
+  assert.equal(c.classify(`SELECT * FROM 't'`).kind, 'read');
+  assert.throws(() => c.classify(`SELECT * FROM 'nosuch'`), (e) => isSqlfleetError(e, 'SQL_ERROR'));
+  assert.equal(c.classify(`SELECT * FROM '_sqlfleet_log'`).kind, 'forbidden');
+  assert.equal(c.classify(`INSERT INTO 't' VALUES (1)`).kind, 'write');
+  assert.equal(c.classify(`INSERT INTO '_sqlfleet_meta' VALUES (1)`).kind, 'forbidden');
+  assert.equal(c.classify(`SELECT '_sqlfleet_log'`).kind, 'read');
+  assert.equal(c.classify(`SELECT load_extension('a')`).kind, 'forbidden');
+  assert.equal(c.classify(`SELECT load_extension('b')`).kind, 'forbidden');
 });

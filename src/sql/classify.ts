@@ -17,6 +17,8 @@ import { CLASS_RANK, type Classification, type ClassifiedStatement, type SqliteP
 export interface Classifier {
   /** Classifies every statement of `text`; throws BAD_REQUEST, SQL_SYNTAX or SQL_ERROR. */
   classify(text: string): Classification;
+  /** How many times the parser ran (cache misses), for tests and metrics. */
+  readonly parses: number;
 }
 
 /** What a classifier needs. */
@@ -78,10 +80,28 @@ export function createClassifier(opts: ClassifierOptions): Classifier {
   const maxCached = opts.maxCachedLength ?? 4096;
   const texts = new Lru<string, Classification>(cacheSize);
   const statements = new Lru<string, ClassifiedStatement>(cacheSize);
+  // Literal-free shape → verdict (null: this shape cannot stand for its texts), so SQL
+  // that differs only in its literals is parsed once per shape, not once per text.
+  const shapes = new Lru<string, Verdict | null>(cacheSize);
+
+  let parses = 0;
+
+  function parserVerdict(sql: string): Verdict | null {
+    parses++;
+    try {
+      const parsed = parse(sql, PARSE_OPTIONS).statements.filter((st) => st.type !== 'empty');
+      if (parsed.length !== 1) return null;
+      const verdict = classifyStatement(parsed[0]!);
+      return agreesWithLeadingWord(sql, verdict) ? verdict : null;
+    } catch {
+      return null;
+    }
+  }
 
   function decide(span: StatementSpan, index: number, text: string): Verdict {
     let parseErr: unknown;
     let parsed: Statement[] | undefined;
+    parses++;
     try {
       parsed = parse(span.sql, PARSE_OPTIONS).statements.filter((s) => s.type !== 'empty');
     } catch (e) {
@@ -103,12 +123,26 @@ export function createClassifier(opts: ClassifierOptions): Classifier {
   function classifyOne(span: StatementSpan, index: number, text: string): ClassifiedStatement {
     const hit = statements.get(span.sql);
     if (hit) return hit;
-    const result: ClassifiedStatement = Object.freeze({ sql: span.sql, ...decide(span, index, text) });
+    const shape = span.sql.length <= maxCached ? shapeOf(span.sql) : null;
+    const known = shape === null ? undefined : shapes.get(shape);
+    if (known) return Object.freeze({ sql: span.sql, kind: known.kind, reason: known.reason });
+    const verdict = decide(span, index, text);
+    const result: ClassifiedStatement = Object.freeze({ sql: span.sql, ...verdict });
     if (span.sql.length <= maxCached) statements.set(span.sql, result);
+    if (shape !== null && known === undefined) {
+      // A shape stands for its texts only when the parser reads it alone and agrees
+      // with the text it came from; otherwise (e.g. a string used as a table name,
+      // where a parameter is not allowed) every text goes the full way.
+      const sv = parserVerdict(shape);
+      shapes.set(shape, sv && sv.kind === verdict.kind && sv.reason === verdict.reason ? sv : null);
+    }
     return result;
   }
 
   return {
+    get parses() {
+      return parses;
+    },
     classify(text: string): Classification {
       const hit = texts.get(text);
       if (hit) return hit;
@@ -121,4 +155,22 @@ export function createClassifier(opts: ClassifierOptions): Classifier {
       return result;
     },
   };
+}
+
+/**
+ * The statement's tokens with string and number literals replaced by `?` (comments and
+ * spacing dropped), or null when it has no literal, or is a PRAGMA (whose value decides
+ * its class).
+ */
+export function shapeOf(sql: string): string | null {
+  const parts: string[] = [];
+  let lifted = false;
+  for (const t of tokens(sql)) {
+    if (parts.length === 0 && t.type === 'word' && t.value.toUpperCase() === 'PRAGMA') return null;
+    if (t.type === 'string' || t.type === 'number') {
+      parts.push('?');
+      lifted = true;
+    } else parts.push(t.text);
+  }
+  return lifted ? parts.join(' ') : null;
 }
