@@ -15,7 +15,6 @@ export const ERROR_CODES = {
   UNAUTHORIZED: { status: 401, meaning: 'missing or wrong credentials' },
   NOT_FOUND: { status: 404, meaning: 'no such route or node' },
   PAYLOAD_TOO_LARGE: { status: 413, meaning: 'body over --max-body' },
-  UNSUPPORTED_MEDIA_TYPE: { status: 415, meaning: 'body is not application/json' },
   MASTER_UNAVAILABLE: { status: 503, meaning: 'the master cannot be reached' },
   NOT_MASTER: { status: 503, meaning: 'this node is not the master' },
   DIVERGED: { status: 503, meaning: 'this replica diverged from the master and stopped applying' },

@@ -7,6 +7,8 @@ export interface HeartbeatAnswer {
   epoch?: number;
   master_index?: number;
   nodes?: Record<string, unknown>[];
+  /** The master's last checksum comparison of each slave. */
+  verified?: unknown[];
   error?: { code: string; message: string };
 }
 

@@ -15,7 +15,8 @@ export interface QueryRequest {
   readonly consistency: 'local' | 'strong';
 }
 
-const FIELDS = new Set(['command', 'query', 'params', 'queries', 'transaction', 'is_master', 'ack', 'min_index', 'consistency']);
+/** Every field a POST / body may carry. */
+export const FIELDS = new Set(['command', 'query', 'params', 'queries', 'transaction', 'is_master', 'ack', 'min_index', 'consistency']);
 
 /** Turns the parsed JSON body into a QueryRequest or throws BAD_REQUEST / FORBIDDEN. */
 export function parseRequest(body: unknown, maxStatements: number): QueryRequest {

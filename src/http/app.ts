@@ -80,6 +80,16 @@ export function createApp(d: AppDeps): Hono {
     c.set('principal' as never, p as never);
     await next();
   };
+  // Membership changes: another node, or an admin user when --auth is on. With auth off,
+  // only the cluster token, so reaching a node is not enough to remove its peers.
+  const operator = async (c: Context, next: () => Promise<void>) => {
+    if (!hasClusterToken(c.req.header('authorization'), d.token)) {
+      if (!d.users) throw new SqlfleetError('UNAUTHORIZED', 'node management needs the cluster token (or an admin user with --auth)');
+      const p = await principal(c);
+      if (!hasRole(p, 'admin')) throw new SqlfleetError('FORBIDDEN', `user "${p.user}" (role ${p.role}) needs role admin`);
+    }
+    await next();
+  };
   const internal = async (c: Context, next: () => Promise<void>) => {
     if (!hasClusterToken(c.req.header('authorization'), d.token)) {
       throw new SqlfleetError('UNAUTHORIZED', 'internal endpoint: a valid cluster token is required');
@@ -133,8 +143,8 @@ export function createApp(d: AppDeps): Hono {
     if (!c.req.raw.body) throw new SqlfleetError('BAD_REQUEST', 'snapshot body missing');
     return send(c, await d.api.installSnapshot(c.req.raw.body));
   });
-  app.delete('/nodes/:id', need('admin'), (c) => send(c, d.api.removeNode(nodeId(c.req.param('id') ?? ''))));
-  app.post('/nodes/:id/resync', need('admin'), (c) => send(c, d.api.resyncNode(nodeId(c.req.param('id') ?? ''))));
+  app.delete('/nodes/:id', operator, (c) => send(c, d.api.removeNode(nodeId(c.req.param('id') ?? ''))));
+  app.post('/nodes/:id/resync', operator, (c) => send(c, d.api.resyncNode(nodeId(c.req.param('id') ?? ''))));
 
   app.notFound((c) => {
     const e = new SqlfleetError('NOT_FOUND', `no such endpoint: ${c.req.method} ${c.req.path}`);

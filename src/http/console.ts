@@ -476,6 +476,18 @@ function page(delta) {
 }
 
 // ---- replica view (what show-all prints for this node) ------------------------------------
+/** Rows in show-all's order: by rowid, or by primary key for a WITHOUT ROWID table. */
+async function replicaRows(name) {
+  const limit = ' LIMIT ' + (REPLICA_MAX_ROWS + 1);
+  try {
+    return (await read('SELECT * FROM ' + quoteIdent(name) + ' ORDER BY rowid' + limit)).results[0];
+  } catch {
+    const pk = (await read('SELECT name FROM pragma_table_info(?) WHERE pk > 0 ORDER BY pk', [name])).results[0].rows.map((r) => quoteIdent(r[0]));
+    const order = pk.length ? ' ORDER BY ' + pk.join(', ') : '';
+    return (await read('SELECT * FROM ' + quoteIdent(name) + order + limit)).results[0];
+  }
+}
+
 async function loadReplica() {
   const out = $('#replica');
   try {
@@ -487,12 +499,7 @@ async function loadReplica() {
     $('#replica-meta').textContent = 'index ' + sum.body.index + ' · db ' + String(sum.body.db).slice(0, 16) + '… · ' + names.length + ' table(s)';
     const parts = [];
     for (const name of names) {
-      let rows;
-      try {
-        rows = (await read('SELECT * FROM ' + quoteIdent(name) + ' ORDER BY rowid LIMIT ' + (REPLICA_MAX_ROWS + 1))).results[0];
-      } catch {
-        rows = (await read('SELECT * FROM ' + quoteIdent(name) + ' LIMIT ' + (REPLICA_MAX_ROWS + 1))).results[0];
-      }
+      const rows = await replicaRows(name);
       const more = rows.rows.length > REPLICA_MAX_ROWS;
       parts.push(h('div', { class: 'replica-table', 'data-table': name },
         h('h3', {}, 'table ' + name + ' ', h('code', { class: 'digest' }, digests[name] ? String(digests[name]).slice(0, 16) + '…' : 'no digest')),

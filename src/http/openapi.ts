@@ -27,7 +27,6 @@ const PUBLIC_CODES: Record<PublicCode, { when: string; example: Record<string, u
   UNAUTHORIZED: { when: 'missing or wrong credentials where they are required (`--auth`, cluster token)', example: { message: 'credentials required: HTTP Basic or Bearer token' } },
   NOT_FOUND: { when: 'no such route, or no such node', example: { message: 'node 9 is not a member' } },
   PAYLOAD_TOO_LARGE: { when: 'body over `--max-body` (default 1 MiB)', example: { message: 'body is over the 1048576-byte limit (--max-body)' } },
-  UNSUPPORTED_MEDIA_TYPE: { when: 'reserved; not returned today (any body is read as JSON, whatever its Content-Type)', example: { message: 'body is not application/json' } },
   MASTER_UNAVAILABLE: {
     when: 'a slave cannot reach the master for a write or a strong read; `outcome` is `not_applied` (refused) or `unknown` (timed out after sending)',
     example: { message: 'the master at http://127.0.0.1:8080 cannot be reached', master: 'http://127.0.0.1:8080', outcome: 'not_applied' },

@@ -110,7 +110,8 @@ function stripPrefixes(params: Record<string, unknown>): Record<string, unknown>
 /** Blobs become base64 strings; integers stay exact (bigint only when beyond 2^53). */
 export function toJsonValue(v: unknown): unknown {
   if (typeof v === 'bigint') return v >= -9007199254740991n && v <= 9007199254740991n ? Number(v) : v;
-  if (Buffer.isBuffer(v)) return v.toString('base64');
+  // Buffers arrive from read workers as plain Uint8Arrays (structured clone).
+  if (v instanceof Uint8Array) return Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('base64');
   return v;
 }
 

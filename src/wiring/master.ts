@@ -139,7 +139,7 @@ export function wireMaster(config: Config, store: Store, client: PeerClient, _wa
       shipper.kick(id);
       return {
         status: 200,
-        body: { ok: true, epoch, master_index: store.appliedIndex, state: m.state, nodes: [
+        body: { ok: true, epoch, master_index: store.appliedIndex, state: m.state, verified: verifier.last, nodes: [
           { id: config.id, url: selfUrl, role: 'master', state: 'up', applied_index: store.appliedIndex, lag: 0, last_seen_ms: 0 },
           ...membership.slaves().map(nodeJson),
         ] },

@@ -20,6 +20,7 @@ export function wireSlave(config: Config, store: Store, client: PeerClient, wait
   const masterUrl = config.masterUrl;
   let selfUrl = '';
   let view: Record<string, unknown>[] = [];
+  let verified: unknown[] = [];
   let masterReachable = false;
   let trimTimer: NodeJS.Timeout | null = null;
   const applier = new Applier(store, () => waiter.notify(), log);
@@ -39,6 +40,7 @@ export function wireSlave(config: Config, store: Store, client: PeerClient, wait
       if (!masterReachable) log('info', 'master reachable', { master: masterUrl });
       masterReachable = true;
       view = a.nodes ?? [];
+      verified = a.verified ?? [];
     },
     onFailure: (e) => {
       if (masterReachable) log('warn', 'master unreachable', { master: masterUrl, err: String((e as Error).message ?? e) });
@@ -81,7 +83,7 @@ export function wireSlave(config: Config, store: Store, client: PeerClient, wait
       }
       return nodes;
     },
-    statusExtra: () => ({ master: masterUrl, master_reachable: masterReachable, epoch: store.epoch, ...(applier.diverged ? { diverged: applier.diverged } : {}) }),
+    statusExtra: () => ({ master: masterUrl, master_reachable: masterReachable, epoch: store.epoch, verified, ...(applier.diverged ? { diverged: applier.diverged } : {}) }),
     append: (body) => {
       const req = body as AppendRequest;
       if (Array.isArray(req?.entries)) metrics.batch(req.entries.length);
