@@ -13,7 +13,7 @@ import { test } from 'node:test';
 /** The repository root (two levels above this file). */
 export const REPO_ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 const CLI = join(REPO_ROOT, 'src', 'cli.ts');
-const READY_TIMEOUT_MS = 20_000;
+const READY_TIMEOUT_MS = 45_000;
 const STOP_TIMEOUT_MS = 5_000;
 const MAX_LOG_LINES = 4_000;
 // Deadline timers below are unref'd: a pending 20 s race timer must not keep the test process alive.
