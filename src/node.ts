@@ -37,7 +37,7 @@ export async function startNode(config: Config, log: LogFn = createLogger(config
     maxRows: config.maxRows,
     log,
   });
-  const classifier = createClassifier({ probe: store.probe });
+  const classifier = createClassifier({ probe: store.probe, maxStatements: config.maxStatements });
   const waiter = new IndexWaiter(() => store.appliedIndex);
   const client = new PeerClient(token, config.tlsCa ? { ca: fs.readFileSync(config.tlsCa, 'utf8') } : {});
   // Gauges read the role lazily at scrape time.

@@ -76,6 +76,9 @@ export class Executor {
       if (c.statements.length > 1 && s.params !== undefined) {
         throw new SqlfleetError('BAD_REQUEST', 'params need a single statement per query; send several with "queries"');
       }
+      if (out.length + c.statements.length > this.d.config.maxStatements) {
+        throw new SqlfleetError('BAD_REQUEST', `too many statements: more than ${this.d.config.maxStatements} (--max-statements)`);
+      }
       for (const cs of c.statements) {
         out.push(cs.sql === s.sql || s.params === undefined ? { sql: cs.sql, params: s.params } : { sql: cs.sql });
         if (CLASS_RANK[cs.kind] > CLASS_RANK[kind]) {

@@ -63,6 +63,8 @@ function statements(b: Record<string, unknown>): Stmt[] {
 function sqlText(v: unknown, name: string): string {
   if (typeof v !== 'string') throw bad(`"${name}" must be a string`);
   if (v.trim() === '') throw bad(`"${name}" is empty`);
+  // SQLite stops reading at NUL: what follows would be checked but never run as sent.
+  if (v.includes('\0')) throw bad(`"${name}" contains a NUL character`);
   return v;
 }
 

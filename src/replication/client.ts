@@ -87,7 +87,9 @@ export class PeerClient {
     } catch (e) {
       const code = (e as { code?: string }).code ?? '';
       // Connection refused/reset before sending: the peer certainly did not act on it.
-      const notSent = ['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'ENOTFOUND', 'EHOSTUNREACH'].includes(code);
+      const notSent =
+        ['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH'].includes(code) ||
+        /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS|ERR_SSL/.test(code); // TLS refused before any request byte
       throw new PeerUnreachableError(`${method} ${url}${path}: ${code || (e as Error).message}`, !notSent);
     }
     let text: string;

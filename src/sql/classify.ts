@@ -29,6 +29,8 @@ export interface ClassifierOptions {
   readonly cacheSize?: number;
   /** Longer texts are classified but not cached, so the caches stay small; default 4096 chars. */
   readonly maxCachedLength?: number;
+  /** Texts with more statements are refused before any is classified; default unlimited. */
+  readonly maxStatements?: number;
 }
 
 /** Parser options: SQLite dialect, and every parameter style SQLite binds. */
@@ -148,6 +150,9 @@ export function createClassifier(opts: ClassifierOptions): Classifier {
       if (hit) return hit;
       const spans = statementSpans(text);
       if (spans.length === 0) throw new SqlfleetError('BAD_REQUEST', 'query is empty');
+      if (spans.length > (opts.maxStatements ?? Infinity)) {
+        throw new SqlfleetError('BAD_REQUEST', `too many statements: ${spans.length} > ${opts.maxStatements} (--max-statements)`);
+      }
       const classified = spans.map((span, i) => classifyOne(span, i, text));
       const kind = classified.reduce((k, s) => (CLASS_RANK[s.kind] > CLASS_RANK[k] ? s.kind : k), classified[0]!.kind);
       const result: Classification = Object.freeze({ statements: Object.freeze(classified), kind });

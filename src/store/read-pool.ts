@@ -1,4 +1,5 @@
-// A small pool of read workers. Reads are queued to the least busy worker; one that
+// A small pool of read workers fed from one queue: each worker runs one job at a time,
+// so a read never waits behind a slow one while another worker is free. A job that
 // overruns --query-timeout is answered 504 and its worker replaced, so the node keeps
 // serving. better-sqlite3 cannot interrupt SQLite: a worker stuck inside a single native
 // call (an aggregate over an endless CTE) is abandoned and ends when the query does.
@@ -18,16 +19,18 @@ export type ReadReply =
   | { id: number; ok: false; error: { code: ErrorCode; message: string; details: Record<string, unknown> } };
 
 interface Job {
+  msg: ReadJob;
+  /** null: no limit (checksums). */
+  timeoutMs: number | null;
   resolve: (v: unknown) => void;
   reject: (e: Error) => void;
-  timer: NodeJS.Timeout | null;
 }
 
 interface Slot {
   worker: Worker;
-  busy: Map<number, Job>;
-  ready: Promise<void>;
-  isReady: boolean;
+  ready: boolean;
+  job: Job | null;
+  timer: NodeJS.Timeout | null;
 }
 
 /** Options of the pool. */
@@ -42,78 +45,87 @@ export interface ReadPoolOptions {
 /** Runs reads and checksums off the main thread. */
 export class ReadPool {
   private slots: Slot[] = [];
+  private readonly queue: Job[] = [];
   private nextId = 1;
   private closed = false;
+  private readonly firstReady: Promise<void>;
+  private markFirstReady: () => void = () => {};
   /** Workers given up on because a query overran and could not be stopped. */
   abandoned = 0;
 
   constructor(private readonly o: ReadPoolOptions) {
+    this.firstReady = new Promise((r) => (this.markFirstReady = r));
     for (let i = 0; i < o.size; i++) this.slots.push(this.spawn());
   }
 
-  /** Waits until every worker has opened its connection. */
-  async ready(): Promise<void> {
-    await Promise.all(this.slots.map((s) => s.ready));
+  /** Resolves once a worker can take jobs. */
+  ready(): Promise<void> {
+    return this.firstReady;
   }
 
   /** Runs read statements (in one read transaction when several). */
   read(stmts: readonly Stmt[]): Promise<StatementResult[]> {
-    return this.submit((id) => ({ id, kind: 'read', stmts, maxRows: this.o.maxRows, timeoutMs: this.o.timeoutMs }), this.o.timeoutMs) as Promise<
-      StatementResult[]
-    >;
+    const t = this.o.timeoutMs;
+    return this.submit({ id: this.nextId++, kind: 'read', stmts, maxRows: this.o.maxRows, timeoutMs: t }, t) as Promise<StatementResult[]>;
   }
 
   /** Computes the checksum on a worker. */
   checksum(): Promise<Checksum> {
-    return this.submit((id) => ({ id, kind: 'checksum' }), null) as Promise<Checksum>;
+    return this.submit({ id: this.nextId++, kind: 'checksum' }, null) as Promise<Checksum>;
   }
 
-  /** Terminates every worker. */
+  /** Terminates every worker and fails queued jobs. */
   async close(): Promise<void> {
     this.closed = true;
+    for (const j of this.queue.splice(0)) j.reject(new SqlfleetError('UNAVAILABLE', 'node is stopping'));
+    for (const s of this.slots) if (s.timer) clearTimeout(s.timer);
     // A worker stuck inside SQLite never finishes terminating: do not wait for it forever.
     const all = Promise.all(this.slots.map((s) => s.worker.terminate()));
     await Promise.race([all, new Promise((r) => setTimeout(r, 1000).unref())]);
     this.slots = [];
   }
 
-  private submit(make: (id: number) => ReadJob, timeoutMs: number | null): Promise<unknown> {
+  private submit(msg: ReadJob, timeoutMs: number | null): Promise<unknown> {
     if (this.closed) return Promise.reject(new SqlfleetError('UNAVAILABLE', 'node is stopping'));
-    const ready = this.slots.filter((s) => s.isReady);
-    const slot = (ready.length ? ready : this.slots).reduce((a, b) => (b.busy.size < a.busy.size ? b : a));
-    const id = this.nextId++;
     return new Promise((resolve, reject) => {
-      const job: Job = { resolve, reject, timer: null };
-      slot.busy.set(id, job);
-      slot.worker.postMessage(make(id));
-      // The worker stops row-producing queries itself at the deadline; this timer catches
-      // the ones stuck in one native call. It counts from when the worker can run the job,
-      // plus the time of the jobs queued before it, plus a grace period.
-      if (timeoutMs !== null) {
-        const queued = slot.busy.size - 1;
-        void slot.ready.then(() => {
-          if (slot.busy.has(id)) job.timer = setTimeout(() => this.overrun(slot, id), timeoutMs * (1 + queued) + 250);
-        });
-      }
+      this.queue.push({ msg, timeoutMs, resolve, reject });
+      this.dispatch();
     });
   }
 
-  private overrun(slot: Slot, id: number): void {
+  private dispatch(): void {
+    for (const slot of this.slots) {
+      if (this.queue.length === 0) return;
+      if (!slot.ready || slot.job) continue;
+      const job = this.queue.shift()!;
+      slot.job = job;
+      slot.worker.postMessage(job.msg);
+      // The worker stops row-producing queries itself at the deadline; this timer catches
+      // the ones stuck in one native call (with a grace period for the worker's answer).
+      if (job.timeoutMs !== null) slot.timer = setTimeout(() => this.overrun(slot), job.timeoutMs + 250);
+    }
+  }
+
+  private finish(slot: Slot, reply: ReadReply): void {
+    const job = slot.job;
+    if (!job || job.msg.id !== reply.id) return;
+    if (slot.timer) clearTimeout(slot.timer);
+    slot.job = null;
+    slot.timer = null;
+    if (reply.ok) job.resolve(reply.value);
+    else job.reject(new SqlfleetError(reply.error.code, reply.error.message, reply.error.details));
+    this.dispatch();
+  }
+
+  private overrun(slot: Slot): void {
     const idx = this.slots.indexOf(slot);
-    if (idx < 0) return;
-    this.slots[idx] = this.spawn();
+    if (idx < 0 || !slot.job) return;
+    slot.job.reject(new SqlfleetError('TIMEOUT', `query ran past --query-timeout (${this.o.timeoutMs} ms) and was stopped`));
+    slot.job = null;
     this.abandoned++;
     this.o.onAbandon?.(this.abandoned);
-    for (const [jid, job] of slot.busy) {
-      if (job.timer) clearTimeout(job.timer);
-      job.reject(
-        jid === id
-          ? new SqlfleetError('TIMEOUT', `query ran past --query-timeout (${this.o.timeoutMs} ms) and was stopped`)
-          : new SqlfleetError('TIMEOUT', 'read was queued behind a query that overran --query-timeout; retry'),
-      );
-    }
-    slot.busy.clear();
     void slot.worker.terminate();
+    this.slots[idx] = this.spawn();
   }
 
   private spawn(): Slot {
@@ -121,27 +133,28 @@ export class ReadPool {
       workerData: { path: this.o.path, entry: new URL('./read-worker.ts', import.meta.url).href },
     });
     worker.unref();
-    const busy: Slot['busy'] = new Map();
-    let markReady: () => void = () => {};
-    const ready = new Promise<void>((r) => (markReady = r));
-    const slot: Slot = { worker, busy, ready, isReady: false };
+    const slot: Slot = { worker, ready: false, job: null, timer: null };
     worker.on('message', (m: ReadReply) => {
       if (m.id === 0) {
-        slot.isReady = true;
-        return markReady();
+        slot.ready = true;
+        this.markFirstReady();
+        this.dispatch();
+        return;
       }
-      const job = busy.get(m.id);
-      if (!job) return;
-      busy.delete(m.id);
-      if (job.timer) clearTimeout(job.timer);
-      if (m.ok) job.resolve(m.value);
-      else job.reject(new SqlfleetError(m.error.code, m.error.message, m.error.details));
+      this.finish(slot, m);
     });
     worker.on('error', (e) => {
-      for (const job of busy.values()) job.reject(new SqlfleetError('INTERNAL', `read worker failed: ${e.message}`));
-      busy.clear();
-      const idx = this.slots.findIndex((s) => s.worker === worker);
-      if (idx >= 0 && !this.closed) this.slots[idx] = this.spawn();
+      const idx = this.slots.indexOf(slot);
+      if (idx < 0) return; // already replaced
+      if (slot.timer) clearTimeout(slot.timer);
+      slot.job?.reject(new SqlfleetError('INTERNAL', `read worker failed: ${e.message}`));
+      slot.job = null;
+      slot.ready = false;
+      // Respawn after a pause, so a worker that cannot start does not spin.
+      setTimeout(() => {
+        if (this.closed || this.slots[idx] !== slot) return;
+        this.slots[idx] = this.spawn();
+      }, 200).unref();
     });
     return slot;
   }

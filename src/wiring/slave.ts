@@ -22,6 +22,7 @@ export function wireSlave(config: Config, store: Store, client: PeerClient, wait
   let view: Record<string, unknown>[] = [];
   let verified: unknown[] = [];
   let masterReachable = false;
+  let warnedUnreachable = false;
   let trimTimer: NodeJS.Timeout | null = null;
   const applier = new Applier(store, () => waiter.notify(), log);
   const heartbeat = new Heartbeat({
@@ -39,11 +40,13 @@ export function wireSlave(config: Config, store: Store, client: PeerClient, wait
     onAnswer: (a) => {
       if (!masterReachable) log('info', 'master reachable', { master: masterUrl });
       masterReachable = true;
+      warnedUnreachable = false;
       view = a.nodes ?? [];
       verified = a.verified ?? [];
     },
     onFailure: (e) => {
-      if (masterReachable) log('warn', 'master unreachable', { master: masterUrl, err: String((e as Error).message ?? e) });
+      if (!warnedUnreachable) log('warn', 'master unreachable', { master: masterUrl, err: String((e as Error).message ?? e) });
+      warnedUnreachable = true;
       masterReachable = false;
     },
   });
