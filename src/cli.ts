@@ -87,9 +87,13 @@ async function runNode(input: ConfigInput): Promise<void> {
   const stop = async () => {
     if (stopping) return;
     stopping = true;
-    const force = setTimeout(() => process.exit(1), 5000);
-    force.unref();
+    // process.exit() waits for every thread, and a read thread stuck inside SQLite never
+    // ends: after a clean shutdown (the writer is closed, nothing is lost) such a process
+    // ends itself with SIGKILL, and so does one whose shutdown hangs.
+    const kill = () => process.kill(process.pid, 'SIGKILL');
+    setTimeout(kill, 5000);
     await node.stop();
+    if (node.stuckThreads() > 0) kill();
     process.exit(0);
   };
   process.on('SIGINT', stop);

@@ -23,6 +23,8 @@ export interface RunningNode {
   readonly url: string;
   readonly config: Config;
   stop(): Promise<void>;
+  /** Threads stuck in SQLite: Node cannot exit normally while any runs. */
+  stuckThreads(): number;
 }
 
 /** Starts a node and resolves once it listens. */
@@ -84,6 +86,7 @@ export async function startNode(config: Config, log: LogFn = createLogger(config
   return {
     url,
     config,
+    stuckThreads: () => store.stuckReaders,
     stop: async () => {
       ready = false;
       await role.stop();

@@ -52,6 +52,8 @@ export class ReadPool {
   private markFirstReady: () => void = () => {};
   /** Workers given up on because a query overran and could not be stopped. */
   abandoned = 0;
+  /** Abandoned workers whose thread has not ended yet (their query still runs in SQLite). */
+  stuck = 0;
 
   constructor(private readonly o: ReadPoolOptions) {
     this.firstReady = new Promise((r) => (this.markFirstReady = r));
@@ -123,7 +125,9 @@ export class ReadPool {
     slot.job.reject(new SqlfleetError('TIMEOUT', `query ran past --query-timeout (${this.o.timeoutMs} ms) and was stopped`));
     slot.job = null;
     this.abandoned++;
+    this.stuck++;
     this.o.onAbandon?.(this.abandoned);
+    slot.worker.once('exit', () => this.stuck--);
     void slot.worker.terminate();
     this.slots[idx] = this.spawn();
   }

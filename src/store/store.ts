@@ -74,6 +74,11 @@ export class Store {
     });
   }
 
+  /** Read threads still stuck inside SQLite after their query overran (they block a clean exit). */
+  get stuckReaders(): number {
+    return this.pool.stuck;
+  }
+
   /** Resolves once the read workers have opened the database. */
   ready(): Promise<void> {
     return this.pool.ready();
