@@ -146,7 +146,7 @@ it('on a slave: writes are forwarded, schema changes refused with their code, .s
   assert.deepEqual(out.slice(1, 6), ['+----------+', '| username |', '+----------+', '| ana      |', '| bob      |']);
   assert.equal(out[7], `node 1 (slave) at ${slave.url}, applied index 3, master ${master.url}`);
   const table = out.slice(8).join('\n');
-  assert.match(table, /\| id \| role\s+\| url\s+\| state \| applied \| lag \| data check \|/);
+  assert.match(table, /\| id \| role\s+\| url\s+\| state \| applied \| lag \| data check\s+\|/);
   // Other nodes' indexes on a slave come from its last heartbeat answer and may lag by one beat.
   for (const n of nodes) assert.match(table, new RegExp(`\\|\\s+${n.id} \\| ${n.role}\\s+\\| ${n.url.replace(/\./g, '\\.')} \\| up\\s+\\|\\s+\\d+ \\|`));
   const errors = lines(r.stderr);
