@@ -54,6 +54,9 @@ export async function startNode(config: Config, log: LogFn = createLogger(config
     token,
     users: config.authFile ? Users.load(config.authFile) : null,
     maxBody: config.maxBody,
+    // One batch holds up to --batch-max-bytes plus one entry, which can be as large as a
+    // client body; nodes may run different --max-body values, hence the headroom.
+    maxAppendBody: 64 * 1024 * 1024 + config.batchMaxBytes + 2 * config.maxBody,
     maxStatements: config.maxStatements,
     log,
     api: {

@@ -28,7 +28,7 @@ export interface ExecutorDeps {
   classify: (sql: string) => Classification;
   applied: IndexWaiter;
   /** Master only: called with every committed entry, then waits for acknowledgements. */
-  replicate?: { onWrite(entry: Entry): void; waitAcks(index: number, level: AckLevel, timeoutMs: number): Promise<AckResult> };
+  replicate?: { onWrite(entry: Entry, json: string): void; waitAcks(index: number, level: AckLevel, timeoutMs: number): Promise<AckResult> };
   /** Slave only: forwards writes and strong reads to the master. */
   forward?: ForwardFn;
   epoch: () => number;
@@ -104,11 +104,11 @@ export class Executor {
   }
 
   private async write(stmts: Stmt[], ack: AckLevel): Promise<Outcome> {
-    const { entry, results } = this.d.store.write(stmts, this.d.epoch());
+    const { entry, json, results } = this.d.store.write(stmts, this.d.epoch());
     this.d.applied.notify();
     const rep = this.d.replicate;
     if (!rep) return this.ok(entry.index, results, { replicated_to: [] });
-    rep.onWrite(entry);
+    rep.onWrite(entry, json);
     const acks = await rep.waitAcks(entry.index, ack, this.d.config.ackTimeoutMs);
     const extra: Record<string, unknown> = { replicated_to: acks.replicated_to };
     if (acks.lagging.length > 0) extra.lagging = acks.lagging;

@@ -2,12 +2,12 @@
 // API, and map outcomes and SqlfleetErrors to responses in one place.
 import { randomUUID } from 'node:crypto';
 import { Hono, type Context } from 'hono';
-import { bodyLimit } from 'hono/body-limit';
 import { SqlfleetError } from '../errors.js';
 import { parseRequest, type QueryRequest } from '../core/request.js';
 import type { Outcome } from '../core/executor.js';
 import { ANONYMOUS_ADMIN, CLUSTER, hasRole, type Principal, type Role, type Users } from '../auth/users.js';
 import { hasClusterToken } from './auth.js';
+import { readBody } from './body.js';
 import { consoleHtml } from './console.js';
 import { openapiDocument } from './openapi.js';
 import { stringify } from './json.js';
@@ -35,6 +35,8 @@ export interface AppDeps {
   /** Client users (--auth), or null when client auth is off. */
   users: Users | null;
   maxBody: number;
+  /** Limit for replication batches (the master sends up to --batch-max-bytes plus framing). */
+  maxAppendBody: number;
   maxStatements: number;
   log: (level: 'debug' | 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
   /** Observers for metrics; optional so tests can build a bare app. */
@@ -48,12 +50,6 @@ export interface AppDeps {
 export function createApp(d: AppDeps): Hono {
   const app = new Hono();
   const send = (c: Context, o: Outcome) => c.body(stringify(o.body), o.status as 200, { 'content-type': 'application/json' });
-  const limit = bodyLimit({
-    maxSize: d.maxBody,
-    onError: () => {
-      throw new SqlfleetError('PAYLOAD_TOO_LARGE', `body is over the ${d.maxBody}-byte limit (--max-body)`);
-    },
-  });
   // Who is asking: another node (cluster token, possibly on behalf of a user it
   // authenticated), a user of --auth, or anyone when auth is off.
   const principal = async (c: Context): Promise<Principal> => {
@@ -111,11 +107,11 @@ export function createApp(d: AppDeps): Hono {
   app.get('/openapi.json', (c) => c.json(openapiDocument()));
   app.get('/metrics', need('read'), async (c) => c.text(await d.api.metrics(), 200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' }));
 
-  app.post('/', need('read'), limit, async (c) => {
+  app.post('/', need('read'), async (c) => {
     const started = performance.now();
     const who = c.get('principal' as never) as Principal;
     const rid = c.req.header('x-request-id') ?? randomUUID();
-    const raw = await c.req.text();
+    const raw = await readBody(c, d.maxBody);
     try {
       const req = parseRequest(parseJson(raw), d.maxStatements);
       const out = await d.api.execute(req, raw, who);
@@ -137,7 +133,7 @@ export function createApp(d: AppDeps): Hono {
     }
   });
 
-  app.post('/internal/append', internal, limit, async (c) => send(c, d.api.append(parseJson(await c.req.text()))));
+  app.post('/internal/append', internal, async (c) => send(c, d.api.append(parseJson(await readBody(c, d.maxAppendBody)))));
   app.post('/internal/heartbeat', internal, async (c) => send(c, d.api.heartbeat(parseJson(await c.req.text()))));
   app.post('/internal/snapshot', internal, async (c) => {
     if (!c.req.raw.body) throw new SqlfleetError('BAD_REQUEST', 'snapshot body missing');

@@ -43,9 +43,9 @@ export class Shipper {
 
   constructor(private readonly d: ShipperDeps) {}
 
-  /** Remembers a freshly written entry and wakes every pump. */
-  onWrite(entry: Entry): void {
-    this.recent.set(entry.index, JSON.stringify(entry));
+  /** Remembers a freshly written entry (and its JSON) and wakes every pump. */
+  onWrite(entry: Entry, json: string): void {
+    this.recent.set(entry.index, json);
     if (this.recent.size > RECENT_MAX) this.recent.delete(this.recent.keys().next().value as number);
     for (const m of this.d.membership.slaves()) this.kick(m.id);
   }
@@ -138,12 +138,11 @@ export class Shipper {
     for (let i = from; i <= last && parts.length < this.d.batchMaxEntries && bytes < this.d.batchMaxBytes; i++) {
       let s = this.recent.get(i);
       if (s === undefined) {
-        const batch = this.d.store.entries(i, this.d.batchMaxEntries - parts.length, this.d.batchMaxBytes - bytes);
+        const batch = this.d.store.entriesJson(i, this.d.batchMaxEntries - parts.length, this.d.batchMaxBytes - bytes);
         if (batch.length === 0) break;
         for (const e of batch) {
-          const t = JSON.stringify(e);
-          parts.push(t);
-          bytes += t.length;
+          parts.push(e.json);
+          bytes += e.json.length;
         }
         i = batch[batch.length - 1].index;
         continue;

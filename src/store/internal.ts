@@ -26,6 +26,8 @@ export function createInternalTables(db: Db): void {
 export interface InternalStatements {
   getMeta: Statement;
   setMeta: Statement;
+  /** Sets applied_index and last_hash in one statement. */
+  setApplied: Statement;
   appendLog: Statement;
   readLog: Statement;
   firstLog: Statement;
@@ -37,6 +39,9 @@ export function prepareInternal(db: Db): InternalStatements {
   return {
     getMeta: db.prepare(`SELECT value FROM ${META_TABLE} WHERE key = ?`).pluck(),
     setMeta: db.prepare(`INSERT INTO ${META_TABLE}(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value`),
+    setApplied: db.prepare(
+      `UPDATE ${META_TABLE} SET value = CASE key WHEN 'applied_index' THEN ? ELSE ? END WHERE key IN ('applied_index', 'last_hash')`,
+    ),
     appendLog: db.prepare(`INSERT INTO ${LOG_TABLE}(idx, epoch, ts, seed, hash, stmts) VALUES (?, ?, ?, ?, ?, ?)`),
     readLog: db.prepare(`SELECT idx, epoch, ts, seed, hash, stmts FROM ${LOG_TABLE} WHERE idx >= ? ORDER BY idx LIMIT ?`),
     firstLog: db.prepare(`SELECT min(idx) FROM ${LOG_TABLE}`).pluck(),

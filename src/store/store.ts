@@ -14,13 +14,34 @@ import { ReadPool } from './read-pool.js';
 import { createInternalTables, prepareInternal, type InternalStatements } from './internal.js';
 import type { Entry, StatementResult, Stmt } from './types.js';
 
-/** Hash of an entry chained to its predecessor (as Bedrock does). */
-export function entryHash(prevHash: string, e: Omit<Entry, 'hash'>): string {
+/**
+ * Hash of an entry chained to its predecessor (as Bedrock does), over the entry's header
+ * and its statements as JSON text (serialized once, and the same text on every node).
+ */
+export function entryHash(prevHash: string, e: Omit<Entry, 'hash' | 'stmts'>, stmtsJson: string): string {
   return createHash('sha256')
     .update(prevHash)
     .update('\n')
-    .update(JSON.stringify([e.index, e.epoch, e.ts, e.seed, e.stmts]))
+    .update(`${e.index},${e.epoch},${e.ts},${e.seed}\n`)
+    .update(stmtsJson)
     .digest('hex');
+}
+
+/** An entry as JSON text for shipping, built from its parts without re-serializing statements. */
+export function entryJson(e: Omit<Entry, 'stmts'>, stmtsJson: string): string {
+  return `{"index":${e.index},"epoch":${e.epoch},"ts":${e.ts},"seed":"${e.seed}","hash":"${e.hash}","stmts":${stmtsJson}}`;
+}
+
+/** Random seeds drawn from one crypto buffer refilled rarely (randomBytes per write showed in profiles). */
+const seedPool = { buf: Buffer.alloc(0), off: 0 };
+function nextSeed(): string {
+  if (seedPool.off + 8 > seedPool.buf.length) {
+    seedPool.buf = randomBytes(8 * 1024);
+    seedPool.off = 0;
+  }
+  const s = seedPool.buf.toString('hex', seedPool.off, seedPool.off + 8);
+  seedPool.off += 8;
+  return s;
 }
 
 /** Options for opening a node's database. */
@@ -44,6 +65,9 @@ export class Store {
   private pool!: ReadPool;
   private applied = 0;
   private hash = '';
+  private epochCache = 0;
+  private writeTx!: (e: Entry, stmtsJson: string) => StatementResult[];
+  private applyTx!: (entries: readonly Entry[], jsons: string[]) => void;
 
   constructor(readonly options: StoreOptions) {
     fs.mkdirSync(path.dirname(options.path), { recursive: true });
@@ -65,6 +89,20 @@ export class Store {
     this.det = installDeterminism(this.writer);
     this.applied = Number(this.q.getMeta.get('applied_index'));
     this.hash = String(this.q.getMeta.get('last_hash'));
+    this.epochCache = Number(this.q.getMeta.get('epoch'));
+    // Built once: better-sqlite3 wraps a function per transaction() call.
+    const w = this.writer.transaction((e: Entry, stmtsJson: string) => {
+      const results = this.runEntry(e, stmtsJson);
+      this.q.setApplied.run(e.index, e.hash);
+      return results;
+    });
+    this.writeTx = (e, j) => w.immediate(e, j);
+    const a = this.writer.transaction((entries: readonly Entry[], jsons: string[]) => {
+      entries.forEach((e, i) => this.runEntry(e, jsons[i]));
+      const last = entries[entries.length - 1];
+      this.q.setApplied.run(last.index, last.hash); // once per batch, in the same transaction
+    });
+    this.applyTx = (entries, jsons) => a.immediate(entries, jsons);
     this.pool = new ReadPool({
       path: options.path,
       size: options.readWorkers,
@@ -96,12 +134,13 @@ export class Store {
 
   /** Highest master epoch this node has seen (persisted). */
   get epoch(): number {
-    return Number(this.q.getMeta.get('epoch'));
+    return this.epochCache;
   }
 
   /** Records a new highest epoch. */
   setEpoch(epoch: number): void {
     this.q.setMeta.run('epoch', epoch);
+    this.epochCache = epoch;
   }
 
   /** Reads a metadata value (JSON-decoded); used for membership. */
@@ -132,12 +171,14 @@ export class Store {
    * Master: gives `stmts` the next log index and applies them with the log row and applied
    * index in one transaction. A failing statement rolls everything back and logs nothing.
    */
-  write(stmts: readonly Stmt[], epoch: number): { entry: Entry; results: StatementResult[] } {
-    const base = { index: this.applied + 1, epoch, ts: Date.now(), seed: randomBytes(8).toString('hex'), stmts };
-    const entry: Entry = { ...base, hash: entryHash(this.hash, base) };
-    const results = this.writer.transaction(() => this.applyOne(entry, true)).immediate();
+  write(stmts: readonly Stmt[], epoch: number): { entry: Entry; json: string; results: StatementResult[] } {
+    const stmtsJson = JSON.stringify(stmts);
+    const base = { index: this.applied + 1, epoch, ts: Date.now(), seed: nextSeed() };
+    const hash = entryHash(this.hash, base, stmtsJson);
+    const entry: Entry = { ...base, hash, stmts };
+    const results = this.writeTx(entry, stmtsJson);
     this.committed(entry);
-    return { entry, results: results! };
+    return { entry, json: entryJson(entry, stmtsJson), results };
   }
 
   /**
@@ -148,24 +189,27 @@ export class Store {
     if (entries.length === 0) return;
     let prev = this.hash;
     let next = this.applied + 1;
+    const jsons: string[] = [];
     for (const e of entries) {
       if (e.index !== next) throw new SqlfleetError('BAD_REQUEST', `entry ${e.index} does not follow ${next - 1}`);
-      const expect = entryHash(prev, e);
-      if (expect !== e.hash) throw new SqlfleetError('DIVERGED', `entry ${e.index} does not chain to this node's log`);
+      const stmtsJson = JSON.stringify(e.stmts);
+      if (entryHash(prev, e, stmtsJson) !== e.hash) throw new SqlfleetError('DIVERGED', `entry ${e.index} does not chain to this node's log`);
+      jsons.push(stmtsJson);
       prev = e.hash;
       next++;
     }
-    this.writer.transaction(() => entries.forEach((e) => this.applyOne(e, false))).immediate();
+    this.applyTx(entries, jsons);
     this.committed(entries[entries.length - 1]);
   }
 
-  /** Log entries from `from` on, at most `max` entries and about `maxBytes`. */
-  entries(from: number, max: number, maxBytes = Infinity): Entry[] {
-    const out: Entry[] = [];
+  /** Log entries from `from` on as JSON texts for shipping, at most `max` entries and about `maxBytes`. */
+  entriesJson(from: number, max: number, maxBytes = Infinity): { index: number; json: string }[] {
+    const out: { index: number; json: string }[] = [];
     let bytes = 0;
     for (const r of this.q.readLog.iterate(from, max) as Iterable<LogRow>) {
-      bytes += r.stmts.length;
-      out.push({ index: r.idx, epoch: r.epoch, ts: r.ts, seed: r.seed, hash: r.hash, stmts: JSON.parse(r.stmts) });
+      const json = entryJson({ index: r.idx, epoch: r.epoch, ts: r.ts, seed: r.seed, hash: r.hash }, r.stmts);
+      bytes += json.length;
+      out.push({ index: r.idx, json });
       if (bytes >= maxBytes) break;
     }
     return out;
@@ -212,14 +256,12 @@ export class Store {
     this.writer.close();
   }
 
-  private applyOne(e: Entry, collect: boolean): StatementResult[] {
+  private runEntry(e: Entry, stmtsJson: string): StatementResult[] {
     const results = this.det.withEntry({ ts: e.ts, seed: e.seed }, () =>
       e.stmts.map((s, i) => this.guard(i, () => runStatement(this.wcache, s))),
     );
-    this.q.appendLog.run(e.index, e.epoch, e.ts, e.seed, e.hash, JSON.stringify(e.stmts));
-    this.q.setMeta.run('applied_index', e.index);
-    this.q.setMeta.run('last_hash', e.hash);
-    return collect ? results : [];
+    this.q.appendLog.run(e.index, e.epoch, e.ts, e.seed, e.hash, stmtsJson);
+    return results;
   }
 
   private committed(last: Entry): void {

@@ -111,7 +111,7 @@ export function wireMaster(config: Config, store: Store, client: PeerClient, _wa
       masterUrl: () => selfUrl,
       diverged: () => null,
       replicate: {
-        onWrite: (entry) => shipper.onWrite(entry),
+        onWrite: (entry, json) => shipper.onWrite(entry, json),
         waitAcks: (index, level, timeoutMs) => acks.wait(index, level, timeoutMs),
       },
     },
