@@ -49,6 +49,7 @@ interface Options {
   readonly timeoutMs: number;
   readonly maxRows: number;
   readonly settleMs: number;
+  readonly verify: boolean;
 }
 
 const USER_TABLES =
@@ -66,6 +67,7 @@ async function main(): Promise<number> {
     .option('json', { type: 'boolean', default: false, describe: 'print one JSON document instead of tables' })
     .option('timeout', { type: 'number', default: 3000, describe: 'ms per HTTP request' })
     .option('max-rows', { type: 'number', default: 50, describe: 'identical rows printed per table' })
+    .option('verify', { type: 'boolean', default: false, describe: "also print the master's own checksum comparisons (/status verified)" })
     .option('settle', { type: 'number', default: 2000, describe: 'ms to wait for nodes at different indexes to converge' })
     .strict()
     .help()
@@ -76,6 +78,7 @@ async function main(): Promise<number> {
     timeoutMs: argv.timeout,
     maxRows: argv.maxRows,
     settleMs: argv.settle,
+    verify: argv.verify,
   };
 
   let members: Member[];
@@ -91,11 +94,19 @@ async function main(): Promise<number> {
   const views = await settledSnapshot(members, opts);
   const reference = views.find((v) => v.reachable && v.role === 'master') ?? views.find((v) => v.reachable);
   const differences = reference ? compare(views, reference) : [];
-  const { verdict, identical } = judge(views, differences, reference);
-  if (opts.json) console.log(JSON.stringify(toJson(opts, views, reference, differences, verdict, identical), null, 2));
+  const judged = judge(views, differences, reference);
+  let { verdict, identical } = judged;
+  const verified = opts.verify ? await masterVerdicts(opts) : undefined;
+  const diverged = (verified ?? []).filter((v) => v.equal === false).map((v) => v.id);
+  if (diverged.length > 0) {
+    identical = false;
+    if (judged.identical) verdict = `DIFFERENT: the master found node ${diverged.join(', ')} diverged`;
+  }
+  if (opts.json) console.log(JSON.stringify({ ...(toJson(opts, views, reference, differences, verdict, identical) as object), ...(verified ? { verified } : {}) }, null, 2));
   else {
     printNodes(opts, views);
     for (const table of tableNames(views)) printTable(table, views, reference, differences, opts.maxRows);
+    if (verified) printVerified(verified);
     console.log(verdict);
   }
   return identical ? 0 : 1;
@@ -410,3 +421,27 @@ main().then(
     process.exitCode = 1;
   },
 );
+
+/** One of the master's background comparisons of a slave against itself. */
+interface Verified {
+  id: number;
+  index: number | null;
+  equal: boolean | null;
+  tables?: string[];
+}
+
+/** The master's latest checksum comparisons (--verify). */
+async function masterVerdicts(opts: Options): Promise<Verified[]> {
+  const res = await fetch(`${opts.masterUrl}/status`, { signal: AbortSignal.timeout(opts.timeoutMs) });
+  const body = (await res.json()) as { verified?: Verified[] };
+  return body.verified ?? [];
+}
+
+function printVerified(list: Verified[]): void {
+  console.log('master checksum comparisons (--verify):');
+  if (list.length === 0) console.log('  none yet (the master compares every --verify-ms)');
+  for (const v of list) {
+    const what = v.equal === true ? `equal at index ${v.index}` : v.equal === false ? `DIFFERENT${v.tables?.length ? ` (${v.tables.join(', ')})` : ''}` : 'not compared (different index or unreachable)';
+    console.log(`  node ${v.id}: ${what}`);
+  }
+}

@@ -40,7 +40,7 @@ const cluster = (): Cluster => {
 };
 
 before(async () => {
-  c = await startCluster({ slaves: 2 });
+  c = await startCluster({ slaves: 2, extraArgs: ['--verify-ms', '500'] });
   const { master, slaves, nodes } = c;
   ok(
     await post(
@@ -102,6 +102,23 @@ it('identical replicas: exit 0, every table shown, verdict names the node count 
   const byPort = await showAll('--base-port', new URL(master.url).port);
   assert.equal(byPort.code, 0);
   assert.equal(byPort.lastLine, `identical: 3 nodes at index ${index}`);
+});
+
+it('--verify prints the master\'s own checksum comparisons; equal replicas pass', async () => {
+  const { master } = cluster();
+  await waitFor(
+    async () => {
+      const v = ((await status(master)).verified ?? []) as { id: number; equal: boolean | null }[];
+      return v.length === 2 && v.every((x) => x.equal === true);
+    },
+    { timeoutMs: 20_000, message: 'master never compared both slaves as equal' },
+  );
+  const run = await showAll('--master-url', master.url, '--verify');
+  assert.equal(run.code, 0, run.stdout + run.stderr);
+  assert.match(run.stdout, /master checksum comparisons \(--verify\):/);
+  assert.match(run.stdout, /node 1: (equal at index \d+|not compared)/);
+  const json = JSON.parse((await showAll('--master-url', master.url, '--verify', '--json')).stdout);
+  assert.ok(Array.isArray(json.verified) && json.verified.length === 2, 'verified missing from --json');
 });
 
 it('--json prints one JSON document with the same data', async () => {
