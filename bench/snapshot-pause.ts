@@ -11,7 +11,7 @@ import { post, start, stopAll, until, getJson } from './procs.js';
 const mb = Number(process.argv[2] ?? 200);
 const dir = mkdtempSync(join(tmpdir(), 'sqlfleet-snap-'));
 try {
-  const master = await start('master', 'src/cli.ts', ['master', '0', '--port', '0', '--data-dir', dir, '--log-retain', '100', '--max-body', String(8 << 20)]);
+  const master = await start('master', 'src/cli.ts', ['master', '0', '--port', '0', '--data-dir', dir, '--log-retain', '100', '--max-body', String(8 << 20), '--max-statements', '5000']);
   await post(master.url, { query: 'CREATE TABLE blob_rows (id INTEGER PRIMARY KEY, pad TEXT)' });
   const row = 'x'.repeat(1000);
   const perBatch = 2000;
