@@ -60,6 +60,14 @@ export class Shipper {
     void this.pump(id);
   }
 
+  /** Drops cached entries the log no longer holds (call after trimming up to `upTo`). */
+  forget(upTo: number): void {
+    for (const index of this.recent.keys()) {
+      if (index > upTo) break;
+      this.recent.delete(index);
+    }
+  }
+
   /** Re-seeds a slave with a snapshot before any further entry (diverged or behind the log). */
   requestResync(id: number): void {
     this.resync.add(id);
@@ -79,7 +87,10 @@ export class Shipper {
         this.again.delete(id);
         const m = this.d.membership.get(id);
         if (this.stopped || !m || !m.url || m.state === 'down') return;
-        if (this.resync.has(id) || (m.applied + 1 < this.d.store.firstLogIndex() && m.state !== 'diverged')) {
+        // The recent cache never holds trimmed entries (see forget), so a hit means the
+        // entry is still in the log and the query can be skipped.
+        const behindLog = !this.recent.has(m.applied + 1) && m.applied + 1 < this.d.store.firstLogIndex();
+        if (this.resync.has(id) || (behindLog && m.state !== 'diverged')) {
           this.d.log('info', 'sending snapshot', { slave: id, slave_index: m.applied, log_starts_at: this.d.store.firstLogIndex() });
           const index = await this.d.sendSnapshot(id, m.url);
           this.resync.delete(id);

@@ -101,6 +101,7 @@ export function wireMaster(config: Config, store: Store, client: PeerClient, _wa
     const upTo = Math.min(minApplied, store.appliedIndex - config.logRetain);
     if (upTo > 0 && upTo >= store.firstLogIndex()) {
       const n = store.trimLog(upTo);
+      shipper.forget(upTo);
       if (n > 0) log('debug', 'log trimmed', { up_to: upTo, entries: n });
     }
   };
