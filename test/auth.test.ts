@@ -5,28 +5,14 @@
 import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
-import { assertError } from './helpers/cluster.js';
-import {
-  basic,
-  bearer,
-  HNode,
-  hchecksums,
-  printHLogs,
-  runCli,
-  send,
-  startHCluster,
-  tempDir,
-  waitForApplied,
-  type HCluster,
-  type HReply,
-} from './helpers/hardening.js';
+import { after } from 'node:test';
+import { TestNode, assertError, checksums, clusterTest, ok, tempDir, useCluster, waitForIndex, type Reply } from './helpers/cluster.js';
+import { PATIENT, READY_TIMEOUT_MS, basic, bearer, runCli, send } from './helpers/hardening.js';
 
 const PW = { reader: 'r3ad-only pass', writer: 'wr1te:with colon', admin: 'adm1n-ünïcode' } as const;
 
 let root = '';
 let usersFile = '';
-let c: HCluster | undefined;
 const creds = {
   hashes: {} as Record<keyof typeof PW, string>,
   adminToken: '',
@@ -35,51 +21,7 @@ const creds = {
   writerEntry: '',
 };
 
-const cluster = (): HCluster => {
-  assert.ok(c, 'cluster not started');
-  return c;
-};
-const master = () => cluster().master;
-const slave = () => cluster().slaves[0]!;
-const asReader = () => basic('reader', PW.reader);
-const asWriter = () => basic('writer', PW.writer);
-const asAdmin = () => bearer(creds.adminToken);
-const clusterToken = (): string => readFileSync(join(cluster().dataDir, 'cluster.token'), 'utf8').trim();
-
-/** POST / with a JSON body and headers. */
-const sql = (url: string, query: string, headers: Record<string, string> = {}, extra: Record<string, unknown> = {}): Promise<HReply> =>
-  send(url, { body: { query, ...extra }, headers });
-
-function ok200(r: HReply, what: string): any {
-  assert.equal(r.status, 200, `${what}: expected 200, got ${r.status}: ${r.text.slice(0, 400)}`);
-  assert.equal(r.body?.ok, true, `${what}: ${r.text.slice(0, 400)}`);
-  return r.body;
-}
-
-function it(name: string, fn: () => Promise<void>): void {
-  test(name, { timeout: 90_000 }, async () => {
-    try {
-      await fn();
-    } catch (e) {
-      if (c) printHLogs(c.nodes, 40);
-      throw e;
-    }
-  });
-}
-
-async function hashPassword(pw: string): Promise<string> {
-  const r = await runCli(['hash-password'], { stdin: `${pw}\n` });
-  assert.equal(r.code, 0, `hash-password exited ${r.code}: ${r.stderr}`);
-  return r.stdout.trim();
-}
-
-async function newToken(): Promise<{ token: string; tokens_entry: string }> {
-  const r = await runCli(['new-token']);
-  assert.equal(r.code, 0, `new-token exited ${r.code}: ${r.stderr}`);
-  return JSON.parse(r.stdout.trim());
-}
-
-before(async () => {
+const { cluster, current } = useCluster(async () => {
   root = tempDir('sqlfleet-auth-');
   const [reader, writer, admin, adminTok, writerTok] = await Promise.all([
     hashPassword(PW.reader),
@@ -106,11 +48,33 @@ before(async () => {
   );
   const dataDir = join(root, 'data');
   mkdirSync(dataDir);
-  c = await startHCluster({ slaves: 1, dataDir, extraArgs: ['--auth', usersFile], access: { headers: bearer(creds.adminToken) } });
+  return { slaves: 1, dataDir, extraArgs: ['--auth', usersFile], headers: bearer(creds.adminToken), ...PATIENT };
 });
+const it = clusterTest(current, undefined, { timeout: 90_000, logLines: 40 });
+const master = () => cluster().master;
+const slave = () => cluster().slaves[0]!;
+const asReader = () => basic('reader', PW.reader);
+const asWriter = () => basic('writer', PW.writer);
+const asAdmin = () => bearer(creds.adminToken);
+const clusterToken = (): string => readFileSync(join(cluster().dataDir, 'cluster.token'), 'utf8').trim();
+
+/** POST / with a JSON body and headers. */
+const sql = (url: string, query: string, headers: Record<string, string> = {}, extra: Record<string, unknown> = {}): Promise<Reply> =>
+  send(url, { body: { query, ...extra }, headers });
+
+async function hashPassword(pw: string): Promise<string> {
+  const r = await runCli(['hash-password'], { stdin: `${pw}\n` });
+  assert.equal(r.code, 0, `hash-password exited ${r.code}: ${r.stderr}`);
+  return r.stdout.trim();
+}
+
+async function newToken(): Promise<{ token: string; tokens_entry: string }> {
+  const r = await runCli(['new-token']);
+  assert.equal(r.code, 0, `new-token exited ${r.code}: ${r.stderr}`);
+  return JSON.parse(r.stdout.trim());
+}
 
 after(async () => {
-  await c?.stop();
   if (root) rmSync(root, { recursive: true, force: true });
 });
 
@@ -128,11 +92,11 @@ it('hash-password (stdin) and new-token give users-file entries; nothing in plai
 });
 
 it('admin (Bearer token): DDL 200 on the master; DDL on the slave is still SCHEMA_ON_SLAVE', async () => {
-  const r = ok200(await sql(master().url, 'CREATE TABLE items (id INTEGER PRIMARY KEY, v TEXT, who TEXT)', asAdmin()), 'admin DDL');
-  await waitForApplied(cluster().nodes, r.index, cluster().access);
+  const r = ok(await sql(master().url, 'CREATE TABLE items (id INTEGER PRIMARY KEY, v TEXT, who TEXT)', asAdmin()), 'admin DDL');
+  await waitForIndex(cluster().nodes, r.index, 20_000);
   assertError(await sql(slave().url, 'CREATE TABLE other (a)', asAdmin()), 403, 'SCHEMA_ON_SLAVE', 'admin DDL on the slave');
   // The admin's password works as well as the token.
-  ok200(await sql(master().url, 'CREATE INDEX items_v ON items (v)', basic('admin', PW.admin)), 'admin DDL with Basic');
+  ok(await sql(master().url, 'CREATE INDEX items_v ON items (v)', basic('admin', PW.admin)), 'admin DDL with Basic');
 });
 
 it('no credentials: 401 with a WWW-Authenticate: Basic challenge, on master and slave', async () => {
@@ -184,10 +148,10 @@ it('wrong credentials: 401 (password, user, token, malformed headers, the stored
 });
 
 it('read role (Basic): reads 200 on both nodes; writes and DDL 403 FORBIDDEN; nothing written', async () => {
-  const before = await hchecksums(cluster().nodes, cluster().access);
+  const before = await checksums(cluster().nodes);
   for (const n of cluster().nodes) {
-    ok200(await sql(n.url, 'SELECT count(*) FROM items', asReader()), `reader read on ${n.label()}`);
-    ok200(await sql(n.url, 'SELECT 1', asReader(), { consistency: 'strong' }), `reader strong read on ${n.label()}`);
+    ok(await sql(n.url, 'SELECT count(*) FROM items', asReader()), `reader read on ${n.label()}`);
+    ok(await sql(n.url, 'SELECT 1', asReader(), { consistency: 'strong' }), `reader strong read on ${n.label()}`);
     for (const write of ["INSERT INTO items(v) VALUES ('by reader')", "UPDATE items SET v = 'r'", 'DELETE FROM items']) {
       assertError(await sql(n.url, write, asReader()), 403, 'FORBIDDEN', `reader "${write}" on ${n.label()}`);
     }
@@ -195,19 +159,19 @@ it('read role (Basic): reads 200 on both nodes; writes and DDL 403 FORBIDDEN; no
   }
   assertError(await sql(master().url, 'CREATE TABLE by_reader (a)', asReader()), 403, 'FORBIDDEN', 'reader DDL');
   assertError(await sql(master().url, 'DROP TABLE items', asReader()), 403, 'FORBIDDEN', 'reader DROP');
-  assert.deepEqual(await hchecksums(cluster().nodes, cluster().access), before, 'a refused request changed a replica');
+  assert.deepEqual(await checksums(cluster().nodes), before, 'a refused request changed a replica');
 });
 
 it('write role: writes 200 on the master and via the slave (forwarded with identity); DDL 403', async () => {
-  const w1 = ok200(await sql(master().url, "INSERT INTO items(v, who) VALUES ('m-basic', 'writer')", asWriter()), 'writer on master (Basic)');
-  const w2 = ok200(await sql(master().url, "INSERT INTO items(v, who) VALUES ('m-bearer', 'writer')", bearer(creds.writerToken)), 'writer on master (Bearer)');
+  const w1 = ok(await sql(master().url, "INSERT INTO items(v, who) VALUES ('m-basic', 'writer')", asWriter()), 'writer on master (Basic)');
+  const w2 = ok(await sql(master().url, "INSERT INTO items(v, who) VALUES ('m-bearer', 'writer')", bearer(creds.writerToken)), 'writer on master (Bearer)');
   assert.ok(w2.index > w1.index);
   const marker = `via-slave-${Date.now()}`;
-  const fw = ok200(await sql(slave().url, `INSERT INTO items(v, who) VALUES ('${marker}', 'writer')`, asWriter()), 'writer via slave');
+  const fw = ok(await sql(slave().url, `INSERT INTO items(v, who) VALUES ('${marker}', 'writer')`, asWriter()), 'writer via slave');
   assert.ok(typeof fw.forwarded_to === 'string' && fw.forwarded_to.length > 0, `not forwarded: ${JSON.stringify(fw)}`);
   assert.equal(fw.node, 1);
   // Answered once applied on the slave: it reads its own write there.
-  const back = ok200(await sql(slave().url, `SELECT count(*) FROM items WHERE v = '${marker}'`, asReader()), 'read back on slave');
+  const back = ok(await sql(slave().url, `SELECT count(*) FROM items WHERE v = '${marker}'`, asReader()), 'read back on slave');
   assert.deepEqual(back.results[0].rows, [[1]]);
   // The master executed it as "writer", not as the cluster.
   const line = master()
@@ -222,8 +186,8 @@ it('write role: writes 200 on the master and via the slave (forwarded with ident
     assertError(await sql(n.url, 'CREATE TABLE by_writer (a)', asWriter()), 403, 'FORBIDDEN', `writer DDL on ${n.label()}`);
   }
   assertError(await sql(master().url, 'ALTER TABLE items ADD COLUMN z', bearer(creds.writerToken)), 403, 'FORBIDDEN', 'writer ALTER');
-  await waitForApplied(cluster().nodes, fw.index, cluster().access);
-  const sums = await hchecksums(cluster().nodes, cluster().access);
+  await waitForIndex(cluster().nodes, fw.index, 20_000);
+  const sums = await checksums(cluster().nodes);
   assert.deepEqual(sums[1], sums[0], 'replicas differ after the writes');
 });
 
@@ -238,7 +202,7 @@ it('the master checks a forwarded identity (cluster token + x-sqlfleet-user)', a
   assertError(await sql(master().url, write, { 'x-sqlfleet-user': 'admin' }), 401, 'UNAUTHORIZED', 'x-sqlfleet-user without a token');
   assertError(await sql(master().url, write, { ...bearer('wrong'), 'x-sqlfleet-user': 'admin' }), 401, 'UNAUTHORIZED', 'x-sqlfleet-user with a wrong token');
   assertError(await sql(master().url, write, { ...asReader(), 'x-sqlfleet-user': 'admin' }), 403, 'FORBIDDEN', 'reader claiming admin');
-  ok200(await sql(master().url, write, asNode('writer')), 'forwarded as writer');
+  ok(await sql(master().url, write, asNode('writer')), 'forwarded as writer');
 });
 
 it('DELETE /nodes/:id and POST /nodes/:id/resync need admin', async () => {
@@ -296,14 +260,14 @@ it('--host 0.0.0.0 without --auth refuses to start and says why (--auth)', async
 });
 
 it('--host 0.0.0.0 with --insecure starts (bound to 0.0.0.0, reached on 127.0.0.1)', async () => {
-  const node = new HNode({ role: 'master', id: 0, numSlaves: 0, dataDir: join(root, 'insecure'), extraArgs: ['--host', '0.0.0.0', '--insecure'] });
+  const node = new TestNode({ role: 'master', id: 0, numSlaves: 0, readyTimeoutMs: READY_TIMEOUT_MS, dataDir: join(root, 'insecure'), extraArgs: ['--host', '0.0.0.0', '--insecure'] });
   try {
     await node.launch();
     assert.match(node.printedUrl, /^http:\/\/0\.0\.0\.0:\d+$/, `printed url ${node.printedUrl}`);
     assert.match(node.url, /^http:\/\/127\.0\.0\.1:\d+$/);
     const h = await send(`${node.url}/health`);
     assert.equal(h.status, 200, h.text);
-    ok200(await sql(node.url, 'SELECT 1'), 'read without credentials on an --insecure node');
+    ok(await sql(node.url, 'SELECT 1'), 'read without credentials on an --insecure node');
   } catch (e) {
     process.stderr.write(node.tail(40));
     throw e;
@@ -313,11 +277,11 @@ it('--host 0.0.0.0 with --insecure starts (bound to 0.0.0.0, reached on 127.0.0.
 });
 
 it('--host 0.0.0.0 with --auth starts and still demands credentials', async () => {
-  const node = new HNode({ role: 'master', id: 0, numSlaves: 0, dataDir: join(root, 'open-auth'), extraArgs: ['--host', '0.0.0.0', '--auth', usersFile] });
+  const node = new TestNode({ role: 'master', id: 0, numSlaves: 0, readyTimeoutMs: READY_TIMEOUT_MS, dataDir: join(root, 'open-auth'), extraArgs: ['--host', '0.0.0.0', '--auth', usersFile] });
   try {
     await node.launch();
     assertError(await sql(node.url, 'SELECT 1'), 401, 'UNAUTHORIZED', 'no credentials on 0.0.0.0');
-    ok200(await sql(node.url, 'SELECT 1', asReader()), 'reader on 0.0.0.0');
+    ok(await sql(node.url, 'SELECT 1', asReader()), 'reader on 0.0.0.0');
   } catch (e) {
     process.stderr.write(node.tail(40));
     throw e;

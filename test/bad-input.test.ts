@@ -8,21 +8,10 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { Agent } from 'undici';
-import { assertError } from './helpers/cluster.js';
-import {
-  hchecksums,
-  hstatus,
-  poll,
-  printHLogs,
-  send,
-  startHCluster,
-  waitForApplied,
-  type HCluster,
-  type HNode,
-  type HReply,
-} from './helpers/hardening.js';
+import { assertError, checksums, printLogs, status, useCluster, waitFor, waitForIndex, type Reply, type TestNode } from './helpers/cluster.js';
+import { PATIENT, send } from './helpers/hardening.js';
 
 const MAX_BODY = 65_536;
 const QUERY_TIMEOUT_MS = 1_500;
@@ -30,14 +19,8 @@ const MAX_ROWS = 1_000;
 const READ_WAIT_MS = 500;
 const TABLE_ROWS = 2_000;
 
-let c: HCluster | undefined;
 let token = '';
 let baseline: { checksums: any[]; applied: number[] } | undefined;
-
-const cluster = (): HCluster => {
-  assert.ok(c, 'cluster not started');
-  return c;
-};
 
 // ---------------------------------------------------------------------------------------
 // The matrix
@@ -59,7 +42,7 @@ interface Case {
   /** The error code; absent for a 200 `{ok:true}` answer. */
   readonly expectCode?: string;
   /** Extra assertions on the answer. */
-  readonly check?: (r: HReply) => void;
+  readonly check?: (r: Reply) => void;
   /** Sent after the runaway reads: membership endpoints, which would remove or re-seed slave 1 if wrongly accepted. */
   readonly late?: boolean;
 }
@@ -79,8 +62,8 @@ const alternate = (specs: Spec[]): void => specs.forEach((s, i) => on(i % 2 === 
 const bad = (name: string, body: unknown, extra: Partial<Spec> = {}): Spec => ({ name, body, expectStatus: 400, expectCode: 'BAD_REQUEST', ...extra });
 const forbidden = (name: string, body: unknown): Spec => ({ name, body, expectStatus: 403, expectCode: 'FORBIDDEN_STATEMENT' });
 const q = (sql: string, extra: Record<string, unknown> = {}) => ({ query: sql, ...extra });
-const firstRows = (r: HReply): unknown[][] => r.body?.results?.[0]?.rows as unknown[][];
-const expectRows = (want: unknown[][]) => (r: HReply) => assert.deepEqual(firstRows(r), want, r.text.slice(0, 300));
+const firstRows = (r: Reply): unknown[][] => r.body?.results?.[0]?.rows as unknown[][];
+const expectRows = (want: unknown[][]) => (r: Reply) => assert.deepEqual(firstRows(r), want, r.text.slice(0, 300));
 const bytes = (...parts: Array<string | number[]>): Buffer =>
   Buffer.concat(parts.map((p) => (typeof p === 'string' ? Buffer.from(p, 'utf8') : Buffer.from(p))));
 
@@ -272,7 +255,7 @@ for (const [name, raw] of [
 
 // 10. Invalid UTF-8. The body is decoded as UTF-8 with replacement characters (U+FFFD):
 // outside strings that makes the JSON malformed; inside a string it is just text.
-const hasReplacement = (r: HReply) => assert.match(String(firstRows(r)?.[0]?.[0]), /\uFFFD/, r.text.slice(0, 300));
+const hasReplacement = (r: Reply) => assert.match(String(firstRows(r)?.[0]?.[0]), /\uFFFD/, r.text.slice(0, 300));
 both(bad('invalid UTF-8: FF FE between tokens', bytes('{"query":"SELECT 1"', [0xff, 0xfe], '}')));
 both(bad('invalid UTF-8: a lone continuation byte first', bytes([0x80], '{"query":"SELECT 1"}')));
 both(bad('invalid UTF-8: body cut inside a 2-byte sequence', bytes(`{"query":"SELECT '`, [0xc3])));
@@ -490,7 +473,7 @@ for (const sql of ['CREATE TABLE nope (a)', 'DROP TABLE t', 'CREATE INDEX ti ON 
 }
 
 // 18. Results over --max-rows are cut and flagged (reads; nothing changes).
-const truncatedAt = (n: number) => (r: HReply) => {
+const truncatedAt = (n: number) => (r: Reply) => {
   const res = r.body.results[0];
   assert.equal(res.truncated, true, `expected truncated: true: ${r.text.slice(0, 200)}`);
   assert.equal(res.rows.length, n);
@@ -515,11 +498,11 @@ const late = cases.filter((k) => k.late);
 // ---------------------------------------------------------------------------------------
 // Running it
 
-function nodeOf(t: Target): HNode {
+function nodeOf(t: Target): TestNode {
   return t === 'master' ? cluster().master : cluster().slaves[0]!;
 }
 
-async function runCase(k: Case): Promise<HReply> {
+async function runCase(k: Case): Promise<Reply> {
   const node = nodeOf(k.node);
   const agent = k.fresh ? new Agent() : undefined;
   try {
@@ -537,7 +520,7 @@ async function runCase(k: Case): Promise<HReply> {
   }
 }
 
-function assertCase(k: Case, r: HReply): void {
+function assertCase(k: Case, r: Reply): void {
   const what = `${k.name} (${k.method ?? 'POST'} ${k.path ?? '/'})`;
   const want = `${k.expectStatus}${k.expectCode ? ` ${k.expectCode}` : ''}`;
   assert.equal(r.status, k.expectStatus, `${what}: expected ${want}, got ${r.status}: ${r.text.slice(0, 500)}`);
@@ -556,14 +539,14 @@ function caseTest(k: Case, i: number): void {
     try {
       assertCase(k, r);
     } catch (e) {
-      printHLogs([nodeOf(k.node)], 20);
+      printLogs([nodeOf(k.node)], 20);
       throw e;
     }
   });
 }
 
-before(async () => {
-  c = await startHCluster({
+const { cluster } = useCluster(
+  {
     slaves: 1,
     extraArgs: [
       '--max-body', String(MAX_BODY),
@@ -571,29 +554,28 @@ before(async () => {
       '--max-rows', String(MAX_ROWS),
       '--read-wait', String(READ_WAIT_MS),
     ],
-  });
-  token = readFileSync(join(c.dataDir, 'cluster.token'), 'utf8').trim();
-  const { master, nodes } = c;
-  const setup = async (sql: string): Promise<number> => {
-    const r = await send(master.url, { body: { command: 'exec', query: sql }, timeoutMs: 30_000 });
-    assert.equal(r.status, 200, `setup ${sql}: ${r.text}`);
-    return r.body.index as number;
-  };
-  await setup('CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL UNIQUE)');
-  await setup("INSERT INTO t(v) VALUES ('a'), ('b'), ('c')");
-  await setup('CREATE TABLE a (x INTEGER); CREATE TABLE b (x INTEGER); CREATE TABLE probe (id INTEGER PRIMARY KEY, v TEXT)');
-  await setup(`WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < ${TABLE_ROWS}) INSERT INTO a SELECT x FROM n`);
-  const last = await setup('INSERT INTO b SELECT x FROM a');
-  await waitForApplied(nodes, last);
-  const sums = await hchecksums(nodes);
-  assert.deepEqual(sums[1], sums[0], 'replicas differ before the matrix');
-  const applied = await Promise.all(nodes.map(async (n) => (await hstatus(n)).applied_index as number));
-  baseline = { checksums: sums, applied };
-});
-
-after(async () => {
-  await c?.stop();
-});
+    ...PATIENT,
+  },
+  async (c) => {
+    token = readFileSync(join(c.dataDir, 'cluster.token'), 'utf8').trim();
+    const { master, nodes } = c;
+    const setup = async (sql: string): Promise<number> => {
+      const r = await send(master.url, { body: { command: 'exec', query: sql }, timeoutMs: 30_000 });
+      assert.equal(r.status, 200, `setup ${sql}: ${r.text}`);
+      return r.body.index as number;
+    };
+    await setup('CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL UNIQUE)');
+    await setup("INSERT INTO t(v) VALUES ('a'), ('b'), ('c')");
+    await setup('CREATE TABLE a (x INTEGER); CREATE TABLE b (x INTEGER); CREATE TABLE probe (id INTEGER PRIMARY KEY, v TEXT)');
+    await setup(`WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < ${TABLE_ROWS}) INSERT INTO a SELECT x FROM n`);
+    const last = await setup('INSERT INTO b SELECT x FROM a');
+    await waitForIndex(nodes, last, 20_000);
+    const sums = await checksums(nodes);
+    assert.deepEqual(sums[1], sums[0], 'replicas differ before the matrix');
+    const applied = await Promise.all(nodes.map(async (n) => (await status(n)).applied_index as number));
+    baseline = { checksums: sums, applied };
+  },
+);
 
 test(`the matrix has at least 200 cases (${cases.length})`, () => {
   assert.ok(cases.length >= 200, `only ${cases.length} cases`);
@@ -612,16 +594,16 @@ test('after the matrix: every node serves, replicas equal and unchanged, applied
       const h = await send(`${n.url}/health`);
       assert.equal(h.status, 200, `${n.label()} /health: ${h.status} ${h.text}`);
     }
-    const applied = await Promise.all(nodes.map(async (n) => (await hstatus(n)).applied_index as number));
+    const applied = await Promise.all(nodes.map(async (n) => (await status(n)).applied_index as number));
     assert.deepEqual(applied, baseline.applied, 'applied index moved: a refused request was logged or applied');
-    const sums = await hchecksums(nodes);
+    const sums = await checksums(nodes);
     assert.deepEqual(sums[1], sums[0], 'slave checksum differs from master');
     assert.deepEqual(sums, baseline.checksums, 'a replica changed during the matrix');
-    const s = await hstatus(master);
+    const s = await status(master);
     const slave = (s.nodes as Array<{ id: number; state: string }>).find((x) => x.id === 1);
     assert.equal(slave?.state, 'up', `slave 1 in master /status: ${JSON.stringify(s.nodes)}`);
   } catch (e) {
-    printHLogs(nodes, 60);
+    printLogs(nodes, 60);
     throw e;
   }
 });
@@ -657,7 +639,7 @@ test('runaway: endless recursive aggregate → 504 TIMEOUT in ~2 s while reads, 
     let k = 0;
     while (!finished) {
       rounds++;
-      const probes: Array<[string, () => Promise<HReply>]> = [
+      const probes: Array<[string, () => Promise<Reply>]> = [
         ['read on the slave', () => send(slave.url, { body: q('SELECT count(*) FROM t') })],
         ['read on the master', () => send(master.url, { body: q('SELECT count(*) FROM t') })],
         ['write on the master', () => send(master.url, { body: q('INSERT INTO probe(v) VALUES (?)', { params: [`m${++k}`] }) })],
@@ -684,13 +666,13 @@ test('runaway: endless recursive aggregate → 504 TIMEOUT in ~2 s while reads, 
     assert.equal(after.body.results[0].rows[0][0], k);
   } catch (e) {
     process.stderr.write(`\nprobe timings during the runaway:\n${timings.join('\n')}\n`);
-    printHLogs(nodes, 40);
+    printLogs(nodes, 40);
     throw e;
   }
 });
 
 const BURST = 8;
-let burst: HReply[] = [];
+let burst: Reply[] = [];
 test(`runaway: cartesian join of two ${TABLE_ROWS}-row tables → 504 TIMEOUT`, { timeout: 60_000 }, async () => {
   const { master } = cluster();
   const t0 = performance.now();
@@ -717,13 +699,13 @@ test('after the runaways: every node serves and the replicas are equal', { timeo
     const h = await send(`${n.url}/health`);
     assert.equal(h.status, 200, `${n.label()} /health: ${h.text}`);
   }
-  const index = (await hstatus(master)).applied_index as number;
-  await waitForApplied(nodes, index);
-  await poll(async () => {
-    const sums = await hchecksums(nodes);
+  const index = (await status(master)).applied_index as number;
+  await waitForIndex(nodes, index, 20_000);
+  await waitFor(async () => {
+    const sums = await checksums(nodes);
     assert.deepEqual(sums[1], sums[0]);
     return true;
-  }, 15_000, 'equal checksums');
+  }, { timeoutMs: 15_000, intervalMs: 100, message: 'equal checksums' });
 });
 
 // ---------------------------------------------------------------------------------------
@@ -733,6 +715,6 @@ late.forEach((k, i) => caseTest(k, early.length + i));
 
 test('at the end: every node still serves', { timeout: 60_000 }, async () => {
   for (const n of cluster().nodes) {
-    await poll(async () => (await send(`${n.url}/health`)).status === 200, 15_000, `${n.label()} /health 200`);
+    await waitFor(async () => (await send(`${n.url}/health`)).status === 200, { timeoutMs: 15_000, intervalMs: 100, message: `${n.label()} /health 200` });
   }
 });

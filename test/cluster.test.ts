@@ -1,22 +1,19 @@
 // Issue 2 end to end: a master and two slaves as real processes, exercised over HTTP.
 
 import assert from 'node:assert/strict';
-import { after, before } from 'node:test';
 import {
   assertError,
   assertSameChecksums,
   checksums,
-  clusterTest,
   exec,
   get,
   ok,
   post,
   query,
   rows,
-  startCluster,
   status,
   waitForIndex,
-  type Cluster,
+  useCluster,
   type TestNode,
 } from './helpers/cluster.js';
 
@@ -24,20 +21,7 @@ import {
 const SEED_BODY =
   '{"command":"exec","query":"CREATE TABLE IF NOT EXISTS users (id INTEGER PRIMARY KEY, username TEXT UNIQUE, email TEXT, created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP)","is_master":false}';
 
-let c: Cluster | undefined;
-const it = clusterTest(() => c);
-const cluster = (): Cluster => {
-  assert.ok(c, 'cluster not started');
-  return c;
-};
-
-before(async () => {
-  c = await startCluster({ slaves: 2 });
-});
-
-after(async () => {
-  await c?.stop();
-});
+const { it, cluster } = useCluster({ slaves: 2 });
 
 /** Runs DDL on the master and asserts it succeeded. */
 async function ddl(sql: string): Promise<void> {

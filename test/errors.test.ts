@@ -4,47 +4,32 @@
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before } from 'node:test';
 import {
   assertError,
   assertSameChecksums,
   checksums,
-  clusterTest,
   exec,
   get,
   ok,
   post,
   query,
   rows,
-  startCluster,
   status,
   waitForIndex,
-  type Cluster,
+  useCluster,
   type TestNode,
 } from './helpers/cluster.js';
 
 const MAX_BODY = 16 * 1024;
 const READ_WAIT_MS = 300;
 
-let c: Cluster | undefined;
 let seeded: any[] = [];
-const it = clusterTest(() => c);
-const cluster = (): Cluster => {
-  assert.ok(c, 'cluster not started');
-  return c;
-};
-
-before(async () => {
-  c = await startCluster({ slaves: 2, extraArgs: ['--max-body', String(MAX_BODY), '--read-wait', String(READ_WAIT_MS)] });
+const { it, cluster } = useCluster({ slaves: 2, extraArgs: ['--max-body', String(MAX_BODY), '--read-wait', String(READ_WAIT_MS)] }, async (c) => {
   const { master, nodes } = c;
   ok(await exec(master, 'CREATE TABLE users (id INTEGER PRIMARY KEY, username TEXT UNIQUE, email TEXT NOT NULL, age INTEGER CHECK (age >= 0))'));
   const w = ok(await exec(master, "INSERT INTO users(username, email, age) VALUES ('ana', 'ana@example.com', 30), ('bo', 'bo@example.com', 40)"));
   await waitForIndex(nodes, w.index);
   seeded = await checksums(nodes);
-});
-
-after(async () => {
-  await c?.stop();
 });
 
 /** Posts `body` to every node and asserts each answer is `status` / `code`. */

@@ -7,11 +7,11 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { ERROR_CODES } from '../src/errors.js';
 import { createApp, type AppDeps } from '../src/http/app.js';
 import { openapiDocument } from '../src/http/openapi.js';
-import { REPO_ROOT, clusterTest, get, post, startCluster, waitForIndex, type Cluster } from './helpers/cluster.js';
+import { REPO_ROOT, get, post, useCluster, waitForIndex } from './helpers/cluster.js';
 
 /** Codes nodes only send each other (replication): no client request produces them. */
 const NODE_TO_NODE = new Set(['STALE_EPOCH', 'DIVERGED']);
@@ -23,20 +23,7 @@ const FALLBACK_FIELDS = ['command', 'query', 'params', 'queries', 'transaction',
 type Json = any;
 const doc: Json = openapiDocument();
 
-let c: Cluster | undefined;
-const it = clusterTest(() => c);
-const cluster = (): Cluster => {
-  assert.ok(c, 'cluster not started');
-  return c;
-};
-
-before(async () => {
-  c = await startCluster({ slaves: 2, extraArgs: ['--read-wait', '300'] });
-});
-
-after(async () => {
-  await c?.stop();
-});
+const { it, cluster } = useCluster({ slaves: 2, extraArgs: ['--read-wait', '300'] });
 
 // ---- a validator for the JSON Schema subset the document uses ----------------------------
 

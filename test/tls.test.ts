@@ -10,20 +10,21 @@ import https from 'node:https';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { Agent } from 'undici';
-import { assertError } from './helpers/cluster.js';
 import {
-  HNode,
-  hchecksums,
-  hstatus,
-  poll,
-  printHLogs,
-  send,
-  startHCluster,
+  TestNode,
+  assertError,
+  checksums,
+  clusterTest,
+  ok,
+  startCluster,
+  status,
   tempDir,
-  waitForApplied,
-  type HCluster,
-  type HReply,
-} from './helpers/hardening.js';
+  waitFor,
+  waitForIndex,
+  type Cluster,
+  type Reply,
+} from './helpers/cluster.js';
+import { PATIENT, READY_TIMEOUT_MS, send } from './helpers/hardening.js';
 
 const HAVE_OPENSSL = spawnSync('openssl', ['version'], { stdio: 'ignore' }).status === 0;
 const SKIP = HAVE_OPENSSL ? false : 'openssl is not installed';
@@ -35,17 +36,17 @@ if (!HAVE_OPENSSL && process.env.CI) {
 }
 
 let dir = '';
-let c: HCluster | undefined;
+let c: Cluster | undefined;
 let ca = '';
-let agent: Agent | undefined;
 const files = { caCert: '', nodeCert: '', nodeKey: '', otherCaCert: '' };
 
-const cluster = (): HCluster => {
+const cluster = (): Cluster => {
   assert.ok(c, 'cluster not started');
   return c;
 };
 const tlsArgs = (caFile = files.caCert): string[] => ['--tls-cert', files.nodeCert, '--tls-key', files.nodeKey, '--tls-ca', caFile];
-const viaCa = () => ({ dispatcher: agent! });
+const viaCa = () => ({ dispatcher: cluster().dispatcher });
+const it = clusterTest(() => c, undefined, { skip: SKIP, timeout: 90_000, logLines: 40 });
 
 function openssl(...args: string[]): void {
   execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
@@ -58,28 +59,11 @@ function makeCa(name: string, cn: string): void {
     '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign');
 }
 
-function it(name: string, fn: () => Promise<void>): void {
-  test(name, { skip: SKIP, timeout: 90_000 }, async () => {
-    try {
-      await fn();
-    } catch (e) {
-      if (c) printHLogs(c.nodes, 40);
-      throw e;
-    }
-  });
-}
-
-function ok200(r: HReply, what: string): any {
-  assert.equal(r.status, 200, `${what}: expected 200, got ${r.status}: ${r.text.slice(0, 400)}`);
-  assert.equal(r.body?.ok, true, `${what}: ${r.text.slice(0, 400)}`);
-  return r.body;
-}
-
 /** The error code behind a failed fetch (undici puts the socket/TLS error in `cause`). */
 async function fetchFailure(p: Promise<unknown>): Promise<string> {
   try {
     const r = await p;
-    return `no error: ${JSON.stringify((r as HReply).status)} ${(r as HReply).text?.slice(0, 200)}`;
+    return `no error: ${JSON.stringify((r as Reply).status)} ${(r as Reply).text?.slice(0, 200)}`;
   } catch (e) {
     const cause = (e as { cause?: { code?: string; message?: string } }).cause;
     return `${cause?.code ?? ''} ${cause?.message ?? (e as Error).message}`;
@@ -104,13 +88,11 @@ before(async () => {
   files.nodeCert = join(dir, 'node.crt');
   files.nodeKey = join(dir, 'node.key');
   ca = readFileSync(files.caCert, 'utf8');
-  agent = new Agent({ connect: { ca } });
-  c = await startHCluster({ slaves: 1, dataDir: join(dir, 'data'), extraArgs: tlsArgs(), access: viaCa() });
+  c = await startCluster({ slaves: 1, dataDir: join(dir, 'data'), extraArgs: tlsArgs(), ca, ...PATIENT });
 });
 
 after(async () => {
   await c?.stop();
-  await agent?.close();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
@@ -118,31 +100,31 @@ it('both nodes serve HTTPS and the slave is up with the master over TLS', async 
   const { master, slaves } = cluster();
   assert.match(master.url, /^https:\/\/127\.0\.0\.1:\d+$/);
   assert.match(slaves[0]!.url, /^https:\/\/127\.0\.0\.1:\d+$/);
-  const s = await hstatus(master, viaCa());
+  const s = await status(master);
   const slave = (s.nodes as Array<{ id: number; state: string; url: string }>).find((n) => n.id === 1);
   assert.equal(slave?.state, 'up', JSON.stringify(s.nodes));
   assert.match(slave!.url, /^https:\/\//, `the master reaches the slave at ${slave!.url}`);
-  const ss = await hstatus(slaves[0]!, viaCa());
+  const ss = await status(slaves[0]!);
   assert.match(String(ss.master), /^https:\/\//, `the slave's master: ${ss.master}`);
 });
 
 it('DDL on the master, a write via the slave (forwarded over TLS), read back on the slave, equal checksums', async () => {
   const { master, slaves, nodes } = cluster();
   const slave = slaves[0]!;
-  const ddl = ok200(await send(master.url, { body: { query: 'CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL)' }, ...viaCa() }), 'DDL on master');
-  await waitForApplied(nodes, ddl.index, viaCa());
-  const w = ok200(
+  const ddl = ok(await send(master.url, { body: { query: 'CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL)' }, ...viaCa() }), 'DDL on master');
+  await waitForIndex(nodes, ddl.index, 20_000);
+  const w = ok(
     await send(slave.url, { body: { query: 'INSERT INTO notes(body) VALUES (?), (?)', params: ['over', 'tls'] }, ...viaCa() }),
     'write via slave',
   );
   assert.equal(w.node, 1);
   assert.match(String(w.forwarded_to), /^https:\/\/127\.0\.0\.1:\d+$/, `forwarded_to ${w.forwarded_to}`);
-  const back = ok200(await send(slave.url, { body: { query: 'SELECT body FROM notes ORDER BY id' }, ...viaCa() }), 'read on slave');
+  const back = ok(await send(slave.url, { body: { query: 'SELECT body FROM notes ORDER BY id' }, ...viaCa() }), 'read on slave');
   assert.deepEqual(back.results[0].rows, [['over'], ['tls']]);
-  const strong = ok200(await send(slave.url, { body: { query: 'SELECT count(*) FROM notes', consistency: 'strong' }, ...viaCa() }), 'strong read');
+  const strong = ok(await send(slave.url, { body: { query: 'SELECT count(*) FROM notes', consistency: 'strong' }, ...viaCa() }), 'strong read');
   assert.deepEqual(strong.results[0].rows, [[2]]);
-  await waitForApplied(nodes, w.index, viaCa());
-  const sums = await hchecksums(nodes, viaCa());
+  await waitForIndex(nodes, w.index, 20_000);
+  const sums = await checksums(nodes);
   assert.deepEqual(sums[1], sums[0], 'replicas differ');
   assert.equal(sums[0].index, w.index);
 });
@@ -191,12 +173,13 @@ it('a client without the CA (or trusting another CA) is refused with a certifica
 });
 
 // A slave that trusts a different CA cannot talk to the master: node-to-node TLS is verified.
-let badSlave: HNode | undefined;
-let badWrite: HReply | undefined;
+let badSlave: TestNode | undefined;
+let badWrite: Reply | undefined;
 it('a slave verifying with the wrong --tls-ca never joins, and its writes are refused 503, applied nowhere', async () => {
   const { master, dataDir } = cluster();
-  badSlave = new HNode({
+  badSlave = new TestNode({
     role: 'slave',
+    readyTimeoutMs: READY_TIMEOUT_MS,
     id: 2,
     numSlaves: 1,
     dataDir,
@@ -206,17 +189,17 @@ it('a slave verifying with the wrong --tls-ca never joins, and its writes are re
   try {
     await badSlave.launch();
     await new Promise((r) => setTimeout(r, 2_000));
-    const s = await hstatus(master, viaCa());
+    const s = await status(master);
     const bad = (s.nodes as Array<{ id: number; state: string }>).find((n) => n.id === 2);
     assert.ok(bad === undefined || bad.state !== 'up', `the wrong-CA slave is up: ${JSON.stringify(s.nodes)}`);
     const before = (await send(master.url, { body: { query: 'SELECT count(*) FROM notes' }, ...viaCa() })).body.results[0].rows[0][0];
     badWrite = await send(badSlave.url, { body: { query: "INSERT INTO notes(body) VALUES ('bad ca')" }, ...viaCa(), timeoutMs: 30_000 });
     assertError(badWrite, 503, 'MASTER_UNAVAILABLE', 'write via the wrong-CA slave');
-    await poll(async () => {
+    await waitFor(async () => {
       const now = (await send(master.url, { body: { query: 'SELECT count(*) FROM notes' }, ...viaCa() })).body.results[0].rows[0][0];
       assert.equal(now, before, 'the write reached the master');
       return true;
-    }, 5_000, 'unchanged count');
+    }, { timeoutMs: 5_000, intervalMs: 100, message: 'unchanged count' });
   } catch (e) {
     process.stderr.write(`\n----- wrong-CA slave -----\n${badSlave.tail(30)}\n`);
     throw e;

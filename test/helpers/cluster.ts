@@ -8,11 +8,13 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as delay } from 'node:timers/promises';
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
+import { after, before, test } from 'node:test';
+import { Agent, fetch as undiciFetch, type Dispatcher } from 'undici';
 
 /** The repository root (two levels above this file). */
 export const REPO_ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
-const CLI = join(REPO_ROOT, 'src', 'cli.ts');
+/** The sqlfleet CLI, run as `node --import tsx CLI ...`. */
+export const CLI = join(REPO_ROOT, 'src', 'cli.ts');
 const READY_TIMEOUT_MS = 45_000;
 const STOP_TIMEOUT_MS = 5_000;
 const MAX_LOG_LINES = 4_000;
@@ -32,6 +34,12 @@ process.on('exit', () => {
   }
 });
 
+/** Kills `child` (by PID) if the test process exits while it still runs. */
+export function killOnExit(child: ChildProcess): void {
+  live.add(child);
+  child.once('exit', () => live.delete(child));
+}
+
 /** How to (re)start one node: what `startNode` needs. */
 export interface NodeSpec {
   readonly role: 'master' | 'slave';
@@ -43,13 +51,24 @@ export interface NodeSpec {
   /** 0 (default) lets the OS choose. */
   readonly port?: number;
   readonly extraArgs?: readonly string[];
+  /** Sent with the harness's own requests to the node (/status, /checksum, exec, query), e.g. credentials. */
+  readonly headers?: Record<string, string>;
+  /** undici dispatcher for those requests, e.g. an Agent trusting a test CA. */
+  readonly dispatcher?: Dispatcher;
+  /** Deadline for the ready line; default 45 s. */
+  readonly readyTimeoutMs?: number;
+  /** Per-request deadline of the harness's /status and /checksum requests; default 5 s and 15 s. */
+  readonly requestTimeoutMs?: number;
 }
 
 /** A running (or stopped) node process; `restart` keeps the same object and URL. */
 export class TestNode {
   readonly id: number;
   readonly role: 'master' | 'slave';
+  /** The URL to send requests to (the printed URL, with 0.0.0.0 replaced by 127.0.0.1). */
   url = '';
+  /** The URL the node printed in its ready line. */
+  printedUrl = '';
   proc!: ChildProcess;
   spec: NodeSpec;
   private readonly lines: string[] = [];
@@ -64,6 +83,12 @@ export class TestNode {
   /** Everything this node printed, over all its incarnations. */
   logs(): string {
     return this.lines.join('\n');
+  }
+
+  /** How the harness reaches this node: its spec's headers and dispatcher. */
+  get access(): RequestOptions {
+    const { headers, dispatcher } = this.spec;
+    return { ...(headers ? { headers } : {}), ...(dispatcher ? { dispatcher } : {}) };
   }
 
   /** True while the current process has not exited. */
@@ -102,10 +127,9 @@ export class TestNode {
 
     const child = spawn(process.execPath, args, { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
     this.proc = child;
-    live.add(child);
+    killOnExit(child);
     this.exitPromise = new Promise((res) => {
       child.once('exit', (code, signal) => {
-        live.delete(child);
         this.note(`exited code=${code} signal=${signal}`);
         res();
       });
@@ -119,17 +143,19 @@ export class TestNode {
     });
     this.collect(child, 'stderr', () => {});
 
+    const readyTimeoutMs = spec.readyTimeoutMs ?? READY_TIMEOUT_MS;
     const outcome = await Promise.race([
       ready.then((url) => ({ url })),
       this.exitPromise.then(() => ({ exited: true as const })),
-      delay(READY_TIMEOUT_MS, undefined, { ref: false }).then(() => ({ timeout: true as const })),
+      delay(readyTimeoutMs, undefined, { ref: false }).then(() => ({ timeout: true as const })),
     ]);
     if ('url' in outcome) {
-      this.url = outcome.url.replace(/\/+$/, '');
+      this.printedUrl = outcome.url.replace(/\/+$/, '');
+      this.url = this.printedUrl.replace('://0.0.0.0:', '://127.0.0.1:');
       return;
     }
     if ('timeout' in outcome) await this.kill('SIGKILL');
-    const why = 'timeout' in outcome ? `printed no ready line within ${READY_TIMEOUT_MS} ms` : 'exited before ready';
+    const why = 'timeout' in outcome ? `printed no ready line within ${readyTimeoutMs} ms` : 'exited before ready';
     throw new Error(`${this.label()} ${why}\n--- logs ---\n${this.tail(200)}`);
   }
 
@@ -172,7 +198,8 @@ export class TestNode {
   }
 }
 
-function parseJsonLine(line: string): Record<string, unknown> | undefined {
+/** A printed line parsed as a JSON object, or undefined. */
+export function parseJsonLine(line: string): Record<string, unknown> | undefined {
   if (!line.startsWith('{')) return undefined;
   try {
     const v: unknown = JSON.parse(line);
@@ -182,7 +209,7 @@ function parseJsonLine(line: string): Record<string, unknown> | undefined {
   }
 }
 
-/** Starts one node and waits for its ready line (20 s deadline). */
+/** Starts one node and waits for its ready line. */
 export async function startNode(spec: NodeSpec): Promise<TestNode> {
   const node = new TestNode(spec);
   await node.launch();
@@ -196,19 +223,23 @@ export interface Cluster {
   /** Master first, then slaves by id. */
   readonly nodes: readonly TestNode[];
   readonly dataDir: string;
-  /** Stops every node (SIGTERM, then SIGKILL) and removes the data dir if we created it. */
+  /** The Agent trusting `ca` (closed by stop()), if one was given. */
+  readonly dispatcher?: Dispatcher;
+  /** Stops every node (SIGTERM, then SIGKILL), closes the dispatcher and removes the data dir if we created it. */
   stop(): Promise<void>;
   /** Stops `node` if it runs (SIGTERM) and starts it again on the same port and data dir. */
   restart(node: TestNode): Promise<void>;
 }
 
-/** Options of `startCluster`. */
-export interface ClusterOptions {
+/** Options of `startCluster`; `extraArgs` (e.g. ['--max-body', '4096']), `headers` and the deadlines apply to every node. */
+export interface ClusterOptions extends Pick<NodeSpec, 'extraArgs' | 'headers' | 'readyTimeoutMs' | 'requestTimeoutMs'> {
   readonly slaves: number;
   /** Reused as is (and left in place by stop()); default: a fresh temp dir. */
   readonly dataDir?: string;
-  /** Flags given to every node, e.g. ['--max-body', '4096']. */
-  readonly extraArgs?: readonly string[];
+  /** A CA certificate (PEM) the harness trusts, for a cluster serving HTTPS. */
+  readonly ca?: string;
+  /** Deadline for every slave to be listed `up` by the master; default 15 s. */
+  readonly upTimeoutMs?: number;
 }
 
 /** A fresh temporary directory for one cluster. */
@@ -220,25 +251,35 @@ export function tempDir(prefix = 'sqlfleet-test-'): string {
 export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
   const ownDir = opts.dataDir === undefined;
   const dataDir = opts.dataDir ?? tempDir();
-  const extraArgs = opts.extraArgs ?? [];
+  const dispatcher = opts.ca === undefined ? undefined : new Agent({ connect: { ca: opts.ca } });
+  const common = {
+    numSlaves: opts.slaves,
+    dataDir,
+    extraArgs: opts.extraArgs ?? [],
+    headers: opts.headers,
+    dispatcher,
+    readyTimeoutMs: opts.readyTimeoutMs,
+    requestTimeoutMs: opts.requestTimeoutMs,
+  };
   const started: TestNode[] = [];
   const stop = async (): Promise<void> => {
     await Promise.all(started.map((n) => n.kill('SIGTERM')));
+    await dispatcher?.close();
     if (ownDir) rmSync(dataDir, { recursive: true, force: true });
   };
   try {
-    const master = new TestNode({ role: 'master', id: 0, numSlaves: opts.slaves, dataDir, extraArgs });
+    const master = new TestNode({ ...common, role: 'master', id: 0 });
     started.push(master);
     await master.launch();
     const slaves: TestNode[] = [];
     for (let id = 1; id <= opts.slaves; id++) {
-      const slave = new TestNode({ role: 'slave', id, numSlaves: opts.slaves, dataDir, masterUrl: master.url, extraArgs });
+      const slave = new TestNode({ ...common, role: 'slave', id, masterUrl: master.url });
       slaves.push(slave);
       started.push(slave);
     }
     await Promise.all(slaves.map((s) => s.launch()));
     const nodes = [master, ...slaves];
-    await waitForUp(master, slaves.map((s) => s.id)).catch((e: unknown) => {
+    await waitForUp(master, slaves.map((s) => s.id), opts.upTimeoutMs).catch((e: unknown) => {
       printLogs(nodes);
       throw e;
     });
@@ -248,7 +289,7 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
       node.spec = { ...node.spec, port };
       await node.launch();
     };
-    return { master, slaves, nodes, dataDir, stop, restart };
+    return { master, slaves, nodes, dataDir, ...(dispatcher ? { dispatcher } : {}), stop, restart };
   } catch (e) {
     await stop();
     throw e;
@@ -268,16 +309,37 @@ export interface Reply {
 export interface RequestOptions {
   readonly headers?: Record<string, string>;
   readonly timeoutMs?: number;
+  /** undici dispatcher, e.g. an Agent trusting a test CA (the request then goes through undici's fetch). */
+  readonly dispatcher?: Dispatcher;
 }
 
-async function request(method: string, url: string, body: string | undefined, opts: RequestOptions): Promise<Reply> {
+/** One request for `request`: a body is sent verbatim. */
+export interface RawRequest extends RequestOptions {
+  readonly method: string;
+  readonly body?: string | Uint8Array | ReadableStream<Uint8Array>;
+  /** Content-Type of a body; default application/json, null for none. */
+  readonly contentType?: string | null;
+  /** Use undici's fetch even without a dispatcher. */
+  readonly undici?: boolean;
+}
+
+/** Sends one request and reads the whole answer. */
+export async function request(url: string, req: RawRequest): Promise<Reply> {
+  const headers: Record<string, string> = {};
+  if (req.body !== undefined && req.contentType !== null) headers['content-type'] = req.contentType ?? 'application/json';
+  Object.assign(headers, req.headers);
+  const init = {
+    method: req.method,
+    body: req.body,
+    ...(req.body instanceof ReadableStream ? { duplex: 'half' as const } : {}),
+    headers,
+    signal: AbortSignal.timeout(req.timeoutMs ?? 15_000),
+  };
   const t0 = performance.now();
-  const res = await fetch(url, {
-    method,
-    body,
-    headers: { ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...opts.headers },
-    signal: AbortSignal.timeout(opts.timeoutMs ?? 15_000),
-  });
+  const res =
+    req.undici || req.dispatcher
+      ? await undiciFetch(url, { ...init, ...(req.dispatcher ? { dispatcher: req.dispatcher } : {}) } as Parameters<typeof undiciFetch>[1])
+      : await fetch(url, init as RequestInit);
   const text = await res.text();
   let parsed: unknown;
   try {
@@ -285,27 +347,27 @@ async function request(method: string, url: string, body: string | undefined, op
   } catch {
     parsed = undefined;
   }
-  return { status: res.status, body: parsed, text, ms: performance.now() - t0, headers: res.headers };
+  return { status: res.status, body: parsed, text, ms: performance.now() - t0, headers: res.headers as unknown as Headers };
 }
 
 /** POSTs `body` (an object is JSON-encoded; a string is sent verbatim) to `url`. */
 export function post(url: string, body: unknown, opts: RequestOptions = {}): Promise<Reply> {
-  return request('POST', url, typeof body === 'string' ? body : JSON.stringify(body), opts);
+  return request(url, { ...opts, method: 'POST', body: typeof body === 'string' ? body : JSON.stringify(body) });
 }
 
 /** GETs `url`. */
 export function get(url: string, opts: RequestOptions = {}): Promise<Reply> {
-  return request('GET', url, undefined, opts);
+  return request(url, { ...opts, method: 'GET' });
 }
 
-/** `POST /` with `{command:"exec", query, params, ...extra}`. */
+/** `POST /` with `{command:"exec", query, params, ...extra}`, with the node's `access`. */
 export function exec(node: TestNode, query: string, params?: unknown, extra: Record<string, unknown> = {}): Promise<Reply> {
-  return post(node.url, { command: 'exec', query, ...(params !== undefined ? { params } : {}), ...extra });
+  return post(node.url, { command: 'exec', query, ...(params !== undefined ? { params } : {}), ...extra }, node.access);
 }
 
-/** `POST /` with `{command:"query", query, params, ...extra}`. */
+/** `POST /` with `{command:"query", query, params, ...extra}`, with the node's `access`. */
 export function query(node: TestNode, sql: string, params?: unknown, extra: Record<string, unknown> = {}): Promise<Reply> {
-  return post(node.url, { command: 'query', query: sql, ...(params !== undefined ? { params } : {}), ...extra });
+  return post(node.url, { command: 'query', query: sql, ...(params !== undefined ? { params } : {}), ...extra }, node.access);
 }
 
 /** Asserts a 200 `{ok:true}` answer and returns its body. */
@@ -364,9 +426,9 @@ export async function waitFor<T>(fn: () => T | Promise<T>, opts: WaitOptions = {
   }
 }
 
-/** GET /status of `node`. */
+/** GET /status of `node` (with its `access`). */
 export async function status(node: TestNode): Promise<any> {
-  const reply = await get(`${node.url}/status`, { timeoutMs: 5_000 });
+  const reply = await get(`${node.url}/status`, { ...node.access, timeoutMs: node.spec.requestTimeoutMs ?? 5_000 });
   assert.equal(reply.status, 200, `${node.label()} /status: ${reply.status} ${reply.text}`);
   return reply.body;
 }
@@ -395,11 +457,11 @@ export async function waitForIndex(nodes: readonly TestNode[], index: number, ti
   );
 }
 
-/** GET /checksum of each node, in order. */
+/** GET /checksum of each node (with its `access`), in order. */
 export async function checksums(nodes: readonly TestNode[]): Promise<any[]> {
   return Promise.all(
     nodes.map(async (n) => {
-      const reply = await get(`${n.url}/checksum`);
+      const reply = await get(`${n.url}/checksum`, { ...n.access, timeoutMs: n.spec.requestTimeoutMs ?? 15_000 });
       assert.equal(reply.status, 200, `${n.label()} /checksum: ${reply.status} ${reply.text}`);
       return reply.body;
     }),
@@ -422,22 +484,64 @@ export function printLogs(nodes: readonly TestNode[], lines = 150): void {
   }
 }
 
+/** Options of `clusterTest`: node:test's `timeout` and `skip`, and how many log lines to print. */
+export interface ClusterTestOptions {
+  readonly timeout?: number;
+  readonly skip?: boolean | string;
+  readonly logLines?: number;
+}
+
 /**
  * `test()` that prints the cluster's logs (and `extraReport()`) when the test fails.
  * `getCluster` is read at run time, so it can name a cluster started in `before()`.
  */
-export function clusterTest(getCluster: () => Cluster | undefined, extraReport?: () => string) {
+export function clusterTest(getCluster: () => Cluster | undefined, extraReport?: () => string, options: ClusterTestOptions = {}) {
+  const { logLines, ...testOptions } = options;
   return (name: string, fn: () => Promise<void>): void => {
-    test(name, async () => {
+    test(name, testOptions, async () => {
       try {
         await fn();
       } catch (e) {
         const c = getCluster();
-        if (c) printLogs(c.nodes);
+        if (c) printLogs(c.nodes, logLines);
         const extra = extraReport?.();
         if (extra) process.stderr.write(`\n${extra}\n`);
         throw e;
       }
     });
   };
+}
+
+/** What `useCluster` gives a test file. */
+export interface ClusterSuite {
+  /** The cluster started in before(); fails if it is not running. */
+  readonly cluster: () => Cluster;
+  /** The cluster, or undefined before it started (or if it failed to). */
+  readonly current: () => Cluster | undefined;
+  /** `clusterTest` for this cluster. */
+  readonly it: (name: string, fn: () => Promise<void>) => void;
+}
+
+/**
+ * The usual test-file setup: `before()` starts a cluster with `opts` (a function is called
+ * then) and runs `setup` on it; `after()` stops it.
+ */
+export function useCluster(
+  opts: ClusterOptions | (() => ClusterOptions | Promise<ClusterOptions>),
+  setup?: (c: Cluster) => Promise<void>,
+): ClusterSuite {
+  let c: Cluster | undefined;
+  before(async () => {
+    c = await startCluster(typeof opts === 'function' ? await opts() : opts);
+    await setup?.(c);
+  });
+  after(async () => {
+    await c?.stop();
+  });
+  const current = (): Cluster | undefined => c;
+  const cluster = (): Cluster => {
+    assert.ok(c, 'cluster not started');
+    return c;
+  };
+  return { cluster, current, it: clusterTest(current) };
 }
