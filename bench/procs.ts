@@ -175,8 +175,8 @@ export async function stopAll(): Promise<void> {
 }
 
 /** GET a JSON document from a node. */
-export async function getJson<T = Record<string, unknown>>(url: string, path: string): Promise<T> {
-  const res = await fetch(url + path, { signal: AbortSignal.timeout(10_000) });
+export async function getJson<T = Record<string, unknown>>(url: string, path: string, timeoutMs = 10_000): Promise<T> {
+  const res = await fetch(url + path, { signal: AbortSignal.timeout(timeoutMs) });
   return (await res.json()) as T;
 }
 

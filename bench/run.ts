@@ -271,7 +271,8 @@ async function rssPhase(c: BenchCluster): Promise<Record<string, unknown> | null
 async function checksums(c: BenchCluster): Promise<boolean> {
   const target = await appliedIndex(c.master.url);
   await until(async () => (await Promise.all(c.slaves.map((s) => appliedIndex(s.url)))).every((i) => i >= target), 30_000);
-  const sums = await Promise.all([c.master, ...c.slaves].map((p) => getJson(p.url, '/checksum')));
+  // A checksum reads every row: after the optional 1M-write phase that takes a while.
+  const sums = await Promise.all([c.master, ...c.slaves].map((p) => getJson(p.url, '/checksum', 300_000)));
   const same = sums.every((s) => JSON.stringify(s) === JSON.stringify(sums[0]));
   if (!same) oddities.push(`replica checksums differ after the run: ${JSON.stringify(sums).slice(0, 600)}`);
   return same;
