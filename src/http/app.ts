@@ -6,7 +6,7 @@ import { SqlfleetError } from '../errors.js';
 import { parseRequest, type QueryRequest } from '../core/request.js';
 import type { Outcome } from '../core/executor.js';
 import { ANONYMOUS_ADMIN, CLUSTER, hasRole, type Principal, type Role, type Users } from '../auth/users.js';
-import { hasClusterToken } from './auth.js';
+import { clusterTokenCheck } from './auth.js';
 import { readBody } from './body.js';
 import { consoleHtml } from './console.js';
 import { openapiDocument } from './openapi.js';
@@ -50,11 +50,13 @@ export interface AppDeps {
 export function createApp(d: AppDeps): Hono {
   const app = new Hono();
   const send = (c: Context, o: Outcome) => c.body(stringify(o.body), o.status as 200, { 'content-type': 'application/json' });
+  const sendError = (c: Context, e: SqlfleetError) => send(c, { status: e.status, body: e.toJSON() });
+  const hasClusterToken = clusterTokenCheck(d.token);
   // Who is asking: another node (cluster token, possibly on behalf of a user it
   // authenticated), a user of --auth, or anyone when auth is off.
   const principal = async (c: Context): Promise<Principal> => {
     const header = c.req.header('authorization');
-    if (hasClusterToken(header, d.token)) {
+    if (hasClusterToken(header)) {
       const onBehalf = c.req.header('x-sqlfleet-user');
       if (!onBehalf || !d.users) return CLUSTER;
       const p = d.users.byUsername(onBehalf);
@@ -79,7 +81,7 @@ export function createApp(d: AppDeps): Hono {
   // Membership changes: another node, or an admin user when --auth is on. With auth off,
   // only the cluster token, so reaching a node is not enough to remove its peers.
   const operator = async (c: Context, next: () => Promise<void>) => {
-    if (!hasClusterToken(c.req.header('authorization'), d.token)) {
+    if (!hasClusterToken(c.req.header('authorization'))) {
       if (!d.users) throw new SqlfleetError('UNAUTHORIZED', 'node management needs the cluster token (or an admin user with --auth)');
       const p = await principal(c);
       if (!hasRole(p, 'admin')) throw new SqlfleetError('FORBIDDEN', `user "${p.user}" (role ${p.role}) needs role admin`);
@@ -87,7 +89,7 @@ export function createApp(d: AppDeps): Hono {
     await next();
   };
   const internal = async (c: Context, next: () => Promise<void>) => {
-    if (!hasClusterToken(c.req.header('authorization'), d.token)) {
+    if (!hasClusterToken(c.req.header('authorization'))) {
       throw new SqlfleetError('UNAUTHORIZED', 'internal endpoint: a valid cluster token is required');
     }
     await next();
@@ -99,9 +101,7 @@ export function createApp(d: AppDeps): Hono {
   });
 
   app.get('/', (c) => c.html(consoleHtml()));
-  app.get('/health', (c) =>
-    d.api.ready() ? c.json({ ok: true }) : c.json({ ok: false, error: { code: 'UNAVAILABLE', message: 'starting' } }, 503),
-  );
+  app.get('/health', (c) => (d.api.ready() ? c.json({ ok: true }) : sendError(c, new SqlfleetError('UNAVAILABLE', 'starting'))));
   app.get('/status', need('read'), (c) => send(c, { status: 200, body: d.api.status() }));
   app.get('/checksum', need('read'), async (c) => send(c, { status: 200, body: (await d.api.checksum()) as Record<string, unknown> }));
   app.get('/openapi.json', (c) => c.json(openapiDocument()));
@@ -134,7 +134,7 @@ export function createApp(d: AppDeps): Hono {
   });
 
   app.post('/internal/append', internal, async (c) => send(c, d.api.append(parseJson(await readBody(c, d.maxAppendBody)))));
-  app.post('/internal/heartbeat', internal, async (c) => send(c, d.api.heartbeat(parseJson(await c.req.text()))));
+  app.post('/internal/heartbeat', internal, async (c) => send(c, d.api.heartbeat(parseJson(await readBody(c, d.maxBody)))));
   app.post('/internal/snapshot', internal, async (c) => {
     if (!c.req.raw.body) throw new SqlfleetError('BAD_REQUEST', 'snapshot body missing');
     return send(c, await d.api.installSnapshot(c.req.raw.body));
@@ -142,12 +142,9 @@ export function createApp(d: AppDeps): Hono {
   app.delete('/nodes/:id', operator, (c) => send(c, d.api.removeNode(nodeId(c.req.param('id') ?? ''))));
   app.post('/nodes/:id/resync', operator, (c) => send(c, d.api.resyncNode(nodeId(c.req.param('id') ?? ''))));
 
-  app.notFound((c) => {
-    const e = new SqlfleetError('NOT_FOUND', `no such endpoint: ${c.req.method} ${c.req.path}`);
-    return c.body(stringify(e.toJSON()), 404, { 'content-type': 'application/json' });
-  });
+  app.notFound((c) => sendError(c, new SqlfleetError('NOT_FOUND', `no such endpoint: ${c.req.method} ${c.req.path}`)));
   app.onError((err, c) => {
-    if (err instanceof SqlfleetError) return c.body(stringify(err.toJSON()), err.status as 400, { 'content-type': 'application/json' });
+    if (err instanceof SqlfleetError) return sendError(c, err);
     d.log('error', 'unhandled error', { err: err.stack ?? String(err), path: c.req.path });
     return c.json({ ok: false, error: { code: 'INTERNAL', message: 'internal error; see the node log' } }, 500);
   });

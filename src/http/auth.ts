@@ -1,10 +1,14 @@
 // Cluster-token checks for internal requests, in constant time.
 import { createHash, timingSafeEqual } from 'node:crypto';
 
-/** True when the request's `Authorization: Bearer <token>` equals the cluster token. */
-export function hasClusterToken(authorization: string | undefined, token: string): boolean {
-  if (!authorization || !authorization.startsWith('Bearer ')) return false;
-  const given = createHash('sha256').update(authorization.slice(7)).digest();
+/**
+ * A checker for `Authorization: Bearer <cluster token>`. Both sides are compared as
+ * sha256 digests (equal lengths, constant time); the token's digest is computed once.
+ */
+export function clusterTokenCheck(token: string): (authorization: string | undefined) => boolean {
   const want = createHash('sha256').update(token).digest();
-  return timingSafeEqual(given, want);
+  return (authorization) => {
+    if (!authorization || !authorization.startsWith('Bearer ')) return false;
+    return timingSafeEqual(createHash('sha256').update(authorization.slice(7)).digest(), want);
+  };
 }

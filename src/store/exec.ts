@@ -2,7 +2,7 @@
 // binding, JSON-safe values, and translation of driver errors into SqlfleetError.
 import type { Database as Db, Statement } from 'better-sqlite3';
 import { SqlfleetError } from '../errors.js';
-import type { Params, StatementResult, Stmt } from './types.js';
+import type { Params, StatementResult, Stmt, WriteResult } from './types.js';
 
 /** LRU of prepared statements for one connection. */
 export class StatementCache {
@@ -43,6 +43,11 @@ export function runStatement(cache: StatementCache, s: Stmt): StatementResult {
     const columns = stmt.columns().map((c) => c.name);
     return { columns, rows };
   }
+  return runChange(stmt, args);
+}
+
+/** Runs a statement that returns no rows and reports what it changed. */
+function runChange(stmt: Statement, args: unknown[]): WriteResult {
   const info = stmt.run(...args);
   return { changes: Number(info.changes), last_insert_rowid: toJsonValue(info.lastInsertRowid) as number | bigint };
 }
@@ -60,10 +65,7 @@ export interface ReadLimits {
 export function runRead(cache: StatementCache, s: Stmt, limits: ReadLimits): StatementResult & { truncated?: true } {
   const stmt = cache.get(s.sql);
   const args = bindArgs(stmt, s.params);
-  if (!stmt.reader) {
-    const info = stmt.run(...args);
-    return { changes: Number(info.changes), last_insert_rowid: toJsonValue(info.lastInsertRowid) as number | bigint };
-  }
+  if (!stmt.reader) return runChange(stmt, args);
   stmt.raw(true);
   const rows: unknown[][] = [];
   let truncated = false;

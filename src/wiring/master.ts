@@ -94,6 +94,12 @@ export function wireMaster(config: Config, store: Store, client: PeerClient, _wa
     last_seen_ms: m.lastSeen ? Date.now() - m.lastSeen : null,
   });
 
+  // Every node as the master sees it: /status here, and the view slaves get in heartbeats.
+  const clusterNodes = () => [
+    { id: config.id, url: selfUrl, role: 'master', state: 'up', applied_index: store.appliedIndex, lag: 0, last_seen_ms: 0 },
+    ...membership.slaves().map(nodeJson),
+  ];
+
   const trim = () => {
     // Slaves never seen do not hold the log back: they will start from a snapshot.
     const slaves = membership.slaves().filter((m) => m.lastSeen > 0);
@@ -116,10 +122,7 @@ export function wireMaster(config: Config, store: Store, client: PeerClient, _wa
         waitAcks: (index, level, timeoutMs) => acks.wait(index, level, timeoutMs),
       },
     },
-    nodes: () => [
-      { id: config.id, url: selfUrl, role: 'master', state: 'up', applied_index: store.appliedIndex, lag: 0, last_seen_ms: 0 },
-      ...membership.slaves().map(nodeJson),
-    ],
+    nodes: clusterNodes,
     statusExtra: () => ({ master: selfUrl, epoch, verified: verifier.last }),
     append: () => {
       throw new SqlfleetError('NOT_MASTER', 'this node is the master; it does not accept log entries');
@@ -140,10 +143,7 @@ export function wireMaster(config: Config, store: Store, client: PeerClient, _wa
       shipper.kick(id);
       return {
         status: 200,
-        body: { ok: true, epoch, master_index: store.appliedIndex, state: m.state, verified: verifier.last, nodes: [
-          { id: config.id, url: selfUrl, role: 'master', state: 'up', applied_index: store.appliedIndex, lag: 0, last_seen_ms: 0 },
-          ...membership.slaves().map(nodeJson),
-        ] },
+        body: { ok: true, epoch, master_index: store.appliedIndex, state: m.state, verified: verifier.last, nodes: clusterNodes() },
       };
     },
     resyncNode: (id) => {
