@@ -36,12 +36,12 @@ export interface BenchCluster {
   restartSlave(id: number): Promise<Proc>;
 }
 
-/** Starts a master (optionally with extra node flags, e.g. --cpu-prof) and `n` slaves; waits until all are up. */
-export async function startCluster(n: number, masterNodeFlags: readonly string[] = []): Promise<BenchCluster> {
+/** Starts a master and `n` slaves (optionally with extra node flags, e.g. --cpu-prof); waits until all are up. */
+export async function startCluster(n: number, masterNodeFlags: readonly string[] = [], slaveNodeFlags: readonly (readonly string[])[] = []): Promise<BenchCluster> {
   const dataDir = tempDir('sqlfleet-bench-');
   const master = await start('master', CLI, ['master', String(n), '--port', '0', '--data-dir', dataDir], masterNodeFlags);
   const slaveArgs = (id: number, port: number) => ['node', String(id), String(n), '--port', String(port), '--data-dir', dataDir, '--master-url', master.url];
-  const slaves = await Promise.all(Array.from({ length: n }, (_, i) => start(`slave ${i + 1}`, CLI, slaveArgs(i + 1, 0))));
+  const slaves = await Promise.all(Array.from({ length: n }, (_, i) => start(`slave ${i + 1}`, CLI, slaveArgs(i + 1, 0), slaveNodeFlags[i])));
   const allUp = await until(async () => {
     const s = await getJson<{ nodes: NodeState[] }>(master.url, '/status');
     return s.nodes.length === n + 1 && s.nodes.every((x) => x.state === 'up');
@@ -53,7 +53,7 @@ export async function startCluster(n: number, masterNodeFlags: readonly string[]
     slaves,
     restartSlave: async (id) => {
       const port = Number(new URL(slaves[id - 1].url).port);
-      const p = await start(`slave ${id}`, CLI, slaveArgs(id, port));
+      const p = await start(`slave ${id}`, CLI, slaveArgs(id, port), slaveNodeFlags[id - 1]);
       slaves[id - 1] = p;
       return p;
     },

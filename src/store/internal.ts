@@ -43,7 +43,7 @@ export function prepareInternal(db: Db): InternalStatements {
       `UPDATE ${META_TABLE} SET value = CASE key WHEN 'applied_index' THEN ? ELSE ? END WHERE key IN ('applied_index', 'last_hash')`,
     ),
     appendLog: db.prepare(`INSERT INTO ${LOG_TABLE}(idx, epoch, ts, seed, hash, stmts) VALUES (?, ?, ?, ?, ?, ?)`),
-    readLog: db.prepare(`SELECT idx, epoch, ts, seed, hash, stmts FROM ${LOG_TABLE} WHERE idx >= ? ORDER BY idx LIMIT ?`),
+    readLog: db.prepare(`SELECT idx, epoch, ts, seed, hash, stmts FROM ${LOG_TABLE} WHERE idx >= ? ORDER BY idx LIMIT ?`).raw(true),
     firstLog: db.prepare(`SELECT min(idx) FROM ${LOG_TABLE}`).pluck(),
     trimLog: db.prepare(`DELETE FROM ${LOG_TABLE} WHERE idx <= ?`),
   };
