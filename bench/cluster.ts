@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { getJson, Proc, start, until } from './procs.js';
 
-const CLI = 'src/cli.ts';
+const CLI = 'bin/sqlfleet.js'; // what `npm run master` runs
 const temps: string[] = [];
 
 function tempDir(prefix: string): string {

@@ -1,5 +1,5 @@
 // Child processes of the benchmark: sqlfleet nodes and the baseline, each started directly
-// as `node --import tsx …` (so the PID we hold is the server's own), ready when it prints
+// as `node bin/sqlfleet.js …` or `node --import tsx …` (so the PID we hold is the server's own), ready when it prints
 // a JSON line {"msg":"ready","url":…}. Every process is stopped by its PID at the end, on
 // error and on SIGINT.
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -158,9 +158,10 @@ export class Proc {
   }
 }
 
-/** Starts `node [nodeFlags] --import tsx <script> …args` and waits for its ready line. */
+/** Starts `node [nodeFlags] [--import tsx] <script> …args` (tsx for .ts scripts) and waits for its ready line. */
 export async function start(label: string, script: string, args: readonly string[], nodeFlags: readonly string[] = []): Promise<Proc> {
-  const p = new Proc(label, [...nodeFlags, '--import', 'tsx', join(ROOT, script), ...args]);
+  const loader = script.endsWith('.ts') ? ['--import', 'tsx'] : [];
+  const p = new Proc(label, [...nodeFlags, ...loader, join(ROOT, script), ...args]);
   started.push(p);
   await p.waitReady();
   return p;

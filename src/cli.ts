@@ -102,6 +102,10 @@ async function runNode(input: ConfigInput): Promise<void> {
 
 /** `cluster N`: the master and N slaves as child processes, logs prefixed by node. */
 function runCluster(a: Args, numSlaves: number, argv: string[]): void {
+  if (a.port !== undefined) {
+    process.stderr.write('sqlfleet: cluster gives node <id> port --base-port + id; use --base-port, not --port\n');
+    process.exit(2);
+  }
   const cfg = resolveConfig(toInput(a, 0, numSlaves));
   masterToken(cfg.clusterToken, cfg.tokenPath); // create it before the slaves look for it
   const self = fileURLToPath(import.meta.url);

@@ -29,14 +29,20 @@ export interface ShipperDeps {
   log: (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
 }
 
-/** Serialized recent entries kept in memory so the hot path never re-reads or re-encodes them. */
-const RECENT_MAX = 20_000;
+/**
+ * Serialized recent entries kept in memory so the hot path never re-reads or re-encodes
+ * them; bounded in count and bytes (a 1000-row batch entry is ~70 kB). Slaves further
+ * behind are served from the log table. 20k entries held ~20 MB of the master's heap.
+ */
+const RECENT_MAX = 4_096;
+const RECENT_MAX_CHARS = 8 * 1024 * 1024;
 
 /** Pushes the master's log to every slave. */
 export class Shipper {
   private readonly inflight = new Set<number>();
   private readonly again = new Set<number>();
   private readonly recent = new Map<number, string>();
+  private recentChars = 0;
   private readonly retryTimers = new Map<number, NodeJS.Timeout>();
   private readonly resync = new Set<number>();
   private stopped = false;
@@ -45,9 +51,19 @@ export class Shipper {
 
   /** Remembers a freshly written entry (and its JSON) and wakes every pump. */
   onWrite(entry: Entry, json: string): void {
+    const slaves = this.d.membership.slaves();
+    if (slaves.length === 0) return;
     this.recent.set(entry.index, json);
-    if (this.recent.size > RECENT_MAX) this.recent.delete(this.recent.keys().next().value as number);
-    for (const m of this.d.membership.slaves()) this.kick(m.id);
+    this.recentChars += json.length;
+    while (this.recent.size > RECENT_MAX || this.recentChars > RECENT_MAX_CHARS) this.dropOldest();
+    for (const m of slaves) this.kick(m.id);
+  }
+
+  private dropOldest(): void {
+    const first = this.recent.entries().next().value as [number, string] | undefined;
+    if (!first) return;
+    this.recent.delete(first[0]);
+    this.recentChars -= first[1].length;
   }
 
   /** Starts (or re-arms) the pump of one slave. */
@@ -64,7 +80,7 @@ export class Shipper {
   forget(upTo: number): void {
     for (const index of this.recent.keys()) {
       if (index > upTo) break;
-      this.recent.delete(index);
+      this.dropOldest();
     }
   }
 

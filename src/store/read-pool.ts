@@ -3,6 +3,7 @@
 // overruns --query-timeout is answered 504 and its worker replaced, so the node keeps
 // serving. better-sqlite3 cannot interrupt SQLite: a worker stuck inside a single native
 // call (an aggregate over an endless CTE) is abandoned and ends when the query does.
+import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
@@ -172,12 +173,20 @@ export class ReadPool {
 let bundled: string | null | undefined;
 
 /**
- * The read worker bundled to one CommonJS script with esbuild, once per process. A worker
+ * The read worker bundled to one CommonJS script with esbuild, once per process (or
+ * prebuilt by bin/sqlfleet.js). A worker
  * that loads it needs no TypeScript loader: booting tsx in every worker cost ~50 MB of
  * RSS and ~0.4 s each. Null when bundling fails; the pool then boots workers through tsx.
  */
 function workerScript(): string | null {
   if (bundled !== undefined) return bundled;
+  try {
+    // Running from the bundle bin/sqlfleet.js builds: the worker was bundled beside it.
+    bundled = fs.readFileSync(new URL('./read-worker.cjs', import.meta.url), 'utf8');
+    return bundled;
+  } catch {
+    // running from the TypeScript sources: bundle it now
+  }
   try {
     const require = createRequire(import.meta.url);
     const esbuild = require('esbuild') as typeof import('esbuild');

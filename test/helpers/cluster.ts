@@ -13,8 +13,8 @@ import { Agent, fetch as undiciFetch, type Dispatcher } from 'undici';
 
 /** The repository root (two levels above this file). */
 export const REPO_ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
-/** The sqlfleet CLI, run as `node --import tsx CLI ...`. */
-export const CLI = join(REPO_ROOT, 'src', 'cli.ts');
+/** The sqlfleet command users run (`npm run master` etc.): `node CLI ...`. */
+export const CLI = join(REPO_ROOT, 'bin', 'sqlfleet.js');
 const READY_TIMEOUT_MS = 45_000;
 const STOP_TIMEOUT_MS = 5_000;
 const MAX_LOG_LINES = 4_000;
@@ -114,7 +114,7 @@ export class TestNode {
   /** Spawns the process described by `spec` and resolves once it printed its ready line. */
   async launch(): Promise<void> {
     const { spec } = this;
-    const args = ['--import', 'tsx', CLI];
+    const args = [CLI];
     if (spec.role === 'master') args.push('master', String(spec.numSlaves));
     else args.push('node', String(spec.id), String(spec.numSlaves));
     args.push('--port', String(spec.port ?? 0), '--data-dir', spec.dataDir);

@@ -79,11 +79,11 @@ export interface CliRun {
 }
 
 /**
- * Runs `node --import tsx src/cli.ts ...args`, feeding `stdin`, until it exits; a process
+ * Runs `node bin/sqlfleet.js ...args`, feeding `stdin`, until it exits; a process
  * that prints a ready line is stopped (SIGTERM) and reported `started`.
  */
 export async function runCli(args: readonly string[], opts: { stdin?: string; timeoutMs?: number } = {}): Promise<CliRun> {
-  const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], { cwd: REPO_ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [CLI, ...args], { cwd: REPO_ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
   killOnExit(child);
   let stdout = '';
   let stderr = '';

@@ -1,0 +1,93 @@
+// The commands users type: `npm run cluster -- 2` serves a working cluster from the
+// bundle bin/sqlfleet.js builds, and stops on SIGINT (Ctrl-C); misuse is refused.
+
+import assert from 'node:assert/strict';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { createServer } from 'node:net';
+import { after, test } from 'node:test';
+import { CLI, REPO_ROOT, killOnExit, post, rows, tempDir, waitFor } from './helpers/cluster.js';
+
+const dirs: string[] = [];
+after(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+/** True when `port` can be bound on loopback right now. */
+function free(port: number): Promise<boolean> {
+  return new Promise((res) => {
+    const s = createServer();
+    s.once('error', () => res(false));
+    s.listen(port, '127.0.0.1', () => s.close(() => res(true)));
+  });
+}
+
+/** A base port with base, base+1 and base+2 free. */
+async function freeBase(): Promise<number> {
+  for (let i = 0; i < 50; i++) {
+    const base = 20_000 + Math.floor(Math.random() * 30_000);
+    if ((await free(base)) && (await free(base + 1)) && (await free(base + 2))) return base;
+  }
+  throw new Error('no three consecutive free ports');
+}
+
+function exited(child: ChildProcess): Promise<number | null> {
+  return new Promise((res) => {
+    if (child.exitCode !== null || child.signalCode !== null) res(child.exitCode);
+    else child.once('exit', (code) => res(code));
+  });
+}
+
+test('npm run cluster -- 2 serves master and slaves; a write through a slave reaches every node; SIGINT stops all', async () => {
+  const dataDir = tempDir('sqlfleet-cli-');
+  dirs.push(dataDir);
+  const base = await freeBase();
+  // Its own process group, so the whole tree (npm, sh, node) is signalled by one PID.
+  const child = spawn('npm', ['run', 'cluster', '--', '2', '--base-port', String(base), '--data-dir', dataDir], {
+    cwd: REPO_ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+  });
+  killOnExit(child);
+  let out = '';
+  child.stdout!.on('data', (d) => (out += d));
+  child.stderr!.on('data', (d) => (out += d));
+  const url = (id: number) => `http://127.0.0.1:${base + id}`;
+  try {
+    await waitFor(
+      async () => {
+        const s = await fetch(`${url(0)}/status`).then((r) => r.json() as Promise<{ nodes: { state: string }[] }>);
+        return s.nodes.length === 3 && s.nodes.every((n) => n.state === 'up');
+      },
+      { timeoutMs: 45_000, message: 'all three nodes up' },
+    );
+    assert.equal((await post(url(0), { command: 'exec', query: 'CREATE TABLE t (x INTEGER)' })).status, 200);
+    const w = await post(url(1), { query: 'INSERT INTO t VALUES (?)', params: [42] });
+    assert.equal(w.status, 200, JSON.stringify(w.body));
+    assert.deepEqual(w.body.replicated_to, [1, 2]);
+    assert.deepEqual(rows(await post(url(2), { query: 'SELECT x FROM t' })), [[42]]);
+    for (const id of [0, 1, 2]) assert.match(out, new RegExp(`\\[node ${id}\\] .*"msg":"ready"`), `node ${id} logged ready with its prefix`);
+  } catch (e) {
+    throw new Error(`${(e as Error).message}\n--- cluster output ---\n${out.slice(-4000)}`);
+  } finally {
+    process.kill(-child.pid!, 'SIGINT');
+    const code = await Promise.race([exited(child), new Promise<'hung'>((r) => setTimeout(() => r('hung'), 15_000).unref())]);
+    if (code === 'hung') process.kill(-child.pid!, 'SIGKILL');
+    assert.notEqual(code, 'hung', `cluster did not stop within 15 s of SIGINT:\n${out}`);
+  }
+  for (const id of [0, 1, 2]) assert.match(out, new RegExp(`\\[node ${id}\\] exited`), `node ${id} exited`);
+  assert.equal(await free(base), true, 'the master port is released');
+});
+
+test('cluster refuses --port (each node needs its own: --base-port)', () => {
+  const r = spawnSync(process.execPath, [CLI, 'cluster', '2', '--port', '9'], { cwd: REPO_ROOT, encoding: 'utf8', timeout: 30_000 });
+  assert.equal(r.status, 2, r.stderr);
+  assert.match(r.stderr, /use --base-port/);
+});
+
+test('the launcher answers --version with package.json\'s version', () => {
+  const r = spawnSync(process.execPath, [CLI, '--version'], { cwd: REPO_ROOT, encoding: 'utf8', timeout: 30_000 });
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout.trim(), (JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string }).version);
+});
