@@ -1,15 +1,18 @@
 // startNode(config): wires store, SQL classifier, replication, cluster and HTTP into one
 // running node, and stops it cleanly.
 import fs from 'node:fs';
+import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { serve, type ServerType } from '@hono/node-server';
+import { getRequestListener } from '@hono/node-server';
 import { urlHost, type Config } from './config.js';
 import { Users } from './auth/users.js';
 import { Executor } from './core/executor.js';
 import { IndexWaiter } from './core/index-waiter.js';
 import { masterToken, slaveToken } from './cluster/token.js';
 import { createApp } from './http/app.js';
+import { clusterTokenCheck } from './http/auth.js';
+import { withReplicationLane } from './http/lane.js';
 import { createLogger, type LogFn } from './log.js';
 import { PeerClient } from './replication/client.js';
 import { createClassifier } from './sql/classify.js';
@@ -49,14 +52,16 @@ export async function startNode(config: Config, log: LogFn = createLogger(config
   let url = '';
   let ready = false;
 
+  // One batch holds up to --batch-max-bytes plus one entry, which can be as large as a
+  // client body; nodes may run different --max-body values, hence the headroom.
+  const maxAppendBody = 64 * 1024 * 1024 + config.batchMaxBytes + 2 * config.maxBody;
+  const observeRequest = (r: string, c: string) => metrics.request(r, c);
   const app = createApp({
-    observe: { request: (r, c) => metrics.request(r, c), statement: (k, s) => metrics.statement(k, s) },
+    observe: { request: observeRequest, statement: (k, s) => metrics.statement(k, s) },
     token,
     users: config.authFile ? Users.load(config.authFile) : null,
     maxBody: config.maxBody,
-    // One batch holds up to --batch-max-bytes plus one entry, which can be as large as a
-    // client body; nodes may run different --max-body values, hence the headroom.
-    maxAppendBody: 64 * 1024 * 1024 + config.batchMaxBytes + 2 * config.maxBody,
+    maxAppendBody,
     maxStatements: config.maxStatements,
     log,
     api: {
@@ -73,12 +78,16 @@ export async function startNode(config: Config, log: LogFn = createLogger(config
     },
   });
 
-  const server: ServerType = await new Promise((resolve, reject) => {
+  // Replication appends take the lane on node:http; every other request goes to hono.
+  const listener = withReplicationLane(
+    { hasClusterToken: clusterTokenCheck(token), append: (body) => role.append(body), maxBody: maxAppendBody, observe: observeRequest, log },
+    getRequestListener(app.fetch),
+  );
+  const server: http.Server = await new Promise((resolve, reject) => {
     const tls = config.tlsCert && config.tlsKey ? { key: fs.readFileSync(config.tlsKey), cert: fs.readFileSync(config.tlsCert) } : null;
-    const s = tls
-      ? serve({ fetch: app.fetch, port: config.port, hostname: config.host, createServer: https.createServer, serverOptions: tls }, () => resolve(s))
-      : serve({ fetch: app.fetch, port: config.port, hostname: config.host }, () => resolve(s));
+    const s = tls ? https.createServer(tls, listener) : http.createServer(listener);
     s.once('error', reject);
+    s.listen(config.port, config.host, () => resolve(s));
   });
   const port = (server.address() as AddressInfo).port;
   url = config.advertiseUrl ?? `${config.tlsCert ? 'https' : 'http'}://${urlHost(config.host)}:${port}`;

@@ -133,6 +133,7 @@ export function createApp(d: AppDeps): Hono {
     }
   });
 
+  // A node answers appends in lane.ts, ahead of hono; this route serves app.request() and the route list.
   app.post('/internal/append', internal, async (c) => send(c, d.api.append(parseJson(await readBody(c, d.maxAppendBody)))));
   app.post('/internal/heartbeat', internal, async (c) => send(c, d.api.heartbeat(parseJson(await readBody(c, d.maxBody)))));
   app.post('/internal/snapshot', internal, async (c) => {
@@ -143,11 +144,7 @@ export function createApp(d: AppDeps): Hono {
   app.post('/nodes/:id/resync', operator, (c) => send(c, d.api.resyncNode(nodeId(c.req.param('id') ?? ''))));
 
   app.notFound((c) => sendError(c, new SqlfleetError('NOT_FOUND', `no such endpoint: ${c.req.method} ${c.req.path}`)));
-  app.onError((err, c) => {
-    if (err instanceof SqlfleetError) return sendError(c, err);
-    d.log('error', 'unhandled error', { err: err.stack ?? String(err), path: c.req.path });
-    return c.json({ ok: false, error: { code: 'INTERNAL', message: 'internal error; see the node log' } }, 500);
-  });
+  app.onError((err, c) => send(c, errorOutcome(err, d.log, c.req.path)));
   return app;
 }
 
@@ -157,10 +154,18 @@ function nodeId(s: string): number {
   return id;
 }
 
-function parseJson(raw: string): unknown {
+/** A request body parsed as JSON; BAD_REQUEST when it is not. */
+export function parseJson(raw: string): unknown {
   try {
     return JSON.parse(raw);
   } catch (e) {
     throw new SqlfleetError('BAD_REQUEST', `malformed JSON: ${(e as Error).message}`);
   }
+}
+
+/** The answer to a failed request: a SqlfleetError as itself, anything else as a logged 500 INTERNAL. */
+export function errorOutcome(err: unknown, log: AppDeps['log'], path: string): Outcome {
+  if (err instanceof SqlfleetError) return { status: err.status, body: err.toJSON() };
+  log('error', 'unhandled error', { err: (err as Error)?.stack ?? String(err), path });
+  return { status: 500, body: { ok: false, error: { code: 'INTERNAL', message: 'internal error; see the node log' } } };
 }

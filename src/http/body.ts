@@ -19,6 +19,16 @@ export async function readBody(c: Context, max: number): Promise<string> {
     if (Buffer.byteLength(text) > max) throw tooLarge(max);
     return text;
   }
+  return readIncoming(incoming, max);
+}
+
+/** A Node request's body as UTF-8 text; PAYLOAD_TOO_LARGE past `max` bytes (the rest is drained). */
+export function readIncoming(incoming: IncomingMessage, max: number): Promise<string> {
+  const declared = Number(incoming.headers['content-length']);
+  if (Number.isFinite(declared) && declared > max) {
+    incoming.resume();
+    return Promise.reject(tooLarge(max));
+  }
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
