@@ -37,6 +37,16 @@ export interface ShipperDeps {
 const RECENT_MAX = 4_096;
 const RECENT_MAX_CHARS = 8 * 1024 * 1024;
 
+/** One encoded append request. */
+interface Batch {
+  from: number;
+  epoch: number;
+  count: number;
+  /** Filled to a batch limit: more entries are probably waiting (catch-up). */
+  full: boolean;
+  body: string;
+}
+
 /** Pushes the master's log to every slave. */
 export class Shipper {
   private readonly inflight = new Set<number>();
@@ -45,6 +55,8 @@ export class Shipper {
   private recentChars = 0;
   private readonly retryTimers = new Map<number, NodeJS.Timeout>();
   private readonly resync = new Set<number>();
+  /** Per slave URL: the next batch, encoded while the previous one was in flight. */
+  private readonly prepared = new Map<string, Batch>();
   private stopped = false;
 
   constructor(private readonly d: ShipperDeps) {}
@@ -158,7 +170,27 @@ export class Shipper {
     );
   }
 
+  /**
+   * Sends the batch starting at `from`. A full batch means the slave is catching up: while
+   * it applies, the next batch is read from the log and encoded (kept in `prepared`), so
+   * the slave waits for the network only, not for the master's log reads as well.
+   */
   private async send(url: string, from: number): Promise<AppendAnswer> {
+    const p = this.prepared.get(url);
+    this.prepared.delete(url);
+    const batch = p && p.from === from && p.epoch === this.d.epoch() ? p : this.build(from);
+    this.d.onBatch?.(batch.count);
+    const pending = this.d.client.post<AppendAnswer>(url, '/internal/append', batch.body, { timeoutMs: this.d.timeoutMs });
+    if (batch.full && from + batch.count <= this.d.store.appliedIndex) {
+      await new Promise((r) => setImmediate(r)); // let the request go out first
+      if (!this.stopped) this.prepared.set(url, this.build(from + batch.count));
+    }
+    const res = await pending;
+    return res.body ?? { ok: false };
+  }
+
+  /** The append body for entries `from`… (up to the batch limits), from the cache or the log. */
+  private build(from: number): Batch {
     const parts: string[] = [];
     let bytes = 0;
     const last = this.d.store.appliedIndex;
@@ -177,9 +209,13 @@ export class Shipper {
       parts.push(s);
       bytes += s.length;
     }
-    this.d.onBatch?.(parts.length);
-    const body = `{"epoch":${this.d.epoch()},"entries":[${parts.join(',')}]}`;
-    const res = await this.d.client.post<AppendAnswer>(url, '/internal/append', body, { timeoutMs: this.d.timeoutMs });
-    return res.body ?? { ok: false };
+    const epoch = this.d.epoch();
+    return {
+      from,
+      epoch,
+      count: parts.length,
+      full: parts.length >= this.d.batchMaxEntries || bytes >= this.d.batchMaxBytes,
+      body: `{"epoch":${epoch},"entries":[${parts.join(',')}]}`,
+    };
   }
 }
