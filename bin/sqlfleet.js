@@ -40,30 +40,31 @@ function writeAtomic(file, text) {
   fs.renameSync(tmp, file);
 }
 
-function build() {
+async function build() {
   const require = createRequire(path.join(root, 'package.json'));
   const esbuild = require('esbuild');
-  const common = { bundle: true, platform: 'node', target: 'node20', write: false, logLevel: 'silent' };
   // The server: dependencies stay in node_modules (resolved from the cache directory upward).
-  const main = esbuild.buildSync({ ...common, entryPoints: [path.join(src, 'cli.ts')], format: 'esm', packages: 'external' });
-  // Worker scripts next to it, where src/store/ looks for them (import.meta.url is the bundle's).
-  const driver = require.resolve('better-sqlite3');
-  const reader = esbuild.buildSync({
-    ...common,
-    entryPoints: [path.join(src, 'store', 'read-worker.ts')],
-    format: 'cjs',
-    alias: { 'better-sqlite3': driver },
-    external: [driver],
+  const main = esbuild.buildSync({
+    entryPoints: [path.join(src, 'cli.ts')],
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    packages: 'external',
+    write: false,
+    logLevel: 'silent',
   });
+  // Worker scripts next to it, where src/store/ looks for them (import.meta.url is the bundle's).
+  const { bundleReadWorker } = await import(pathToFileURL(path.join(src, 'store', 'read-worker-bundle.js')).href);
   fs.mkdirSync(out, { recursive: true });
-  writeAtomic(path.join(out, 'read-worker.cjs'), reader.outputFiles[0].text);
+  writeAtomic(path.join(out, 'read-worker.cjs'), bundleReadWorker());
   writeAtomic(path.join(out, 'snapshot-worker.js'), fs.readFileSync(path.join(src, 'store', 'snapshot-worker.js')));
   writeAtomic(cli, main.outputFiles[0].text); // last: its mtime says the set is complete
 }
 
 let entry = cli;
 try {
-  if (mtime(cli) < newestSource()) build();
+  if (mtime(cli) < newestSource()) await build();
 } catch (e) {
   process.stderr.write(`sqlfleet: could not build ${cli} (${e.message}); running the sources through tsx\n`);
   const { register } = await import('tsx/esm/api');

@@ -61,7 +61,6 @@ export async function startNode(config: Config, log: LogFn = createLogger(config
     token,
     users: config.authFile ? Users.load(config.authFile) : null,
     maxBody: config.maxBody,
-    maxAppendBody,
     maxStatements: config.maxStatements,
     log,
     api: {
@@ -70,7 +69,6 @@ export async function startNode(config: Config, log: LogFn = createLogger(config
       checksum: () => store.checksum(),
       metrics: () => metrics.render(),
       ready: () => ready,
-      append: (body) => role.append(body),
       heartbeat: (body) => role.heartbeat(body),
       removeNode: (id) => role.removeNode(id),
       resyncNode: (id) => role.resyncNode(id),

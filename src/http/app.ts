@@ -19,8 +19,7 @@ export interface NodeApi {
   checksum(): Promise<unknown>;
   metrics(): Promise<string>;
   ready(): boolean;
-  /** Cluster-internal calls (token required). */
-  append(body: unknown): Outcome;
+  /** Cluster-internal calls (token required); appends go through lane.ts instead. */
   heartbeat(body: unknown): Outcome;
   removeNode(id: number): Outcome;
   resyncNode(id: number): Outcome;
@@ -35,8 +34,6 @@ export interface AppDeps {
   /** Client users (--auth), or null when client auth is off. */
   users: Users | null;
   maxBody: number;
-  /** Limit for replication batches (the master sends up to --batch-max-bytes plus framing). */
-  maxAppendBody: number;
   maxStatements: number;
   log: (level: 'debug' | 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
   /** Observers for metrics; optional so tests can build a bare app. */
@@ -133,8 +130,7 @@ export function createApp(d: AppDeps): Hono {
     }
   });
 
-  // A node answers appends in lane.ts, ahead of hono; this route serves app.request() and the route list.
-  app.post('/internal/append', internal, async (c) => send(c, d.api.append(parseJson(await readBody(c, d.maxAppendBody)))));
+  // POST /internal/append is answered ahead of hono, in lane.ts.
   app.post('/internal/heartbeat', internal, async (c) => send(c, d.api.heartbeat(parseJson(await readBody(c, d.maxBody)))));
   app.post('/internal/snapshot', internal, async (c) => {
     if (!c.req.raw.body) throw new SqlfleetError('BAD_REQUEST', 'snapshot body missing');

@@ -4,9 +4,8 @@
 // serving. better-sqlite3 cannot interrupt SQLite: a worker stuck inside a single native
 // call (an aggregate over an endless CTE) is abandoned and ends when the query does.
 import fs from 'node:fs';
-import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
+import { bundleReadWorker } from './read-worker-bundle.js';
 import { SqlfleetError, type ErrorCode } from '../errors.js';
 import type { Checksum } from './checksum.js';
 import type { StatementResult, Stmt } from './types.js';
@@ -173,10 +172,10 @@ export class ReadPool {
 let bundled: string | null | undefined;
 
 /**
- * The read worker bundled to one CommonJS script with esbuild, once per process (or
- * prebuilt by bin/sqlfleet.js). A worker
- * that loads it needs no TypeScript loader: booting tsx in every worker cost ~50 MB of
- * RSS and ~0.4 s each. Null when bundling fails; the pool then boots workers through tsx.
+ * The read worker bundled to one CommonJS script, once per process (prebuilt beside the
+ * node's bundle by bin/sqlfleet.js). A worker that loads it needs no TypeScript loader:
+ * booting tsx in every worker cost ~50 MB of RSS and ~0.4 s each. Null when bundling
+ * fails; the pool then boots workers through tsx.
  */
 function workerScript(): string | null {
   if (bundled !== undefined) return bundled;
@@ -188,21 +187,7 @@ function workerScript(): string | null {
     // running from the TypeScript sources: bundle it now
   }
   try {
-    const require = createRequire(import.meta.url);
-    const esbuild = require('esbuild') as typeof import('esbuild');
-    const driver = require.resolve('better-sqlite3');
-    const out = esbuild.buildSync({
-      entryPoints: [fileURLToPath(new URL('./read-worker.ts', import.meta.url))],
-      bundle: true,
-      platform: 'node',
-      format: 'cjs',
-      target: 'node20',
-      write: false,
-      alias: { 'better-sqlite3': driver },
-      external: [driver],
-      logLevel: 'silent',
-    });
-    bundled = out.outputFiles[0]!.text;
+    bundled = bundleReadWorker();
   } catch {
     bundled = null;
   }
