@@ -2,6 +2,8 @@
 // Thin on purpose: it only uses the public HTTP API (GET /status, POST /, GET /checksum).
 //
 //   npm run show-all -- [--master-url URL | --base-port 8080 [--host H]] [--json]
+//                       [--user NAME:PASSWORD | --token TOKEN]   (nodes started with --auth)
+//   HTTPS with a private CA: NODE_EXTRA_CA_CERTS=ca.pem npm run show-all -- …
 //
 // Exit status: 0 when every node is reachable and all replicas are identical, 1 otherwise.
 
@@ -50,6 +52,8 @@ interface Options {
   readonly maxRows: number;
   readonly settleMs: number;
   readonly verify: boolean;
+  /** Authorization header for nodes started with --auth; undefined = none. */
+  readonly authorization: string | undefined;
 }
 
 const USER_TABLES =
@@ -69,6 +73,9 @@ async function main(): Promise<number> {
     .option('max-rows', { type: 'number', default: 50, describe: 'identical rows printed per table' })
     .option('verify', { type: 'boolean', default: false, describe: "also print the master's own checksum comparisons (/status verified)" })
     .option('settle', { type: 'number', default: 2000, describe: 'ms to wait for nodes at different indexes to converge' })
+    .option('user', { type: 'string', describe: 'NAME:PASSWORD of a user in the nodes\' --auth file (HTTP Basic)' })
+    .option('token', { type: 'string', describe: 'an API token of the nodes\' --auth file, or the cluster token (Bearer)' })
+    .conflicts('user', 'token')
     .strict()
     .help()
     .parse();
@@ -79,6 +86,11 @@ async function main(): Promise<number> {
     maxRows: argv.maxRows,
     settleMs: argv.settle,
     verify: argv.verify,
+    authorization: argv.token
+      ? `Bearer ${argv.token}`
+      : argv.user
+        ? `Basic ${Buffer.from(argv.user).toString('base64')}`
+        : undefined,
   };
 
   let members: Member[];
@@ -116,7 +128,10 @@ async function main(): Promise<number> {
 async function call(url: string, opts: Options, body?: unknown): Promise<Record<string, unknown>> {
   const res = await fetch(url, {
     method: body === undefined ? 'GET' : 'POST',
-    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    headers: {
+      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+      ...(opts.authorization ? { authorization: opts.authorization } : {}),
+    },
     body: body === undefined ? undefined : JSON.stringify(body),
     signal: AbortSignal.timeout(opts.timeoutMs),
   });
