@@ -1,14 +1,15 @@
 // A sqlfleet cluster for the benchmark (master + N slaves on free loopback ports, one temp
-// data dir) and the baseline server.
-import { mkdtempSync, rmSync } from 'node:fs';
+// data dir), the shared yardstick and the older baseline server (bench/cost.ts).
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { getJson, Proc, start, until } from './procs.js';
+import { join, resolve } from 'node:path';
+import { freePort, getJson, Proc, ROOT, start, until } from './procs.js';
 
 const CLI = 'bin/sqlfleet.js'; // what `npm run master` runs
 const temps: string[] = [];
 
-function tempDir(prefix: string): string {
+/** A temp dir removed by removeTempDirs(). */
+export function tempDir(prefix: string): string {
   const d = mkdtempSync(join(tmpdir(), prefix));
   temps.push(d);
   return d;
@@ -36,11 +37,19 @@ export interface BenchCluster {
   restartSlave(id: number): Promise<Proc>;
 }
 
-/** Starts a master and `n` slaves (optionally with extra node flags, e.g. --cpu-prof); waits until all are up. */
-export async function startCluster(n: number, masterNodeFlags: readonly string[] = [], slaveNodeFlags: readonly (readonly string[])[] = []): Promise<BenchCluster> {
+/**
+ * Starts a master and `n` slaves (optionally with extra node flags, e.g. --cpu-prof, and
+ * extra sqlfleet arguments for every node, e.g. `--etcd <url>`); waits until all are up.
+ */
+export async function startCluster(
+  n: number,
+  masterNodeFlags: readonly string[] = [],
+  slaveNodeFlags: readonly (readonly string[])[] = [],
+  nodeArgs: readonly string[] = [],
+): Promise<BenchCluster> {
   const dataDir = tempDir('sqlfleet-bench-');
-  const master = await start('master', CLI, ['master', String(n), '--port', '0', '--data-dir', dataDir], masterNodeFlags);
-  const slaveArgs = (id: number, port: number) => ['node', String(id), String(n), '--port', String(port), '--data-dir', dataDir, '--master-url', master.url];
+  const master = await start('master', CLI, ['master', String(n), '--port', '0', '--data-dir', dataDir, ...nodeArgs], masterNodeFlags);
+  const slaveArgs = (id: number, port: number) => ['node', String(id), String(n), '--port', String(port), '--data-dir', dataDir, '--master-url', master.url, ...nodeArgs];
   const slaves = await Promise.all(Array.from({ length: n }, (_, i) => start(`slave ${i + 1}`, CLI, slaveArgs(i + 1, 0), slaveNodeFlags[i])));
   const allUp = await until(async () => {
     const s = await getJson<{ nodes: NodeState[] }>(master.url, '/status');
@@ -64,6 +73,16 @@ export async function startCluster(n: number, masterNodeFlags: readonly string[]
 export async function startBaseline(): Promise<Proc> {
   const dir = tempDir('sqlfleet-baseline-');
   return start('baseline', 'bench/baseline.ts', [join(dir, 'baseline.db')]);
+}
+
+/** The shared yardstick (`../shared/bench/yardstick.mjs`, or $BENCH_YARDSTICK), on a fresh database file. */
+export const YARDSTICK = resolve(ROOT, process.env.BENCH_YARDSTICK ?? '../shared/bench/yardstick.mjs');
+
+/** Starts the shared yardstick on a free port and a fresh database file. */
+export async function startYardstick(): Promise<Proc> {
+  if (!existsSync(YARDSTICK)) throw new Error(`the yardstick ${YARDSTICK} is missing (set BENCH_YARDSTICK)`);
+  const dir = tempDir('sqlfleet-yardstick-');
+  return start('yardstick', YARDSTICK, [], [], { PORT: String(await freePort()), HOST: '127.0.0.1', DB: join(dir, 'yardstick.db') });
 }
 
 /** Applied index of a node, from its own /status. */

@@ -5,11 +5,11 @@
 //
 //   tsx bench/cost.ts [scenario…]   scenarios: param literal batch read catchup (default: all)
 //   tsx bench/cost.ts batch --profile   also writes CPU profiles of every node to .bench/cost-profile/
-import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { appliedIndex, removeTempDirs, startBaseline, startCluster, type BenchCluster } from './cluster.js';
 import { runLoad, type BodyFn } from './load.js';
-import { post, ROOT, stopAll, until, type Proc } from './procs.js';
+import { cpuMs, post, ROOT, stopAll, until, type Proc } from './procs.js';
 import { pickProfile, render, summarize } from './profile-top.js';
 
 const INSERT = 'INSERT INTO kv(k,v,n) VALUES (?,?,?)';
@@ -20,19 +20,6 @@ const profile = args.includes('--profile');
 const wanted = args.filter((a) => !a.startsWith('--'));
 const all = ['param', 'literal', 'batch', 'read', 'catchup'];
 const scenarios = wanted.length ? wanted : all;
-
-/** CPU time of every thread of a process, ms, from the scheduler (exact, unlike the tick-sampled /proc/<pid>/stat). */
-function cpuMs(pid: number): number {
-  let ns = 0;
-  for (const t of readdirSync(`/proc/${pid}/task`)) {
-    try {
-      ns += Number(readFileSync(`/proc/${pid}/task/${t}/schedstat`, 'utf8').split(' ')[0]);
-    } catch {
-      // thread ended
-    }
-  }
-  return ns / 1e6;
-}
 
 let tag = 0;
 const bodies: Record<string, () => BodyFn> = {

@@ -3,8 +3,9 @@
 // a JSON line {"msg":"ready","url":…}. Every process is stopped by its PID at the end, on
 // error and on SIGINT.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { readdirSync, readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** The repository root. */
@@ -28,8 +29,9 @@ export class Proc {
   constructor(
     readonly label: string,
     args: readonly string[],
+    env?: Record<string, string>,
   ) {
-    this.child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: env ? { ...process.env, ...env } : process.env });
     live.add(this);
     this.exited = new Promise((res) =>
       this.child.once('exit', (code, sig) => {
@@ -128,7 +130,11 @@ export class Proc {
 
   private onReady: (url: string) => void = () => {};
 
+  /** Bytes of output (log lines) the process wrote. */
+  outputBytes = 0;
+
   private push(line: string): void {
+    this.outputBytes += line.length + 1;
     if (/^\{.*"level":"(warn|error)"|^\S*Error\b|^\s+at /.test(line)) {
       this.complaintCount++;
       if (this.complaintLines.length < 50) this.complaintLines.push(line);
@@ -146,9 +152,11 @@ export class Proc {
     if (!this.url && line.startsWith('{')) {
       try {
         const m = JSON.parse(line) as Record<string, unknown>;
-        if (m.msg === 'ready' && typeof m.url === 'string') {
+        // A node says {"msg":"ready","url":…}; the shared yardstick {"yardstick":url}.
+        const url = m.msg === 'ready' && typeof m.url === 'string' ? m.url : typeof m.yardstick === 'string' ? m.yardstick : undefined;
+        if (url !== undefined) {
           this.ready = m;
-          this.url = m.url.replace(/\/+$/, '');
+          this.url = url.replace(/\/+$/, '');
           this.onReady(this.url);
         }
       } catch {
@@ -159,9 +167,9 @@ export class Proc {
 }
 
 /** Starts `node [nodeFlags] [--import tsx] <script> …args` (tsx for .ts scripts) and waits for its ready line. */
-export async function start(label: string, script: string, args: readonly string[], nodeFlags: readonly string[] = []): Promise<Proc> {
+export async function start(label: string, script: string, args: readonly string[], nodeFlags: readonly string[] = [], env?: Record<string, string>): Promise<Proc> {
   const loader = script.endsWith('.ts') ? ['--import', 'tsx'] : [];
-  const p = new Proc(label, [...nodeFlags, ...loader, join(ROOT, script), ...args]);
+  const p = new Proc(label, [...nodeFlags, ...loader, resolve(ROOT, script), ...args], env);
   started.push(p);
   await p.waitReady();
   return p;
@@ -206,4 +214,40 @@ export async function until(fn: () => Promise<boolean> | boolean, timeoutMs: num
     if (Date.now() >= end) return false;
     await new Promise((r) => setTimeout(r, everyMs));
   }
+}
+
+/** CPU time of every thread of a process, ms, from the scheduler (exact, unlike the tick-sampled /proc/<pid>/stat). */
+export function cpuMs(pid: number): number {
+  let ns = 0;
+  for (const t of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      ns += Number(readFileSync(`/proc/${pid}/task/${t}/schedstat`, 'utf8').split(' ')[0]);
+    } catch {
+      // thread ended
+    }
+  }
+  return ns / 1e6;
+}
+
+/**
+ * CPU time (ms) of this process's children that have exited and been waited for
+ * (cutime + cstime of /proc/self/stat, in clock ticks of 10 ms): how wrk, a short-lived
+ * child, is charged — its own /proc entry is gone by the time its figures are printed.
+ */
+export function exitedChildrenMs(): number {
+  const f = readFileSync('/proc/self/stat', 'utf8');
+  const v = f.slice(f.lastIndexOf(')') + 2).split(' ').map(Number);
+  return (v[13] + v[14]) * 10;
+}
+
+/** A TCP port the OS says is free on 127.0.0.1 (for servers that cannot listen on port 0). */
+export function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const s = createServer();
+    s.once('error', rej);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => res(port));
+    });
+  });
 }

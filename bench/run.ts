@@ -1,33 +1,48 @@
-// `npm run bench`: issue 6's benchmark. Starts the baseline (bench/baseline.ts) and a
-// sqlfleet cluster (master + 2 slaves, ack "all"), drives both with the same closed-loop
-// generator (bench/load.ts) phase by phase — sqlfleet and baseline in turns (A-B-B-A), so
-// both see the same machine — and prints a table of figures with their ratio to the
-// baseline and the issue's targets. The JSON goes to .bench/latest.json.
+// `npm run bench`: sqlfleet (master + 2 slaves, ack "all") against the shared yardstick
+// (../shared/bench/yardstick.mjs: hono + better-sqlite3, one process, no replication, no
+// parsing), driven by wrk with the shared bodies (../shared/bench/sql.lua). Each figure is
+// measured in rounds of yardstick, sqlfleet, sqlfleet, yardstick runs (A-B-B-A), so both
+// see the same machine; the table gives each round's ratio and their median, and CPU time
+// per operation summed over every server process (schedstat), which hardly moves with the
+// machine's load, also as a ratio to the yardstick's. Then 1000-row batches (against the
+// yardstick too), a stopped slave's catch-up and RSS, as before. JSON: .bench/latest.json.
+//
+//   npm run bench                 static mode
+//   npm run bench -- --etcd       every node with --etcd <url> of a throw-away etcd (bench/etcd.ts)
 //
 // Environment:
-//   BENCH_SECONDS          measured seconds per phase (default 4; warm-up is a quarter, ≤ 1 s)
-//   BENCH_MAX_REQUESTS     request cap per phase (default 500000)
+//   BENCH_SECONDS          seconds per wrk run (default 5; four runs per figure and round)
+//   BENCH_ROUNDS           A-B-B-A rounds per figure (default 3; the median ratio is judged)
+//   BENCH_PHASES           comma list of wrk,batch,catchup,rss (default all of them)
+//   BENCH_MAX_REQUESTS     request cap per batch run (default 500000)
 //   BENCH_CATCHUP_ENTRIES  entries a stopped slave falls behind (default 100000)
-//   BENCH_CATCHUP_SECONDS  cap on the time spent writing them (default 15 × BENCH_SECONDS)
+//   BENCH_CATCHUP_SECONDS  cap on the time spent writing them (default 60)
 //   BENCH_RSS_WRITES       when set (e.g. 1000000): write that many entries, then read the master's RSS
+//   BENCH_YARDSTICK, BENCH_SQL_LUA, BENCH_WRK, BENCH_ETCD   other paths to the tools
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
-import { appliedIndex, removeTempDirs, startBaseline, startCluster, type BenchCluster } from './cluster.js';
+import { appliedIndex, removeTempDirs, startCluster, startYardstick, type BenchCluster } from './cluster.js';
+import { startEtcd, type Etcd } from './etcd.js';
 import { mergeResults, runLoad, type BodyFn, type LoadResult } from './load.js';
-import { getJson, post, ROOT, started, stopAll, until, type Proc } from './procs.js';
+import { cpuMs, getJson, post, ROOT, started, stopAll, until, type Proc } from './procs.js';
+import { checkWrk, runWrk, type WrkMode, type WrkResult } from './wrk.js';
 
-const SECONDS = num('BENCH_SECONDS', 4);
-const WARMUP_MS = Math.min(1000, (SECONDS * 1000) / 4);
+const SECONDS = num('BENCH_SECONDS', 5);
+const ROUNDS = Math.max(1, Math.round(num('BENCH_ROUNDS', 3)));
+const PHASES = new Set((process.env.BENCH_PHASES ?? 'wrk,batch,catchup,rss').split(',').map((s) => s.trim()));
 const MAX_REQUESTS = num('BENCH_MAX_REQUESTS', 500_000);
 const CATCHUP_ENTRIES = num('BENCH_CATCHUP_ENTRIES', 100_000);
-const CATCHUP_SECONDS = num('BENCH_CATCHUP_SECONDS', 15 * SECONDS);
+const CATCHUP_SECONDS = num('BENCH_CATCHUP_SECONDS', 60);
 const RSS_WRITES = num('BENCH_RSS_WRITES', 0);
+const ETCD = process.argv.includes('--etcd');
 const BATCH_ROWS = 1000;
+const READ_KEYS = 1000;
 
-const DDL = 'CREATE TABLE kv (id INTEGER PRIMARY KEY, k TEXT, v TEXT, n INTEGER)';
-const INSERT = 'INSERT INTO kv(k,v,n) VALUES (?,?,?)';
-const PAD = 'x'.repeat(24);
+// The yardstick creates this table itself; sqlfleet gets the same.
+const DDL = 'CREATE TABLE kv (k TEXT PRIMARY KEY, v TEXT)';
+const UPSERT = 'INSERT OR REPLACE INTO kv(k,v) VALUES (?,?)';
+const VALUE = 'v'.repeat(100); // as sql.lua
 
 function num(name: string, dflt: number): number {
   const v = process.env[name];
@@ -37,61 +52,184 @@ function num(name: string, dflt: number): number {
   return n;
 }
 
-// ---- request bodies ------------------------------------------------------------------
+function fmt(v: number | null | undefined, digits: number): string {
+  if (v === null || v === undefined || !Number.isFinite(v)) return '—';
+  return v.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+}
 
-/** Run-unique prefix so that literal SQL texts never repeat across phases. */
-let phaseTag = 0;
-const paramInsert = (ack?: string): BodyFn => {
-  const tag = ++phaseTag;
-  return (seq) => JSON.stringify({ query: INSERT, params: [`k${tag}_${seq}`, `v${seq}${PAD}`, seq], ...(ack ? { ack } : {}) });
-};
-const literalInsert = (): BodyFn => {
-  const tag = ++phaseTag;
-  return (seq) => JSON.stringify({ query: `INSERT INTO kv(k,v,n) VALUES ('k${tag}_${seq}','v${seq}${PAD}',${seq})` });
-};
-const pointRead = (maxId: number): BodyFn => () =>
-  JSON.stringify({ query: 'SELECT * FROM kv WHERE id = ?', params: [1 + Math.floor(Math.random() * maxId)] });
-const batchInsert = (): BodyFn => {
-  const tag = ++phaseTag;
-  return (seq) => {
-    const queries = new Array(BATCH_ROWS);
-    for (let i = 0; i < BATCH_ROWS; i++) queries[i] = { query: INSERT, params: [`b${tag}_${seq}_${i}`, `v${i}${PAD}`, i] };
-    return JSON.stringify({ queries, transaction: true });
+function median(xs: readonly number[]): number {
+  const s = xs.filter(Number.isFinite).sort((a, b) => a - b);
+  if (s.length === 0) return Number.NaN;
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+const oddities: string[] = [];
+
+// ---- the wrk figures ------------------------------------------------------------------------
+
+/** One figure of the issue: what wrk sends, where, and the goal on the median ratio. */
+interface Figure {
+  name: string;
+  mode: WrkMode;
+  concurrency: number;
+  /** The node of sqlfleet it is sent to. */
+  target: (c: BenchCluster) => Proc;
+  /** `rps`: sqlfleet/yardstick throughput, higher is better; `p50`: sqlfleet/yardstick latency, lower is better. */
+  measure: 'rps' | 'p50';
+  goal: number;
+}
+
+const FIGURES: Figure[] = [
+  { name: 'parameterized writes c=32', mode: 'param', concurrency: 32, target: (c) => c.master, measure: 'rps', goal: 0.8 },
+  { name: 'unique literal writes c=32', mode: 'literal', concurrency: 32, target: (c) => c.master, measure: 'rps', goal: 0.7 },
+  { name: 'point reads on one slave c=32', mode: 'read', concurrency: 32, target: (c) => c.slaves[0], measure: 'rps', goal: 1.5 },
+  { name: 'write p50 at c=1 (× yardstick)', mode: 'param', concurrency: 1, target: (c) => c.master, measure: 'p50', goal: 3 },
+];
+
+/** The runs of one figure in one round. */
+interface Round {
+  yardstick: WrkResult[];
+  sqlfleet: WrkResult[];
+  ratio: number;
+}
+
+const figureRounds = new Map<string, Round[]>();
+let prefixSeq = 0;
+
+function mean(rs: readonly WrkResult[], k: 'rps' | 'p50_ms'): number {
+  return rs.reduce((a, r) => a + r[k], 0) / rs.length;
+}
+
+/** CPU µs per request of each process over some runs, and their sum. */
+function cpuPerOp(rs: readonly WrkResult[]): { total: number; by: Record<string, number>; wrk: number } {
+  const ops = rs.reduce((a, r) => a + r.requests, 0);
+  const by: Record<string, number> = {};
+  for (const r of rs) for (const [k, ms] of Object.entries(r.cpu)) by[k] = (by[k] ?? 0) + ms;
+  for (const k of Object.keys(by)) by[k] = (by[k] * 1000) / ops;
+  const wrk = (rs.reduce((a, r) => a + r.wrkCpuMs, 0) * 1000) / ops;
+  return { total: Object.values(by).reduce((a, b) => a + b, 0), by, wrk };
+}
+
+async function wrkRound(f: Figure, c: BenchCluster, ys: Proc, round: number): Promise<void> {
+  const fleetProcs = [
+    { name: 'master', pid: c.master.pid },
+    { name: 'slave1', pid: c.slaves[0].pid },
+    { name: 'slave2', pid: c.slaves[1].pid },
+  ];
+  const one = async (who: 'yardstick' | 'sqlfleet'): Promise<WrkResult> => {
+    const r = await runWrk({
+      url: who === 'yardstick' ? ys.url : f.target(c).url,
+      mode: f.mode,
+      prefix: f.mode === 'read' ? 'r' : `w${++prefixSeq}`,
+      keys: READ_KEYS,
+      concurrency: f.concurrency,
+      seconds: SECONDS,
+      procs: who === 'yardstick' ? [{ name: 'yardstick', pid: ys.pid }] : fleetProcs,
+    });
+    if (r.errors || r.socketErrors) oddities.push(`${f.name}, round ${round + 1}, ${who}: ${r.errors} error answers ${r.socketErrors}`);
+    return r;
   };
-};
+  const y1 = await one('yardstick');
+  const f1 = await one('sqlfleet');
+  const f2 = await one('sqlfleet');
+  const y2 = await one('yardstick');
+  const yardstick = [y1, y2];
+  const sqlfleet = [f1, f2];
+  const ratio = f.measure === 'rps' ? mean(sqlfleet, 'rps') / mean(yardstick, 'rps') : mean(sqlfleet, 'p50_ms') / mean(yardstick, 'p50_ms');
+  const list = figureRounds.get(f.name) ?? [];
+  list.push({ yardstick, sqlfleet, ratio });
+  figureRounds.set(f.name, list);
+  const cf = cpuPerOp(sqlfleet).total;
+  const cy = cpuPerOp(yardstick).total;
+  console.log(
+    `  ${f.name.padEnd(32)} round ${round + 1}: sqlfleet ${fmt(mean(sqlfleet, 'rps'), 0)} req/s p50 ${fmt(mean(sqlfleet, 'p50_ms'), 2)} ms` +
+      ` | yardstick ${fmt(mean(yardstick, 'rps'), 0)} req/s p50 ${fmt(mean(yardstick, 'p50_ms'), 2)} ms | ratio ${fmt(ratio, 2)}` +
+      ` | CPU/op ${fmt(cf, 0)} vs ${fmt(cy, 0)} µs`,
+  );
+}
 
-// ---- results ---------------------------------------------------------------------------
+/** The first table: each round's ratio, the median, the goal; then CPU per operation. */
+function wrkTables(): string {
+  const out: string[] = [];
+  const roundHeads = Array.from({ length: ROUNDS }, (_, i) => `round ${i + 1}`);
+  const head = ['figure', ...roundHeads, 'median', 'goal', 'result'];
+  const cells = FIGURES.filter((f) => figureRounds.has(f.name)).map((f) => {
+    const rs = figureRounds.get(f.name)!;
+    const m = median(rs.map((r) => r.ratio));
+    const ok = f.measure === 'rps' ? m >= f.goal : m <= f.goal;
+    return [f.name, ...rs.map((r) => `${fmt(r.ratio, 2)}x`), `${fmt(m, 2)}x`, `${f.measure === 'rps' ? '≥' : '≤'} ${f.goal}x`, ok ? 'PASS' : 'MISS'];
+  });
+  out.push(grid(head, cells, 1, roundHeads.length + 1));
+  const cpuHead = ['CPU per operation (µs, all rounds)', 'sqlfleet', 'master', 'slave 1', 'slave 2', 'yardstick', 'ratio', 'wrk, sqlfleet / yardstick'];
+  const cpuCells = FIGURES.filter((f) => figureRounds.has(f.name)).map((f) => {
+    const rs = figureRounds.get(f.name)!;
+    const cf = cpuPerOp(rs.flatMap((r) => r.sqlfleet));
+    const cy = cpuPerOp(rs.flatMap((r) => r.yardstick));
+    return [f.name, fmt(cf.total, 0), fmt(cf.by.master, 0), fmt(cf.by.slave1, 0), fmt(cf.by.slave2, 0), fmt(cy.total, 0), `${fmt(cf.total / cy.total, 2)}x`, `${fmt(cf.wrk, 0)} / ${fmt(cy.wrk, 0)}`];
+  });
+  out.push(grid(cpuHead, cpuCells, 1, 6));
+  return out.join('\n\n');
+}
 
-/** One line of the table. */
+/** A markdown table; columns from..to are right-aligned. */
+function grid(head: string[], cells: string[][], from: number, to: number): string {
+  const width = head.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i].length)));
+  const line = (c: string[]) => '| ' + c.map((x, i) => (i >= from && i <= to ? x.padStart(width[i]) : x.padEnd(width[i]))).join(' | ') + ' |';
+  return [line(head), '|' + width.map((w) => '-'.repeat(w + 2)).join('|') + '|', ...cells.map(line)].join('\n');
+}
+
+/** The keys sql.lua's read mode asks for (r-0 … r-999), in one transaction on each system. */
+async function seedReadKeys(c: BenchCluster, ys: Proc): Promise<void> {
+  const queries = Array.from({ length: READ_KEYS }, (_, i) => ({ query: UPSERT, params: [`r-${i}`, VALUE] }));
+  await post(ys.url, { queries, transaction: true });
+  const r = await post(c.master.url, { command: 'exec', queries, transaction: true });
+  const index = Number(r.index);
+  const ok = await until(async () => (await appliedIndex(c.slaves[0].url)) >= index, 20_000);
+  if (!ok) throw new Error('slave 1 did not apply the read keys within 20 s');
+}
+
+async function wrkPhase(c: BenchCluster, ys: Proc): Promise<void> {
+  await seedReadKeys(c, ys);
+  // JIT warm-up of every process (c=1 alone would warm up slowly); not measured.
+  process.stdout.write('  warm-up…\n');
+  const fleet = [{ name: 'master', pid: c.master.pid }];
+  for (const mode of ['param', 'literal', 'read'] as const) {
+    for (const url of [mode === 'read' ? c.slaves[0].url : c.master.url, ys.url]) {
+      await runWrk({ url, mode, prefix: mode === 'read' ? 'r' : `warm${++prefixSeq}`, keys: READ_KEYS, concurrency: 8, seconds: 1, procs: fleet });
+    }
+  }
+  for (let round = 0; round < ROUNDS; round++) for (const f of FIGURES) await wrkRound(f, c, ys, round);
+}
+
+// ---- batch, catch-up, RSS (undici generator, bench/load.ts) -----------------------------------
+
+/** One line of the second table. */
 interface Row {
   metric: string;
   sqlfleet: number | null;
-  baseline: number | null;
+  yardstick: number | null;
   unit: string;
-  /** sqlfleet / baseline (for latencies: how many times slower). */
-  ratio: number | null;
   target: string;
   verdict: 'PASS' | 'MISS' | 'SKIP' | '';
   note?: string;
 }
-
 const rows: Row[] = [];
-const phases: Record<string, { sqlfleet?: LoadResult; baseline?: LoadResult }> = {};
-const oddities: string[] = [];
+const phases: Record<string, { sqlfleet?: LoadResult; yardstick?: LoadResult; cpuUsPerRow?: Record<string, number> }> = {};
 
-function ratioOf(a: number | null, b: number | null): number | null {
-  return a === null || b === null || !Number.isFinite(a) || !Number.isFinite(b) || b === 0 ? null : a / b;
-}
-
-function addRow(r: Omit<Row, 'ratio' | 'verdict'> & { check?: (r: Row) => boolean | undefined }): void {
-  const row: Row = { ...r, ratio: ratioOf(r.sqlfleet, r.baseline), verdict: '' };
-  delete (row as { check?: unknown }).check;
-  if (r.check) {
-    const ok = r.check(row);
-    row.verdict = ok === undefined ? 'SKIP' : ok ? 'PASS' : 'MISS';
-  }
-  rows.push(row);
-}
+let phaseTag = 0;
+const upsert = (ack?: string): BodyFn => {
+  const tag = ++phaseTag;
+  return (seq) => JSON.stringify({ query: UPSERT, params: [`c${tag}_${seq}`, VALUE], ...(ack ? { ack } : {}) });
+};
+const batch = (): BodyFn => {
+  const tag = ++phaseTag;
+  return (seq) => {
+    const queries = new Array(BATCH_ROWS);
+    for (let i = 0; i < BATCH_ROWS; i++) queries[i] = { query: UPSERT, params: [`b${tag}_${seq}_${i}`, VALUE] };
+    return JSON.stringify({ queries, transaction: true });
+  };
+};
 
 function errorNote(res: LoadResult | undefined, who: string): string {
   if (!res || res.errors === 0) return '';
@@ -99,96 +237,41 @@ function errorNote(res: LoadResult | undefined, who: string): string {
   return `${who} ${res.errors} err`;
 }
 
-/**
- * Runs the same phase on sqlfleet and on the baseline in an A-B-B-A schedule (half the
- * time each turn), so a drift in the machine's background load hits both alike.
- */
-async function phase(
-  name: string,
-  fleetUrl: string,
-  baseUrl: string,
-  concurrency: number,
-  body: (system: 'sqlfleet' | 'baseline') => BodyFn,
-): Promise<{ sqlfleet: LoadResult; baseline: LoadResult }> {
-  const half = { concurrency, durationMs: (SECONDS * 1000) / 2, maxRequests: MAX_REQUESTS / 2 };
-  process.stdout.write(`  ${name.padEnd(34)} `);
-  const f = body('sqlfleet');
-  const b = body('baseline');
-  const f1 = await runLoad({ ...half, url: fleetUrl, body: f, warmupMs: WARMUP_MS });
-  const b1 = await runLoad({ ...half, url: baseUrl, body: b, warmupMs: WARMUP_MS });
-  const b2 = await runLoad({ ...half, url: baseUrl, body: (seq, id) => b(seq + 1e8, id), warmupMs: 250 });
-  const f2 = await runLoad({ ...half, url: fleetUrl, body: (seq, id) => f(seq + 1e8, id), warmupMs: 250 });
-  const sqlfleet = mergeResults([f1, f2]);
-  const baseline = mergeResults([b1, b2]);
-  process.stdout.write(
-    `sqlfleet ${fmt(sqlfleet.rps, 0)} req/s p50 ${fmt(sqlfleet.p50, 2)} ms | baseline ${fmt(baseline.rps, 0)} req/s p50 ${fmt(baseline.p50, 2)} ms\n`,
-  );
-  phases[name] = { sqlfleet, baseline };
-  return { sqlfleet, baseline };
-}
-
-function fmt(v: number | null | undefined, digits: number): string {
-  if (v === null || v === undefined || !Number.isFinite(v)) return '—';
-  return v.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
-}
-
-// ---- phases --------------------------------------------------------------------------------
-
-async function writePhases(c: BenchCluster, base: Proc): Promise<void> {
-  for (const kind of ['parameterized', 'unique literal'] as const) {
-    for (const conc of [1, 8, 32]) {
-      const make = () => (kind === 'parameterized' ? paramInsert() : literalInsert());
-      const { sqlfleet: f, baseline: b } = await phase(`writes ${kind} c=${conc}`, c.master.url, base.url, conc, make);
-      const note = [errorNote(f, `sqlfleet ${kind} c=${conc}`), errorNote(b, `baseline ${kind} c=${conc}`)].filter(Boolean).join(', ');
-      const target = conc === 32 ? (kind === 'parameterized' ? 0.6 : 0.5) : undefined;
-      addRow({
-        metric: `${kind} writes c=${conc}`,
-        sqlfleet: f.rps,
-        baseline: b.rps,
-        unit: 'req/s',
-        target: target ? `ratio ≥ ${target}` : '',
-        check: target ? (r) => (r.ratio ?? 0) >= target : undefined,
-        note,
-      });
-      addRow({
-        metric: `  p50 latency c=${conc}`,
-        sqlfleet: f.p50,
-        baseline: b.p50,
-        unit: 'ms',
-        target: conc === 1 && kind === 'parameterized' ? 'sqlfleet ≤ 0.5 ms' : '',
-        check: conc === 1 && kind === 'parameterized' ? (r) => (r.sqlfleet ?? Infinity) <= 0.5 : undefined,
-      });
-      addRow({ metric: `  p99 latency c=${conc}`, sqlfleet: f.p99, baseline: b.p99, unit: 'ms', target: '' });
-    }
-  }
-}
-
-async function readPhase(c: BenchCluster, base: Proc): Promise<void> {
-  const maxId = async (url: string) => {
-    const r = (await post(url, { query: 'SELECT max(id) FROM kv' })) as { results: { rows: number[][] }[] };
-    return Math.max(1, Number(r.results[0].rows[0][0] ?? 1));
+/** 1000-row transactional batches, A-B-B-A against the yardstick, with CPU per row. */
+async function batchPhase(c: BenchCluster, ys: Proc): Promise<void> {
+  const half = { concurrency: 4, durationMs: SECONDS * 1000, maxRequests: MAX_REQUESTS / 2 };
+  const fleetPids = [c.master.pid, ...c.slaves.map((s) => s.pid)];
+  const cpuRows = { sqlfleet: { ms: 0, rows: 0 }, yardstick: { ms: 0, rows: 0 } };
+  // A short unmeasured warm-up, then a measured run with CPU read around it.
+  const timed = async (who: 'sqlfleet' | 'yardstick', warmupMs: number) => {
+    const url = who === 'sqlfleet' ? c.master.url : ys.url;
+    const pids = who === 'sqlfleet' ? fleetPids : [ys.pid];
+    await runLoad({ ...half, url, body: batch(), durationMs: warmupMs });
+    const before = pids.reduce((a, p) => a + cpuMs(p), 0);
+    const r = await runLoad({ ...half, url, body: batch() });
+    cpuRows[who].ms += pids.reduce((a, p) => a + cpuMs(p), 0) - before;
+    cpuRows[who].rows += (r.ok + r.errors) * BATCH_ROWS;
+    return r;
   };
-  const fleetMax = await maxId(c.slaves[0].url);
-  const baseMax = await maxId(base.url);
-  const { sqlfleet: f, baseline: b } = await phase('point reads on a slave c=32', c.slaves[0].url, base.url, 32, (s) =>
-    pointRead(s === 'sqlfleet' ? fleetMax : baseMax),
-  );
-  const note = [errorNote(f, 'sqlfleet reads'), errorNote(b, 'baseline reads')].filter(Boolean).join(', ');
-  addRow({ metric: 'point reads on a slave c=32', sqlfleet: f.rps, baseline: b.rps, unit: 'req/s', target: 'ratio ≥ 0.8', check: (r) => (r.ratio ?? 0) >= 0.8, note });
-  addRow({ metric: '  p50 / p99 latency', sqlfleet: f.p50, baseline: b.p50, unit: 'ms', target: '', note: `p99 ${fmt(f.p99, 2)} vs ${fmt(b.p99, 2)} ms` });
-}
-
-async function batchPhase(c: BenchCluster, base: Proc): Promise<void> {
-  const { sqlfleet: f, baseline: b } = await phase(`${BATCH_ROWS}-row transactional batches c=4`, c.master.url, base.url, 4, () => batchInsert());
-  const note = [errorNote(f, 'sqlfleet batches'), errorNote(b, 'baseline batches')].filter(Boolean).join(', ');
-  addRow({
+  process.stdout.write(`  ${BATCH_ROWS}-row transactional batches c=4 `);
+  const y1 = await timed('yardstick', 1000);
+  const f1 = await timed('sqlfleet', 1000);
+  const f2 = await timed('sqlfleet', 250);
+  const y2 = await timed('yardstick', 250);
+  const f = mergeResults([f1, f2]);
+  const y = mergeResults([y1, y2]);
+  const cpu = { sqlfleet: (cpuRows.sqlfleet.ms * 1000) / cpuRows.sqlfleet.rows, yardstick: (cpuRows.yardstick.ms * 1000) / cpuRows.yardstick.rows };
+  phases.batch = { sqlfleet: f, yardstick: y, cpuUsPerRow: cpu };
+  console.log(`sqlfleet ${fmt(f.rps * BATCH_ROWS, 0)} rows/s | yardstick ${fmt(y.rps * BATCH_ROWS, 0)} rows/s | CPU/row ${fmt(cpu.sqlfleet, 1)} vs ${fmt(cpu.yardstick, 1)} µs`);
+  const note = [errorNote(f, 'sqlfleet batches'), errorNote(y, 'yardstick batches')].filter(Boolean).join(', ');
+  rows.push({
     metric: `${BATCH_ROWS}-row batches (ack all) c=4`,
     sqlfleet: f.rps * BATCH_ROWS,
-    baseline: b.rps * BATCH_ROWS,
+    yardstick: y.rps * BATCH_ROWS,
     unit: 'rows/s',
     target: 'sqlfleet ≥ 100k rows/s',
-    check: (r) => (r.sqlfleet ?? 0) >= 100_000,
-    note: [note, `p50 ${fmt(f.p50, 1)} vs ${fmt(b.p50, 1)} ms/batch`].filter(Boolean).join('; '),
+    verdict: f.rps * BATCH_ROWS >= 100_000 ? 'PASS' : 'MISS',
+    note: [note, `p50 ${fmt(f.p50, 1)} vs ${fmt(y.p50, 1)} ms/batch; CPU/row ${fmt(cpu.sqlfleet, 1)} vs ${fmt(cpu.yardstick, 1)} µs`].filter(Boolean).join('; '),
   });
 }
 
@@ -204,7 +287,7 @@ async function catchUpPhase(c: BenchCluster): Promise<Record<string, unknown>> {
   if (!down) oddities.push('catch-up: the master did not mark the stopped slave down within 10 s');
   const from = await appliedIndex(c.master.url);
   process.stdout.write(`  catch-up: slave 2 stopped at master index ${from}; writing up to ${CATCHUP_ENTRIES} entries (ack "master", c=32, ≤ ${CATCHUP_SECONDS} s)… `);
-  const w = await runLoad({ url: c.master.url, concurrency: 32, body: paramInsert('master'), durationMs: CATCHUP_SECONDS * 1000, maxRequests: CATCHUP_ENTRIES });
+  const w = await runLoad({ url: c.master.url, concurrency: 32, body: upsert('master'), durationMs: CATCHUP_SECONDS * 1000, maxRequests: CATCHUP_ENTRIES });
   if (w.errors) oddities.push(`catch-up writers: ${w.errors} errors, e.g. ${w.errorSamples.join(' | ')}`);
   const target = await appliedIndex(c.master.url);
   const behind = target - from;
@@ -232,13 +315,13 @@ async function catchUpPhase(c: BenchCluster): Promise<Record<string, unknown>> {
     `  catch-up: slave 2 restarted (ready after ${fmt((tReady - t0) / 1000, 2)} s at index ${startIndex}), applied ${applied} entries in ${fmt(secs, 2)} s → ${fmt(rate, 0)} entries/s\n`,
   );
   const reduced = behind < 100_000 ? ` (fewer than 100k: BENCH_CATCHUP_ENTRIES=${CATCHUP_ENTRIES}, cap ${CATCHUP_SECONDS} s)` : '';
-  addRow({
+  rows.push({
     metric: 'catch-up of a stopped slave',
     sqlfleet: rate,
-    baseline: null,
+    yardstick: null,
     unit: 'entries/s',
     target: 'sqlfleet ≥ 50k entries/s',
-    check: (r) => (r.sqlfleet ?? 0) >= 50_000,
+    verdict: rate >= 50_000 ? 'PASS' : 'MISS',
     note: `${behind} entries behind${reduced}`,
   });
   return { stoppedAt: from, target, behind, writers: w, restartReadyS: (tReady - t0) / 1000, startIndex, seconds: secs, rate, caught, slave2HwmBeforeKb: hwmBefore };
@@ -247,22 +330,23 @@ async function catchUpPhase(c: BenchCluster): Promise<Record<string, unknown>> {
 /** Optional: many writes on the master, then its RSS. */
 async function rssPhase(c: BenchCluster): Promise<Record<string, unknown> | null> {
   if (RSS_WRITES <= 0) {
-    addRow({ metric: 'master RSS after 1M writes', sqlfleet: null, baseline: null, unit: 'MB', target: '≤ 200 MB', check: () => undefined, note: 'set BENCH_RSS_WRITES=1000000' });
+    rows.push({ metric: 'master RSS after 1M writes', sqlfleet: null, yardstick: null, unit: 'MB', target: '≤ 200 MB', verdict: 'SKIP', note: 'set BENCH_RSS_WRITES=1000000' });
     return null;
   }
   const from = await appliedIndex(c.master.url);
   process.stdout.write(`  RSS: writing ${RSS_WRITES} entries on the master (ack "all", c=32)… `);
-  const w = await runLoad({ url: c.master.url, concurrency: 32, body: paramInsert(), durationMs: 3_600_000, maxRequests: RSS_WRITES });
+  const w = await runLoad({ url: c.master.url, concurrency: 32, body: upsert(), durationMs: 3_600_000, maxRequests: RSS_WRITES });
   const written = (await appliedIndex(c.master.url)) - from;
   const m = c.master.memory();
   process.stdout.write(`${written} entries in ${fmt(w.seconds, 0)} s; master RSS ${fmt((m?.rssKb ?? NaN) / 1024, 0)} MB, peak ${fmt((m?.hwmKb ?? NaN) / 1024, 0)} MB\n`);
-  addRow({
+  const rss = (m?.rssKb ?? NaN) / 1024;
+  rows.push({
     metric: `master RSS after ${fmt(written, 0)} more writes`,
-    sqlfleet: (m?.rssKb ?? NaN) / 1024,
-    baseline: null,
+    sqlfleet: rss,
+    yardstick: null,
     unit: 'MB',
     target: '≤ 200 MB',
-    check: (r) => (r.sqlfleet ?? Infinity) <= 200,
+    verdict: rss <= 200 ? 'PASS' : 'MISS',
     note: `peak ${fmt((m?.hwmKb ?? NaN) / 1024, 0)} MB`,
   });
   return { written, writers: w, master: m };
@@ -278,24 +362,21 @@ async function checksums(c: BenchCluster): Promise<boolean> {
   return same;
 }
 
-// ---- report ------------------------------------------------------------------------------
-
-function table(): string {
-  const head = ['metric', 'sqlfleet', 'baseline', 'ratio', 'target', 'result', 'note'];
-  const digits = (unit: string) => (unit === 'ms' ? 2 : unit === 'MB' ? 0 : 0);
+function rowTable(): string {
+  const head = ['metric', 'sqlfleet', 'yardstick', 'ratio', 'target', 'result', 'note'];
   const cells = rows.map((r) => [
     r.metric,
-    r.sqlfleet === null ? '—' : `${fmt(r.sqlfleet, digits(r.unit))} ${r.unit}`,
-    r.baseline === null ? '—' : `${fmt(r.baseline, digits(r.unit))} ${r.unit}`,
-    r.ratio === null ? '—' : fmt(r.ratio, 2),
+    r.sqlfleet === null ? '—' : `${fmt(r.sqlfleet, 0)} ${r.unit}`,
+    r.yardstick === null ? '—' : `${fmt(r.yardstick, 0)} ${r.unit}`,
+    r.sqlfleet === null || r.yardstick === null ? '—' : fmt(r.sqlfleet / r.yardstick, 2),
     r.target,
     r.verdict,
     r.note ?? '',
   ]);
-  const width = head.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i].length)));
-  const line = (c: string[]) => '| ' + c.map((x, i) => (i >= 1 && i <= 3 ? x.padStart(width[i]) : x.padEnd(width[i]))).join(' | ') + ' |';
-  return [line(head), '|' + width.map((w) => '-'.repeat(w + 2)).join('|') + '|', ...cells.map(line)].join('\n');
+  return grid(head, cells, 1, 3);
 }
+
+// ---- the machine ---------------------------------------------------------------------------------
 
 /** Busy and total CPU ticks of the whole machine (/proc/stat). */
 function machineTicks(): { busy: number; total: number } {
@@ -309,7 +390,7 @@ function machineTicks(): { busy: number; total: number } {
   }
 }
 
-/** CPU ticks of this process and of its children that have exited (every server, once stopped). */
+/** CPU ticks of this process and of its children that have exited (wrk runs, every server once stopped). */
 function ownTicks(): number {
   try {
     const f = readFileSync('/proc/self/stat', 'utf8');
@@ -317,14 +398,6 @@ function ownTicks(): number {
     return v[11] + v[12] + v[13] + v[14]; // utime stime cutime cstime
   } catch {
     return Number.NaN;
-  }
-}
-
-function cpuPressure(): string {
-  try {
-    return /avg60=([\d.]+)/.exec(readFileSync('/proc/pressure/cpu', 'utf8'))?.[1] ?? '?';
-  } catch {
-    return '?';
   }
 }
 
@@ -336,95 +409,108 @@ function loadavg(): string {
   }
 }
 
-// ---- main ----------------------------------------------------------------------------------
+// ---- main ----------------------------------------------------------------------------------------
+
+// Set by main() in --etcd mode; stopped last, after the nodes.
+const helpers: { etcd: Etcd | null } = { etcd: null };
 
 async function main(): Promise<Record<string, unknown>> {
   const startedAt = Date.now();
   const load0 = loadavg();
-  console.log(`sqlfleet bench: ${SECONDS} s per phase (+${WARMUP_MS / 1000} s warm-up), load average before: ${load0}`);
-  const base = await startBaseline();
-  const c = await startCluster(2);
-  console.log(`  baseline ${base.url} (pid ${base.pid}); master ${c.master.url} (pid ${c.master.pid}); slaves ${c.slaves.map((s) => `${s.url} (pid ${s.pid})`).join(', ')}`);
-  await post(base.url, { query: DDL });
+  await checkWrk();
+  console.log(`sqlfleet bench${ETCD ? ' --etcd' : ''}: wrk, ${ROUNDS} A-B-B-A rounds of ${SECONDS} s runs per figure; load average before: ${load0}`);
+  // Failover mode: every node gets --etcd (and the cluster name defaults to the same).
+  const etcd = ETCD ? await startEtcd() : null;
+  helpers.etcd = etcd;
+  const nodeArgs = etcd ? ['--etcd', etcd.url] : [];
+  const ys = await startYardstick();
+  const c = await startCluster(2, [], [], nodeArgs);
+  console.log(
+    `  yardstick ${ys.url} (pid ${ys.pid}); master ${c.master.url} (pid ${c.master.pid}); slaves ${c.slaves.map((s) => `${s.url} (pid ${s.pid})`).join(', ')}` +
+      (etcd ? `; etcd ${etcd.url} (pid ${etcd.pid})` : ''),
+  );
   await post(c.master.url, { command: 'exec', query: DDL });
 
-  // JIT warm-up of every process before the first measured phase (c=1 would warm up slowly).
-  process.stdout.write('  warm-up…\n');
-  for (const url of [c.master.url, base.url]) {
-    for (const body of [paramInsert(), literalInsert()]) await runLoad({ url, concurrency: 8, body, durationMs: 1500 });
-  }
-  for (const url of [c.slaves[0].url, base.url]) await runLoad({ url, concurrency: 8, body: pointRead(100), durationMs: 1000 });
-
-  await writePhases(c, base);
-  await readPhase(c, base);
-  await batchPhase(c, base);
-  const catchUp = await catchUpPhase(c);
-  const rss1m = await rssPhase(c);
+  if (PHASES.has('wrk')) await wrkPhase(c, ys);
+  if (PHASES.has('batch')) await batchPhase(c, ys);
+  const catchUp = PHASES.has('catchup') ? await catchUpPhase(c) : null;
+  const rss1m = PHASES.has('rss') ? await rssPhase(c) : null;
   const identical = await checksums(c);
 
   const mem = {
     master: c.master.memory(),
     slave1: c.slaves[0].memory(),
     slave2: c.slaves[1].memory(),
-    slave2BeforeRestartHwmKb: catchUp.slave2HwmBeforeKb as number,
-    baseline: base.memory(),
+    slave2BeforeRestartHwmKb: (catchUp?.slave2HwmBeforeKb as number | undefined) ?? Number.NaN,
+    yardstick: ys.memory(),
   };
   const mb = (kb: number | undefined) => (kb === undefined ? null : kb / 1024);
-  addRow({ metric: 'peak RSS master', sqlfleet: mb(mem.master?.hwmKb), baseline: mb(mem.baseline?.hwmKb), unit: 'MB', target: '' });
-  addRow({ metric: 'peak RSS slave 1', sqlfleet: mb(mem.slave1?.hwmKb), baseline: mb(mem.baseline?.hwmKb), unit: 'MB', target: '' });
-  addRow({
+  rows.push({ metric: 'peak RSS master', sqlfleet: mb(mem.master?.hwmKb), yardstick: mb(mem.yardstick?.hwmKb), unit: 'MB', target: '', verdict: '' });
+  rows.push({ metric: 'peak RSS slave 1', sqlfleet: mb(mem.slave1?.hwmKb), yardstick: mb(mem.yardstick?.hwmKb), unit: 'MB', target: '', verdict: '' });
+  rows.push({
     metric: 'peak RSS slave 2',
     sqlfleet: mb(Math.max(mem.slave2?.hwmKb ?? 0, mem.slave2BeforeRestartHwmKb || 0)),
-    baseline: mb(mem.baseline?.hwmKb),
+    yardstick: mb(mem.yardstick?.hwmKb),
     unit: 'MB',
     target: '',
-    note: `before restart ${fmt(mb(mem.slave2BeforeRestartHwmKb), 0)} MB, after ${fmt(mb(mem.slave2?.hwmKb), 0)} MB`,
+    verdict: '',
+    note: catchUp ? `before restart ${fmt(mb(mem.slave2BeforeRestartHwmKb), 0)} MB, after ${fmt(mb(mem.slave2?.hwmKb), 0)} MB` : '',
   });
 
-  for (const p of [c.master, ...c.slaves, base]) {
+  for (const p of [c.master, ...c.slaves, ys]) {
     const bad = p.complaints();
     if (bad.count) oddities.push(`${p.label} logged ${bad.count} warn/error lines, e.g. ${bad.first.slice(0, 3).join(' || ').slice(0, 800)}`);
   }
-  const changes = c.master.stateChanges;
+  const logBytes = (p: Proc) => p.outputBytes;
   const load1 = loadavg();
   const elapsed = (Date.now() - startedAt) / 1000;
-  console.log('\n' + table());
-  console.log(`\nreplica checksums after the run: ${identical ? 'identical' : 'DIFFER'}; load average before ${load0}, after ${load1}; ${fmt(elapsed, 0)} s`);
+  console.log('\n' + (figureRounds.size ? wrkTables() + '\n\n' : '') + rowTable());
+  console.log(`\nreplica checksums after the run: ${identical ? 'identical' : 'DIFFER'}; log output: master ${fmt(logBytes(c.master) / 1024, 0)} kB; load average before ${load0}, after ${load1}; ${fmt(elapsed, 0)} s`);
+  const changes = c.master.stateChanges;
   if (changes.length) console.log(`\nmembership changes the master logged (slave 2 is stopped on purpose for the catch-up):\n${changes.map((x) => `  ${x}`).join('\n')}`);
 
-  const out = {
+  const figures = Object.fromEntries(
+    [...figureRounds].map(([name, rs]) => [
+      name,
+      {
+        rounds: rs,
+        medianRatio: median(rs.map((r) => r.ratio)),
+        cpuUsPerOp: { sqlfleet: cpuPerOp(rs.flatMap((r) => r.sqlfleet)), yardstick: cpuPerOp(rs.flatMap((r) => r.yardstick)) },
+      },
+    ]),
+  );
+  return {
     at: new Date().toISOString(),
     node: process.version,
-    settings: { seconds: SECONDS, warmupMs: WARMUP_MS, maxRequests: MAX_REQUESTS, catchupEntries: CATCHUP_ENTRIES, catchupSeconds: CATCHUP_SECONDS, rssWrites: RSS_WRITES },
+    mode: etcd ? 'etcd' : 'static',
+    settings: { seconds: SECONDS, rounds: ROUNDS, phases: [...PHASES], maxRequests: MAX_REQUESTS, catchupEntries: CATCHUP_ENTRIES, catchupSeconds: CATCHUP_SECONDS, rssWrites: RSS_WRITES },
     loadavg: { before: load0, after: load1 },
     elapsedSeconds: elapsed,
+    figures,
     rows,
     phases,
     catchUp,
     rss1m,
     memoryKb: mem,
+    logBytes: { master: logBytes(c.master), slave1: logBytes(c.slaves[0]), slave2: logBytes(c.slaves[1]) },
     replicasIdentical: identical,
     membershipChanges: changes,
     oddities,
   };
-  return out;
 }
 
 /** After every server stopped: how much of the machine's CPU went to other processes during the run. */
-function finish(out: Record<string, unknown>, m0: { busy: number; total: number }, own0: number, psi0: string): void {
+function finish(out: Record<string, unknown>, m0: { busy: number; total: number }, own0: number): void {
   const m1 = machineTicks();
   const mine = ownTicks() - own0;
   const total = m1.total - m0.total;
   const others = (m1.busy - m0.busy - mine) / total;
-  const cpu = { cores: availableParallelism(), ownShare: mine / total, othersShare: others, idleShare: 1 - (m1.busy - m0.busy) / total, pressureAvg60: { before: psi0, after: cpuPressure() } };
+  const cpu = { cores: availableParallelism(), ownShare: mine / total, othersShare: others, idleShare: 1 - (m1.busy - m0.busy) / total };
   out.cpu = cpu;
   console.log(
-    `machine CPU during the run: bench + servers ${fmt(100 * cpu.ownShare, 0)}%, other processes ${fmt(100 * others, 0)}%, idle ${fmt(100 * cpu.idleShare, 0)}% of ${cpu.cores} cores` +
-      ` (CPU pressure avg60 ${psi0} → ${cpu.pressureAvg60.after})`,
+    `machine CPU during the run: bench, wrk and servers ${fmt(100 * cpu.ownShare, 0)}%, other processes ${fmt(100 * others, 0)}%, idle ${fmt(100 * cpu.idleShare, 0)}% of ${cpu.cores} cores`,
   );
-  if (others > 0.1) {
-    oddities.push(`other processes used ${fmt(100 * others, 0)}% of the machine's CPU during the run: absolute figures are low; ratios are measured in turns (A-B-B-A) to share the noise`);
-  }
+  if (others > 0.1) oddities.push(`other processes used ${fmt(100 * others, 0)}% of the machine's CPU during the run: throughput is low and noisy; trust the median ratio and CPU per operation`);
   if (oddities.length) console.log('\nodd:\n' + oddities.map((o) => `  - ${o}`).join('\n'));
   const dir = join(ROOT, '.bench');
   mkdirSync(dir, { recursive: true });
@@ -437,6 +523,7 @@ async function shutdown(code: number): Promise<never> {
   if (!exiting) {
     exiting = true;
     await stopAll();
+    await helpers.etcd?.stop();
     removeTempDirs();
   }
   process.exit(code);
@@ -447,10 +534,10 @@ process.on('SIGTERM', () => void shutdown(143));
 try {
   const m0 = machineTicks();
   const own0 = ownTicks();
-  const psi0 = cpuPressure();
   const out = await main();
   await stopAll();
-  finish(out, m0, own0, psi0);
+  await helpers.etcd?.stop();
+  finish(out, m0, own0);
   await shutdown(0);
 } catch (e) {
   console.error(`\nbench failed: ${(e as Error).stack ?? e}`);
