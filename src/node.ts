@@ -5,8 +5,9 @@ import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { getRequestListener } from '@hono/node-server';
-import { urlHost, type Config } from './config.js';
+import { IDEMPOTENCY_GRACE_MS, urlHost, type Config } from './config.js';
 import { Users } from './auth/users.js';
+import { SqlfleetError } from './errors.js';
 import { Executor } from './core/executor.js';
 import { IndexWaiter } from './core/index-waiter.js';
 import { masterToken, slaveToken } from './cluster/token.js';
@@ -17,8 +18,8 @@ import { createLogger, type LogFn } from './log.js';
 import { PeerClient } from './replication/client.js';
 import { createClassifier } from './sql/classify.js';
 import { Store } from './store/store.js';
-import { wireMaster } from './wiring/master.js';
-import { wireSlave } from './wiring/slave.js';
+import { Promoter } from './wiring/promote.js';
+import { Roles, readRole, type SavedRole } from './wiring/roles.js';
 import { Metrics } from './metrics.js';
 
 /** A running node. */
@@ -40,16 +41,40 @@ export async function startNode(config: Config, log: LogFn = createLogger(config
     readWorkers: config.readWorkers,
     queryTimeoutMs: config.queryTimeoutMs,
     maxRows: config.maxRows,
+    idempotencyRetainMs: config.idempotencyWindowMs + IDEMPOTENCY_GRACE_MS,
     log,
   });
   const classifier = createClassifier({ probe: store.probe, maxStatements: config.maxStatements });
   const waiter = new IndexWaiter(() => store.appliedIndex);
   const client = new PeerClient(token, config.tlsCa ? { ca: fs.readFileSync(config.tlsCa, 'utf8') } : {});
   // Gauges read the role lazily at scrape time.
-  const metrics = new Metrics(config.id, config.role, { appliedIndex: () => store.appliedIndex, nodes: () => role.nodes() });
-  const role = (config.role === 'master' ? wireMaster : wireSlave)(config, store, client, waiter, log, metrics);
-  const executor = new Executor({ config, store, classify: (sql) => classifier.classify(sql), applied: waiter, ...role.executor });
+  let roles: Roles | undefined = undefined;
+  const metrics: Metrics = new Metrics(config.id, config.role, { appliedIndex: () => store.appliedIndex, nodes: (): Record<string, unknown>[] => roles?.current.nodes() ?? [] });
+  roles = new Roles({ config, store, client, waiter, log, metrics });
+  const saved = readRole(config);
+  roles.init(saved, await newerMaster(saved, store.epoch, client, log));
+  const executor = new Executor({
+    config,
+    store,
+    classify: (sql) => classifier.classify(sql),
+    applied: waiter,
+    role: () => roles.current.kind,
+    replicate: roles.replicate,
+    forward: (body, onBehalf) => {
+      const f = roles.current.forward;
+      if (!f) throw new SqlfleetError('NOT_MASTER', 'this node became master while the request was routed; retry', { outcome: 'not_applied' });
+      return f(body, onBehalf);
+    },
+    epoch: () => store.epoch,
+    masterUrl: () => roles.current.masterUrl(),
+    diverged: () => roles.current.diverged(),
+  });
   let url = '';
+  const promoter = new Promoter({ config, store, client, roles, log, selfUrl: () => url, automatic: () => false });
+  const role = {
+    nodes: () => roles.current.nodes(),
+    statusExtra: () => roles.current.statusExtra(),
+  };
   let ready = false;
 
   // One batch holds up to --batch-max-bytes plus one entry, which can be as large as a
@@ -65,20 +90,24 @@ export async function startNode(config: Config, log: LogFn = createLogger(config
     log,
     api: {
       execute: (req, raw, who) => executor.execute(req, raw, who),
-      status: () => ({ node: config.id, role: config.role, url, applied_index: store.appliedIndex, ...role.statusExtra(), nodes: role.nodes() }),
+      status: () => ({ node: config.id, role: roles.current.kind, url, applied_index: store.appliedIndex, ...role.statusExtra(), nodes: role.nodes() }),
       checksum: () => store.checksum(),
       metrics: () => metrics.render(),
-      ready: () => ready,
-      heartbeat: (body) => role.heartbeat(body),
-      removeNode: (id) => role.removeNode(id),
-      resyncNode: (id) => role.resyncNode(id),
-      installSnapshot: (body) => role.installSnapshot(body),
+      ready: () => ready && roles.current.ready(),
+      heartbeat: (body) => roles.current.heartbeat(body),
+      removeNode: (id) => roles.current.removeNode(id),
+      resyncNode: (id) => roles.current.resyncNode(id),
+      installSnapshot: (body) => roles.current.installSnapshot(body),
+      promote: (id, force) => promoter.promote(id, force),
+      promoteOrder: (body) => promoter.obey(body),
+      logEntries: (from, max) => ({ status: 200, body: { ok: true, entries: store.entriesJson(from, max, 8 * 1024 * 1024).map((e) => JSON.parse(e.json) as unknown) } }),
+      primary: () => roles.current.kind === 'master',
     },
   });
 
   // Replication appends take the lane on node:http; every other request goes to hono.
   const listener = withReplicationLane(
-    { hasClusterToken: clusterTokenCheck(token), append: (body) => role.append(body), maxBody: maxAppendBody, observe: observeRequest, log },
+    { hasClusterToken: clusterTokenCheck(token), append: (body) => roles.current.append(body), maxBody: maxAppendBody, observe: observeRequest, log },
     getRequestListener(app.fetch),
   );
   const server: http.Server = await new Promise((resolve, reject) => {
@@ -89,9 +118,9 @@ export async function startNode(config: Config, log: LogFn = createLogger(config
   });
   const port = (server.address() as AddressInfo).port;
   url = config.advertiseUrl ?? `${config.tlsCert ? 'https' : 'http'}://${urlHost(config.host)}:${port}`;
-  role.start(url);
+  roles.start(url);
   ready = true;
-  log('info', 'ready', { role: config.role, url, applied_index: store.appliedIndex, data: config.dbPath, master: config.role === 'slave' ? config.masterUrl : url });
+  log('info', 'ready', { role: roles.current.kind, url, applied_index: store.appliedIndex, data: config.dbPath, master: roles.current.kind === 'slave' ? roles.current.masterUrl() : url });
 
   return {
     url,
@@ -99,7 +128,7 @@ export async function startNode(config: Config, log: LogFn = createLogger(config
     stuckThreads: () => store.stuckReaders,
     stop: async () => {
       ready = false;
-      await role.stop();
+      await roles.stop();
       waiter.cancelAll();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await client.close();
@@ -107,4 +136,27 @@ export async function startNode(config: Config, log: LogFn = createLogger(config
       log('info', 'stopped');
     },
   };
+}
+
+/**
+ * A node that would start as master first asks the peers it knew whether one of them is
+ * master in a newer epoch (it was failed over while down): then it follows that one.
+ */
+async function newerMaster(saved: SavedRole | null, epoch: number, client: PeerClient, log: LogFn): Promise<string | null> {
+  if (!saved || saved.role !== 'master') return null;
+  const answers = await Promise.all(
+    saved.peers
+      .filter((p) => p.url)
+      .map(async (p) => {
+        try {
+          const res = await client.get<{ role?: string; epoch?: number; url?: string }>(p.url as string, '/status', { timeoutMs: 1500 });
+          return res.status === 200 && res.body?.role === 'master' && typeof res.body.epoch === 'number' && res.body.epoch > epoch ? { url: res.body.url ?? (p.url as string), epoch: res.body.epoch } : null;
+        } catch {
+          return null;
+        }
+      }),
+  );
+  const best = answers.filter((a) => a !== null).sort((a, b) => b.epoch - a.epoch)[0];
+  if (best) log('warn', 'a newer master exists; starting as its follower', { master: best.url, epoch: best.epoch, own_epoch: epoch });
+  return best?.url ?? null;
 }

@@ -16,11 +16,19 @@ export interface Member {
   lastSeen: number;
   /** Registered at runtime with --join (persisted), rather than in the numSlaves range. */
   readonly joined: boolean;
+  /**
+   * `applied` was confirmed by an append answer of this master (same log, same epoch).
+   * A heartbeat alone does not confirm it: after a failover a follower may report an
+   * index whose entries the new master never had.
+   */
+  confirmed: boolean;
 }
 
 /** What Membership needs from the rest of the node. */
 export interface MembershipDeps {
   numSlaves: number;
+  /** Instead of the 1..numSlaves range: the nodes a promoted master knows (every node but itself). */
+  peers?: { id: number; url: string | null; reachable?: boolean }[];
   downAfterMs: number;
   /** The master's applied index, to tell catching_up from up. */
   masterIndex: () => number;
@@ -37,10 +45,20 @@ export class Membership {
   private readonly map = new Map<number, Member>();
   private readonly listeners: Array<() => void> = [];
   private readonly now: () => number;
+  private readonly startedAt: number;
+  private graceOver = false;
 
   constructor(private readonly deps: MembershipDeps) {
     this.now = deps.now ?? Date.now;
-    for (let id = 1; id <= deps.numSlaves; id++) this.map.set(id, blank(id, null, false));
+    this.startedAt = this.now();
+    if (deps.peers) {
+      for (const p of deps.peers) {
+        const m = blank(p.id, p.url, false);
+        if (p.reachable === false) m.lastSeen = -1; // not "never seen": no start-up grace
+        this.map.set(p.id, m);
+      }
+    }
+    else for (let id = 1; id <= deps.numSlaves; id++) this.map.set(id, blank(id, null, false));
     for (const j of deps.joined) if (!this.map.has(j.id)) this.map.set(j.id, blank(j.id, j.url, true));
   }
 
@@ -83,12 +101,26 @@ export class Membership {
     return had;
   }
 
-  /** A heartbeat or a successful append: the slave is alive at `applied`. */
-  contact(id: number, applied: number, url?: string, reseeded = false): Member {
+  /**
+   * A write at level "all" waits for this member: it is up or catching up, or it was
+   * never seen and the master has not yet been up for the down-after interval (slaves
+   * of a fresh cluster are expected before their first heartbeat arrives).
+   */
+  expected(m: Member): boolean {
+    if (m.state === 'up' || m.state === 'catching_up') return true;
+    return m.state === 'down' && m.lastSeen === 0 && this.now() - this.startedAt <= this.deps.downAfterMs;
+  }
+
+  /**
+   * A heartbeat (confirmed = false) or an append answer of this master (confirmed = true):
+   * the slave is alive at `applied`.
+   */
+  contact(id: number, applied: number, url?: string, reseeded = false, confirmed = false): Member {
     const m = this.map.get(id);
     if (!m) throw new SqlfleetError('NOT_FOUND', `node ${id} is not a member; start it with --join to register it`);
     if (url) m.url = url;
     if (reseeded && m.state === 'diverged') this.setState(m, 'catching_up');
+    if (confirmed || reseeded) m.confirmed = true;
     m.applied = applied;
     m.lastSeen = this.now();
     if (m.state === 'down') this.setState(m, applied >= this.deps.masterIndex() ? 'up' : 'catching_up');
@@ -118,6 +150,10 @@ export class Membership {
   /** Marks slaves with no contact for downAfterMs as down; call periodically. */
   tick(): void {
     const now = this.now();
+    if (!this.graceOver && now - this.startedAt > this.deps.downAfterMs) {
+      this.graceOver = true;
+      this.changed(); // never-seen slaves stop being expected: waiting writes re-check
+    }
     for (const m of this.map.values()) {
       if ((m.state === 'up' || m.state === 'catching_up') && now - m.lastSeen > this.deps.downAfterMs) {
         this.setState(m, 'down');
@@ -144,5 +180,5 @@ export class Membership {
 }
 
 function blank(id: number, url: string | null, joined: boolean): Member {
-  return { id, url, state: 'down', applied: 0, lastSeen: 0, joined };
+  return { id, url, state: 'down', applied: 0, lastSeen: 0, joined, confirmed: false };
 }

@@ -8,7 +8,8 @@ import type { Store } from '../store/store.js';
 import type { Entry, StatementResult, Stmt } from '../store/types.js';
 import { hasRole, type Principal, type Role } from '../auth/users.js';
 import type { IndexWaiter } from './index-waiter.js';
-import type { QueryRequest } from './request.js';
+import { checkKeyAge } from './idempotency.js';
+import { forwardBody, type QueryRequest } from './request.js';
 
 /** A JSON answer with its HTTP status. */
 export interface Outcome {
@@ -21,16 +22,31 @@ export interface Outcome {
 /** Sends a request body to the master; rejects with MASTER_UNAVAILABLE when it cannot. */
 export type ForwardFn = (body: string, onBehalfOf: string | null) => Promise<Outcome>;
 
+/** The master's side of a write: admission, shipping, acknowledgement. */
+export interface Replicate {
+  /** Throws (503, not applied) unless this node may write now: it is master, not handing over, its lease (etcd) valid. Pair with done(). */
+  admit(): void;
+  /** Called once per admitted write, after it was answered or failed. */
+  done(): void;
+  /** Called with every committed entry. */
+  onWrite(entry: Entry, json: string): void;
+  waitAcks(index: number, level: AckLevel, timeoutMs: number): Promise<AckResult>;
+  /** Throws (503, outcome unknown) if this node stopped being master in `epoch` while the write waited. */
+  settle(epoch: number): void;
+}
+
 /** What the executor needs from the rest of the node. */
 export interface ExecutorDeps {
   config: Config;
   store: Store;
   classify: (sql: string) => Classification;
   applied: IndexWaiter;
-  /** Master only: called with every committed entry, then waits for acknowledgements. */
-  replicate?: { onWrite(entry: Entry, json: string): void; waitAcks(index: number, level: AckLevel, timeoutMs: number): Promise<AckResult> };
-  /** Slave only: forwards writes and strong reads to the master. */
-  forward?: ForwardFn;
+  /** The node's role now (it changes at failover and switchover). */
+  role: () => 'master' | 'slave';
+  /** The current master parts' write side (a stub that refuses when this node is not master). */
+  replicate: () => Replicate;
+  /** Slave: forwards writes and strong reads to the master. */
+  forward: ForwardFn;
   epoch: () => number;
   masterUrl: () => string;
   /** Non-null when this replica stopped applying. */
@@ -50,7 +66,7 @@ export class Executor {
       throw new SqlfleetError('FORBIDDEN', `user "${who.user}" (role ${who.role}) may not run ${kind === 'schema' ? 'schema changes' : `${kind}s`}: needs role ${role}`);
     }
     const onBehalf = who.cluster || who.user === 'anonymous' ? null : who.user;
-    const isMaster = this.d.config.role === 'master';
+    const isMaster = this.d.role() === 'master';
     if (kind === 'read') {
       if (req.consistency === 'strong' && !isMaster) return this.forward(rawBody, onBehalf);
       return { ...(await this.read(stmts, req.minIndex)), cls: 'read' };
@@ -62,9 +78,9 @@ export class Executor {
       if (kind === 'schema') {
         throw new SqlfleetError('SCHEMA_ON_SLAVE', `schema changes are accepted only by the master; send this to ${this.d.masterUrl()}`, { master: this.d.masterUrl() });
       }
-      return this.forward(rawBody, onBehalf);
+      return this.forward(forwardBody(req, rawBody), onBehalf);
     }
-    return { ...(await this.write(stmts, req.ack)), cls: kind };
+    return { ...(await this.write(stmts, req.ack, req.idempotencyKey)), cls: kind };
   }
 
   private classifyAll(req: QueryRequest): { stmts: Stmt[]; kind: StatementClass; reason: string } {
@@ -103,20 +119,33 @@ export class Executor {
     return this.ok(index, results);
   }
 
-  private async write(stmts: Stmt[], ack: AckLevel): Promise<Outcome> {
-    const { entry, json, results } = this.d.store.write(stmts, this.d.epoch());
-    this.d.applied.notify();
-    const rep = this.d.replicate;
-    if (!rep) return this.ok(entry.index, results, { replicated_to: [] });
-    rep.onWrite(entry, json);
-    const acks = await rep.waitAcks(entry.index, ack, this.d.config.ackTimeoutMs);
-    const extra: Record<string, unknown> = { replicated_to: acks.replicated_to };
-    if (acks.lagging.length > 0) extra.lagging = acks.lagging;
-    return this.ok(entry.index, results, extra);
+  private async write(stmts: Stmt[], ack: AckLevel, key: string | undefined): Promise<Outcome> {
+    const rep = this.d.replicate();
+    rep.admit();
+    try {
+      const epoch = this.d.epoch();
+      // A key already applied gets the first answer back (acknowledged like any write). The
+      // lookup and the write are one synchronous step: concurrent duplicates cannot both apply.
+      if (key !== undefined) checkKeyAge(key, Date.now(), this.d.config.idempotencyWindowMs);
+      const prior = key === undefined ? undefined : this.d.store.replayOf(key);
+      const { entry, json, results } = prior ? { entry: prior, json: '', results: prior.results } : this.d.store.write(stmts, epoch, key);
+      if (!prior) {
+        this.d.applied.notify();
+        rep.onWrite(entry as Entry, json);
+      }
+      const acks = await rep.waitAcks(entry.index, ack, this.d.config.ackTimeoutMs);
+      rep.settle(epoch);
+      const extra: Record<string, unknown> = { replicated_to: acks.replicated_to };
+      if (acks.lagging.length > 0) extra.lagging = acks.lagging;
+      if (acks.missing.length > 0) extra.missing = acks.missing;
+      if (prior) extra.idempotent_replay = true;
+      return this.ok(entry.index, results, extra);
+    } finally {
+      rep.done();
+    }
   }
 
   private async forward(rawBody: string, onBehalf: string | null): Promise<Outcome> {
-    if (!this.d.forward) throw new SqlfleetError('INTERNAL', 'no master to forward to');
     const res = await this.d.forward(rawBody, onBehalf);
     if (res.status !== 200 || res.body.ok !== true) return { ...res, cls: 'forwarded' };
     const index = Number(res.body.index);
@@ -125,12 +154,12 @@ export class Executor {
     return {
       status: 200,
       cls: 'forwarded',
-      body: { ...res.body, node: this.d.config.id, role: this.d.config.role, forwarded_to: this.d.masterUrl(), ...(here ? {} : { applied_here: false }) },
+      body: { ...res.body, node: this.d.config.id, role: this.d.role(), forwarded_to: this.d.masterUrl(), ...(here ? {} : { applied_here: false }) },
     };
   }
 
   private ok(index: number, results: StatementResult[], extra: Record<string, unknown> = {}): Outcome {
-    return { status: 200, body: { ok: true, node: this.d.config.id, role: this.d.config.role, index, results, ...extra } };
+    return { status: 200, body: { ok: true, node: this.d.config.id, role: this.d.role(), index, results, ...extra } };
   }
 }
 

@@ -3,13 +3,15 @@
 import { randomUUID } from 'node:crypto';
 import { Hono, type Context } from 'hono';
 import { SqlfleetError } from '../errors.js';
-import { parseRequest, type QueryRequest } from '../core/request.js';
+import type { QueryRequest } from '../core/request.js';
 import type { Outcome } from '../core/executor.js';
-import { ANONYMOUS_ADMIN, CLUSTER, hasRole, type Principal, type Role, type Users } from '../auth/users.js';
+import { hasRole, type Principal, type Role, type Users } from '../auth/users.js';
 import { clusterTokenCheck } from './auth.js';
 import { readBody } from './body.js';
 import { consoleHtml } from './console.js';
 import { openapiDocument } from './openapi.js';
+import { principalOf, requireRole } from './principal.js';
+import { runQuery } from './query.js';
 import { stringify } from './json.js';
 
 /** What the HTTP layer needs from a node; it never sees the store or replication. */
@@ -25,6 +27,14 @@ export interface NodeApi {
   resyncNode(id: number): Outcome;
   /** Slave: replaces its database with the streamed snapshot. */
   installSnapshot(body: ReadableStream<Uint8Array>): Promise<Outcome>;
+  /** Makes node `id` the master (switchover or failover, DESIGN §6). */
+  promote(id: number, force: boolean): Promise<Outcome>;
+  /** An order to take over, from the old master or a peer. */
+  promoteOrder(body: unknown): Promise<Outcome>;
+  /** Log entries from `from` (failover copies them from the most advanced follower). */
+  logEntries(from: number, max: number): Outcome;
+  /** True while this node is the master (GET /primary). */
+  primary(): boolean;
 }
 
 /** Dependencies of the app. */
@@ -49,29 +59,12 @@ export function createApp(d: AppDeps): Hono {
   const send = (c: Context, o: Outcome) => c.body(stringify(o.body), o.status as 200, { 'content-type': 'application/json' });
   const sendError = (c: Context, e: SqlfleetError) => send(c, { status: e.status, body: e.toJSON() });
   const hasClusterToken = clusterTokenCheck(d.token);
-  // Who is asking: another node (cluster token, possibly on behalf of a user it
-  // authenticated), a user of --auth, or anyone when auth is off.
-  const principal = async (c: Context): Promise<Principal> => {
-    const header = c.req.header('authorization');
-    if (hasClusterToken(header)) {
-      const onBehalf = c.req.header('x-sqlfleet-user');
-      if (!onBehalf || !d.users) return CLUSTER;
-      const p = d.users.byUsername(onBehalf);
-      if (!p) throw new SqlfleetError('FORBIDDEN', `user "${onBehalf}" is not known to this node`);
-      return p;
-    }
-    if (!d.users) return ANONYMOUS_ADMIN;
-    const p = await d.users.authenticate(header);
-    if (!p) {
-      // The console asks for credentials itself; other clients get the standard challenge.
-      if (!c.req.header('x-sqlfleet-console')) c.header('WWW-Authenticate', 'Basic realm="sqlfleet", charset="UTF-8"');
-      throw new SqlfleetError('UNAUTHORIZED', header ? 'wrong credentials' : 'credentials required: HTTP Basic or Bearer token');
-    }
-    return p;
-  };
+  // Who is asking (principal.ts, shared with the node:http lane).
+  const principal = (c: Context): Promise<Principal> =>
+    principalOf(d.users, hasClusterToken, (name) => c.req.header(name), (value) => c.header('WWW-Authenticate', value));
   const need = (role: Role) => async (c: Context, next: () => Promise<void>) => {
     const p = await principal(c);
-    if (!hasRole(p, role)) throw new SqlfleetError('FORBIDDEN', `user "${p.user}" (role ${p.role}) needs role ${role}`);
+    requireRole(p, role);
     c.set('principal' as never, p as never);
     await next();
   };
@@ -98,36 +91,27 @@ export function createApp(d: AppDeps): Hono {
   });
 
   app.get('/', (c) => c.html(consoleHtml()));
-  app.get('/health', (c) => (d.api.ready() ? c.json({ ok: true }) : sendError(c, new SqlfleetError('UNAVAILABLE', 'starting'))));
+  app.get('/health', (c) => (d.api.ready() ? c.json({ ok: true }) : sendError(c, new SqlfleetError('UNAVAILABLE', 'not serving yet: starting, or not yet in sync with the master', { status: d.api.status() }))));
+  // Load-balancer checks (Patroni's): 200 on the master only, and on followers only.
+  app.get('/primary', (c) => (d.api.primary() ? c.json({ ok: true, role: 'master' }) : sendError(c, new SqlfleetError('NOT_MASTER', 'this node is not the master', { master: d.api.status().master }))));
+  app.get('/replica', (c) =>
+    !d.api.primary() && d.api.ready() ? c.json({ ok: true, role: 'slave' }) : sendError(c, new SqlfleetError('UNAVAILABLE', d.api.primary() ? 'this node is the master' : 'not in sync with the master yet')),
+  );
   app.get('/status', need('read'), (c) => send(c, { status: 200, body: d.api.status() }));
   app.get('/checksum', need('read'), async (c) => send(c, { status: 200, body: (await d.api.checksum()) as Record<string, unknown> }));
   app.get('/openapi.json', (c) => c.json(openapiDocument()));
   app.get('/metrics', need('read'), async (c) => c.text(await d.api.metrics(), 200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' }));
 
+  // On a node, POST / is answered by the node:http lane (lane.ts) with the same checks;
+  // this route serves app.request() and any listener without the lane.
   app.post('/', need('read'), async (c) => {
     const started = performance.now();
     const who = c.get('principal' as never) as Principal;
     const rid = c.req.header('x-request-id') ?? randomUUID();
     const raw = await readBody(c, d.maxBody);
-    try {
-      const req = parseRequest(parseJson(raw), d.maxStatements);
-      const out = await d.api.execute(req, raw, who);
-      const ms = performance.now() - started;
-      d.observe?.statement(out.cls ?? 'unknown', ms / 1000);
-      // Writes are audited at info; reads only at debug, to keep the log proportionate.
-      d.log(out.cls === 'read' ? 'debug' : 'info', out.cls ?? 'request', {
-        req: rid, user: who.user, status: out.status, index: out.body.index, ms: Math.round(ms * 100) / 100,
-        ...(out.status === 200 ? {} : { error: (out.body.error as { code?: string })?.code }),
-        ...(out.cls === 'read' ? {} : { sql: req.stmts.map((s) => s.sql) }),
-      });
-      c.header('x-request-id', rid);
-      return send(c, out);
-    } catch (e) {
-      if (e instanceof SqlfleetError) {
-        d.log('info', 'refused', { req: rid, user: who.user, status: e.status, error: e.code, message: e.message, ms: Math.round((performance.now() - started) * 100) / 100 });
-      }
-      throw e;
-    }
+    const out = await runQuery(d, who, rid, (name) => c.req.header(name), raw, started);
+    c.header('x-request-id', rid);
+    return send(c, out);
   });
 
   // POST /internal/append is answered ahead of hono, in lane.ts.
@@ -137,6 +121,21 @@ export function createApp(d: AppDeps): Hono {
     return send(c, await d.api.installSnapshot(c.req.raw.body));
   });
   app.delete('/nodes/:id', operator, (c) => send(c, d.api.removeNode(nodeId(c.req.param('id') ?? ''))));
+  app.post('/nodes/:id/promote', operator, async (c) => {
+    const raw = await readBody(c, d.maxBody);
+    const body = raw.trim() ? (parseJson(raw) as { force?: unknown }) : {};
+    if (body === null || typeof body !== 'object' || (body.force !== undefined && typeof body.force !== 'boolean')) {
+      throw new SqlfleetError('BAD_REQUEST', 'promote takes an optional JSON body {"force": boolean}');
+    }
+    return send(c, await d.api.promote(nodeId(c.req.param('id') ?? ''), body.force === true || c.req.query('force') === 'true'));
+  });
+  app.post('/internal/promote', internal, async (c) => send(c, await d.api.promoteOrder(parseJson(await readBody(c, d.maxBody)))));
+  app.get('/internal/log', internal, (c) => {
+    const from = Number(c.req.query('from'));
+    const max = Number(c.req.query('max') ?? 1000);
+    if (!Number.isInteger(from) || from < 1 || !Number.isInteger(max) || max < 1) throw new SqlfleetError('BAD_REQUEST', 'log needs from >= 1 and max >= 1');
+    return send(c, d.api.logEntries(from, Math.min(max, 10_000)));
+  });
   app.post('/nodes/:id/resync', operator, (c) => send(c, d.api.resyncNode(nodeId(c.req.param('id') ?? ''))));
 
   app.notFound((c) => sendError(c, new SqlfleetError('NOT_FOUND', `no such endpoint: ${c.req.method} ${c.req.path}`)));

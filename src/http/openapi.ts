@@ -32,9 +32,17 @@ const PUBLIC_CODES: Record<PublicCode, { when: string; example: Record<string, u
     example: { message: 'the master at http://127.0.0.1:8080 cannot be reached', master: 'http://127.0.0.1:8080', outcome: 'not_applied' },
   },
   NOT_MASTER: { when: 'a membership operation sent to a slave: send it to the master', example: { message: 'membership is managed by the master at http://127.0.0.1:8080' } },
-  UNAVAILABLE: { when: 'the node is starting or stopping', example: { message: 'starting' } },
+  UNAVAILABLE: { when: 'the node is starting or stopping, or (a slave) not yet in sync with its master', example: { message: 'starting' } },
+  PROMOTION_REFUSED: {
+    when: '`POST /nodes/{id}/promote` cannot be done now: already master, down, not caught up, another promotion running, or etcd mode; nothing changed',
+    example: { message: 'node 2 is down; promote a node that is up' },
+  },
   TIMEOUT: { when: '`min_index` not applied within `--read-wait`, or a query ran past its time limit', example: { message: 'index 9 not applied here within 5000 ms (at 7)', applied_index: 7 } },
   INTERNAL: { when: 'unexpected error; details are in the node log, never in the answer', example: { message: 'internal error; see the node log' } },
+  IDEMPOTENCY_KEY_EXPIRED: {
+    when: 'a write retried with a UUIDv7 `idempotency_key` older than `--idempotency-window`: not applied again',
+    example: { message: 'idempotency key … was created 700 s ago, past the 600 s --idempotency-window', window_ms: 600000 },
+  },
 };
 
 const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
@@ -110,6 +118,10 @@ const SCHEMAS: Record<string, unknown> = {
       ack: { enum: ['all', 'one', 'master'], default: 'all', description: 'Writes: `all` every slave that is up applied it; `one` at least one slave; `master` committed on the master.' },
       min_index: { type: 'integer', minimum: 0, description: 'Reads: wait until this node applied at least this index (`--read-wait`, then 504 TIMEOUT).' },
       consistency: { enum: ['local', 'strong'], default: 'local', description: 'Reads: `local` answered here, `strong` answered by the master.' },
+      idempotency_key: {
+        type: 'string', minLength: 1, maxLength: 128, pattern: '^[\\x21-\\x7e]+$',
+        description: 'Writes: a client-chosen key (or the `Idempotency-Key` header). A retry with a key already applied within `--idempotency-window` gets the first answer again with `idempotent_replay: true`.',
+      },
     },
     oneOf: [{ required: ['query'] }, { required: ['queries'] }],
   },
@@ -136,6 +148,7 @@ const SCHEMAS: Record<string, unknown> = {
       lagging: { type: 'array', items: { type: 'integer' }, description: 'Writes: slaves that are up but missed `--ack-timeout`; the write is still committed.' },
       forwarded_to: { type: 'string', description: 'On a slave: the master the request was forwarded to.' },
       applied_here: { const: false, description: 'On a slave: present when the forwarded write was not yet applied here when answered.' },
+      idempotent_replay: { const: true, description: 'Writes: this `idempotency_key` was applied before; this is its first answer, nothing was applied again.' },
     },
     required: ['ok', 'node', 'role', 'index', 'results'],
   },
@@ -245,6 +258,7 @@ const PATHS: Record<string, unknown> = {
         ...errors(
           'BAD_REQUEST', 'SQL_SYNTAX', 'SQL_ERROR', 'READ_ONLY_COMMAND', 'TRANSACTION_CONTROL', 'CONSTRAINT', 'SCHEMA_ON_SLAVE',
           'FORBIDDEN_STATEMENT', 'FORBIDDEN', 'UNAUTHORIZED', 'PAYLOAD_TOO_LARGE', 'MASTER_UNAVAILABLE', 'TIMEOUT', 'INTERNAL',
+          'IDEMPOTENCY_KEY_EXPIRED',
         ),
       },
     },

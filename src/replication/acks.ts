@@ -1,16 +1,22 @@
 // Write acknowledgement levels: a write waits (bounded) until the slaves its level asks
-// for have applied it. A timeout never fails the write: it is committed on the master.
+// for have applied it. A timeout never fails the write: it is committed on the master,
+// and the answer names every slave that lacks it.
 import type { Member } from '../cluster/membership.js';
 
-/** `all`: every slave that is up; `one`: at least one slave; `master`: no wait. */
+/** `all`: every expected slave not declared out; `one`: at least one slave; `master`: no wait. */
 export type AckLevel = 'all' | 'one' | 'master';
 
 /** Who applied a write by the time it was acknowledged. */
 export interface AckResult {
   replicated_to: number[];
-  /** Slaves that were up but had not applied it when --ack-timeout ran out. */
+  /** Slaves still expected (up, or not yet past the start-up grace) that had not applied it when --ack-timeout ran out. */
   lagging: number[];
+  /** Every member that lacks the write when it is acknowledged, whatever its state (level "all"). */
+  missing: number[];
 }
+
+/** Which members a write at level "all" waits for; the rest are "out". */
+export type ExpectedFn = (m: Member) => boolean;
 
 interface Pending {
   index: number;
@@ -23,7 +29,15 @@ interface Pending {
 export class AckTracker {
   private pending: Pending[] = [];
 
-  constructor(private readonly slaves: () => Member[]) {}
+  /**
+   * `slaves` lists the members a write may wait for; `expected` says which of them a
+   * write at level "all" must wait for right now (static mode: up, catching up, or never
+   * seen during the master's start-up grace; etcd mode: members of the sync set).
+   */
+  constructor(
+    private readonly slaves: () => Member[],
+    private readonly expected: ExpectedFn,
+  ) {}
 
   /** Waits until `level` is satisfied for `index`, or `timeoutMs`. */
   wait(index: number, level: AckLevel, timeoutMs: number): Promise<AckResult> {
@@ -57,7 +71,7 @@ export class AckTracker {
     this.pending = keep;
   }
 
-  /** Resolves every waiter with what is known now (shutdown). */
+  /** Resolves every waiter with what is known now (shutdown, role change). */
   flush(): void {
     for (const p of this.pending) {
       clearTimeout(p.timer);
@@ -68,12 +82,20 @@ export class AckTracker {
 
   private evaluate(index: number, level: AckLevel): { done: boolean; result: AckResult } {
     const slaves = this.slaves();
-    const replicated_to = slaves.filter((s) => s.applied >= index).map((s) => s.id);
-    const lagging = slaves.filter((s) => s.state === 'up' && s.applied < index).map((s) => s.id);
+    const replicated_to: number[] = [];
+    const lagging: number[] = [];
+    const missing: number[] = [];
+    for (const s of slaves) {
+      if (s.applied >= index && s.confirmed) replicated_to.push(s.id);
+      else {
+        missing.push(s.id);
+        if (this.expected(s)) lagging.push(s.id);
+      }
+    }
     let done: boolean;
     if (level === 'master' || slaves.length === 0) done = true;
     else if (level === 'one') done = replicated_to.length > 0;
     else done = lagging.length === 0;
-    return { done, result: { replicated_to, lagging } };
+    return { done, result: { replicated_to, lagging, missing: level === 'all' ? missing : [] } };
   }
 }

@@ -9,7 +9,17 @@ import type { AppendAnswer } from './shipper.js';
 /** Body of POST /internal/append. */
 export interface AppendRequest {
   epoch: number;
+  /** URL of the master that sent it (absent from older senders). */
+  master?: string;
+  /** The sender's applied index: a replica holding more has entries the master never had. */
+  master_index?: number;
   entries: Entry[];
+}
+
+/** How a replica's log left the master's: it holds entries from `from` on that the master does not. */
+export interface Fork {
+  from: number;
+  reason: string;
 }
 
 /** Driver failures that say nothing about the data (retry later rather than diverge). */
@@ -18,6 +28,7 @@ const TRANSIENT = /^SQLITE_(BUSY|LOCKED|IOERR|FULL|NOMEM|CANTOPEN)/;
 /** Applies what the master ships. */
 export class Applier {
   private divergedReason: string | null = null;
+  private forkInfo: Fork | null = null;
 
   constructor(
     private readonly store: Store,
@@ -30,9 +41,22 @@ export class Applier {
     return this.divergedReason;
   }
 
+  /** Set when this replica's log forked from the master's (a failover): its extra entries must be set aside. */
+  get fork(): Fork | null {
+    return this.forkInfo;
+  }
+
   /** Forgets a divergence once the replica was re-seeded from a snapshot. */
   reset(): void {
     this.divergedReason = null;
+    this.forkInfo = null;
+  }
+
+  private forked(from: number, reason: string): AppendAnswer {
+    this.divergedReason = reason;
+    this.forkInfo = { from, reason };
+    this.log('error', 'replica log forked from the master; stopped applying', { from, reason });
+    return { ok: false, applied_index: this.store.appliedIndex, error: { code: 'DIVERGED', message: reason } };
   }
 
   /** Handles one append request; throws SqlfleetError for refusals. */
@@ -47,6 +71,19 @@ export class Applier {
       return { ok: false, applied_index: this.store.appliedIndex, error: { code: 'DIVERGED', message: this.divergedReason } };
     }
     const applied = this.store.appliedIndex;
+    if (typeof req.master_index === 'number' && req.master_index < applied) {
+      return this.forked(req.master_index + 1, `this replica holds entries ${req.master_index + 1}..${applied} that the master (epoch ${req.epoch}) does not have`);
+    }
+    // A resent entry this replica already has must be the same entry: the master resends
+    // a replica's last entry first in each new epoch to check exactly this.
+    let replayed: Entry | undefined;
+    for (const e of req.entries) if (e.index <= applied) replayed = e;
+    if (replayed) {
+      const mine = this.store.hashAt(replayed.index);
+      if (mine !== null && mine !== replayed.hash) {
+        return this.forked(replayed.index, `entry ${replayed.index} here differs from the master's (epoch ${req.epoch})`);
+      }
+    }
     const fresh = req.entries.filter((e) => e.index > applied);
     if (fresh.length === 0) return { ok: true, applied_index: applied };
     if (fresh[0].index !== applied + 1) {

@@ -18,10 +18,14 @@ export interface ShipperDeps {
   client: PeerClient;
   membership: Membership;
   epoch: () => number;
+  /** This master's URL, sent with every batch so a follower knows whom it follows. */
+  selfUrl: () => string;
   batchMaxEntries: number;
   batchMaxBytes: number;
   timeoutMs: number;
   retryMs: number;
+  /** A slave follows a newer epoch: this master was deposed. */
+  onStale: (masterUrl: string | null, epoch: number) => void;
   /** Sends a snapshot of the master's database to a slave; resolves with the index it holds. */
   sendSnapshot: (id: number, url: string) => Promise<number>;
   /** Observes the size of each batch shipped. */
@@ -44,6 +48,8 @@ interface Batch {
   count: number;
   /** Filled to a batch limit: more entries are probably waiting (catch-up). */
   full: boolean;
+  /** The master's applied index when it was built (sent as master_index). */
+  master: number;
   body: string;
 }
 
@@ -126,14 +132,27 @@ export class Shipper {
           continue;
         }
         if (m.state === 'diverged') return;
-        const from = m.applied + 1;
-        if (from > this.d.store.appliedIndex) {
+        let from = m.applied + 1;
+        if (!m.confirmed) {
+          // First batch of this master to the slave: resend the slave's own last entry (or
+          // this master's last, if the slave claims more), so its applier compares hashes
+          // and a log that forked in an earlier epoch is found before any ack counts it.
+          if (m.applied === 0) {
+            this.d.membership.contact(id, 0, undefined, false, true);
+            continue;
+          }
+          from = Math.max(1, Math.min(m.applied, this.d.store.appliedIndex));
+        } else if (from > this.d.store.appliedIndex) {
           if (this.again.has(id)) continue;
           return;
         }
         const answer = await this.send(m.url, from);
         if (answer.ok && typeof answer.applied_index === 'number') {
-          this.d.membership.contact(id, answer.applied_index);
+          this.d.membership.contact(id, answer.applied_index, undefined, false, true);
+        } else if (answer.error?.code === 'STALE_EPOCH') {
+          const e = answer.error as { epoch?: unknown; master?: unknown };
+          this.d.onStale(typeof e.master === 'string' ? e.master : null, typeof e.epoch === 'number' ? e.epoch : this.d.epoch() + 1);
+          return;
         } else if (answer.error?.code === 'DIVERGED') {
           this.d.log('error', 'slave diverged', { slave: id, reason: answer.error.message });
           this.d.membership.diverged(id);
@@ -215,7 +234,8 @@ export class Shipper {
       epoch,
       count: parts.length,
       full: parts.length >= this.d.batchMaxEntries || bytes >= this.d.batchMaxBytes,
-      body: `{"epoch":${epoch},"entries":[${parts.join(',')}]}`,
+      master: last,
+      body: `{"epoch":${epoch},"master":${JSON.stringify(this.d.selfUrl())},"master_index":${last},"entries":[${parts.join(',')}]}`,
     };
   }
 }

@@ -14,30 +14,65 @@ import type { PeerClient } from '../replication/client.js';
 import { Shipper } from '../replication/shipper.js';
 import { takeSnapshot } from '../store/snapshot.js';
 import type { Store } from '../store/store.js';
-import type { RoleParts } from './types.js';
+import type { Peer, RoleParts } from './types.js';
+import type { Member as MemberT } from '../cluster/membership.js';
 
 const JOINED_KEY = 'joined_members';
 
+/** How this master came to be, and whom to tell when it learns it was deposed. */
+export interface MasterOptions {
+  /** The epoch it writes in; stored durably before the first write. */
+  epoch: number;
+  /** A promoted master: every other node it knows (else the 1..numSlaves range). */
+  peers?: Peer[];
+  /** A node with a higher epoch exists: step down and follow `masterUrl` (may be null: unknown). */
+  onDeposed: (masterUrl: string | null, epoch: number) => void;
+}
+
+/** The master's parts, plus what a switchover needs. */
+export interface MasterParts extends RoleParts {
+  readonly kind: 'master';
+  readonly epoch: number;
+  member(id: number): MemberT | undefined;
+  /** Refuses new writes (not applied) until resume(); in-flight ones finish. */
+  pause(reason: string): void;
+  resume(): void;
+  /** Writes admitted and not yet answered. */
+  inflight(): number;
+}
+
 /** Builds the master's role parts. */
-export function wireMaster(config: Config, store: Store, client: PeerClient, _waiter: IndexWaiter, log: LogFn, metrics: Metrics): RoleParts {
-  if (store.epoch === 0) store.setEpoch(1);
+export function wireMaster(config: Config, store: Store, client: PeerClient, _waiter: IndexWaiter, log: LogFn, metrics: Metrics, opts: MasterOptions): MasterParts {
+  if (store.epoch < opts.epoch) store.setEpoch(opts.epoch);
   const epoch = store.epoch;
   let selfUrl = '';
+  let paused: string | null = null;
+  let deposed = false;
+  let inflight = 0;
+  const depose = (url: string | null, higher: number) => {
+    if (deposed) return;
+    deposed = true;
+    log('warn', 'a newer master exists; stepping down', { epoch, newer_epoch: higher, master: url });
+    opts.onDeposed(url, higher);
+  };
   const membership = new Membership({
     numSlaves: config.numSlaves,
+    peers: opts.peers,
     downAfterMs: config.downAfterMs,
     masterIndex: () => store.appliedIndex,
     persist: (joined) => store.setMeta(JOINED_KEY, joined),
     joined: store.getMeta<{ id: number; url: string }[]>(JOINED_KEY) ?? [],
     onStateChange: (m, from) => log('info', 'node state changed', { slave: m.id, from, to: m.state, applied_index: m.applied }),
   });
-  const acks = new AckTracker(() => membership.slaves());
+  const acks = new AckTracker(() => membership.slaves(), (m) => membership.expected(m));
   membership.onChange(() => acks.check());
   const shipper = new Shipper({
     store,
     client,
     membership,
     epoch: () => epoch,
+    selfUrl: () => selfUrl,
+    onStale: (url, higher) => depose(url, higher),
     batchMaxEntries: config.batchMaxEntries,
     batchMaxBytes: config.batchMaxBytes,
     timeoutMs: 30_000,
@@ -112,23 +147,50 @@ export function wireMaster(config: Config, store: Store, client: PeerClient, _wa
     }
   };
 
+  const notMaster = (outcome: 'not_applied' | 'unknown', why: string) =>
+    new SqlfleetError('MASTER_UNAVAILABLE', why, { outcome, ...(outcome === 'not_applied' ? { retry_after_ms: 200 } : {}) });
+
   return {
-    executor: {
-      epoch: () => epoch,
-      masterUrl: () => selfUrl,
-      diverged: () => null,
-      replicate: {
-        onWrite: (entry, json) => shipper.onWrite(entry, json),
-        waitAcks: (index, level, timeoutMs) => acks.wait(index, level, timeoutMs),
+    kind: 'master',
+    epoch,
+    member: (id) => membership.get(id),
+    pause: (reason) => {
+      paused = reason;
+    },
+    resume: () => {
+      paused = null;
+    },
+    inflight: () => inflight,
+    masterUrl: () => selfUrl,
+    diverged: () => null,
+    ready: () => true,
+    peers: () => membership.slaves().map((m) => ({ id: m.id, url: m.url })),
+    replicate: {
+      admit: () => {
+        if (deposed) throw notMaster('not_applied', 'this node was master and stepped down; nothing was applied, retry');
+        if (paused) throw notMaster('not_applied', `${paused}; nothing was applied, retry`);
+        inflight++;
+      },
+      done: () => {
+        inflight--;
+      },
+      onWrite: (entry, json) => shipper.onWrite(entry, json),
+      waitAcks: (index, level, timeoutMs) => acks.wait(index, level, timeoutMs),
+      settle: () => {
+        if (deposed) throw notMaster('unknown', 'this master stepped down while the write waited for acknowledgements; it may or may not survive (check with a read)');
       },
     },
     nodes: clusterNodes,
-    statusExtra: () => ({ master: selfUrl, epoch, verified: verifier.last }),
+    statusExtra: () => ({ master: selfUrl, epoch, verified: verifier.last, ...(paused ? { paused } : {}) }),
     append: () => {
       throw new SqlfleetError('NOT_MASTER', 'this node is the master; it does not accept log entries');
     },
     heartbeat: (body) => {
-      const b = body as { id?: unknown; url?: unknown; applied_index?: unknown; join?: unknown };
+      const b = body as { id?: unknown; url?: unknown; applied_index?: unknown; join?: unknown; epoch?: unknown; master?: unknown; resync?: unknown };
+      if (typeof b?.epoch === 'number' && b.epoch > epoch) {
+        depose(typeof b.master === 'string' && b.master !== selfUrl ? b.master : null, b.epoch);
+        throw new SqlfleetError('NOT_MASTER', `this node was master in epoch ${epoch}; epoch ${b.epoch} is newer`, { epoch });
+      }
       if (!Number.isInteger(b?.id) || typeof b.url !== 'string' || !Number.isInteger(b.applied_index)) {
         throw new SqlfleetError('BAD_REQUEST', 'heartbeat needs {id, url, applied_index}');
       }
@@ -140,6 +202,10 @@ export function wireMaster(config: Config, store: Store, client: PeerClient, _wa
         log('info', 'node joined', { slave: id, url: b.url });
       }
       const m = membership.contact(id, b.applied_index as number, b.url);
+      if (b.resync === true && m.state === 'diverged') {
+        log('info', 'resync requested by the slave (its log forked)', { slave: id });
+        shipper.requestResync(id);
+      }
       shipper.kick(id);
       return {
         status: 200,
@@ -162,12 +228,15 @@ export function wireMaster(config: Config, store: Store, client: PeerClient, _wa
     },
     start: (url) => {
       selfUrl = url;
+      log('info', 'serving as master', { epoch, url, applied_index: store.appliedIndex });
+      for (const m of membership.slaves()) shipper.kick(m.id);
       timers.push(setInterval(() => membership.tick(), Math.max(50, config.heartbeatMs / 2)));
       timers.push(setInterval(trim, 5_000));
       timers.push(setInterval(() => void verify(), config.verifyMs));
       for (const t of timers) t.unref();
     },
     stop: async () => {
+      deposed = true; // writes still waiting for acks answer "unknown", new ones are refused
       for (const t of timers) clearInterval(t);
       shipper.stop();
       acks.flush();

@@ -1,9 +1,11 @@
-// Wires a slave: applies what the master ships, heartbeats to it, forwards writes to it.
+// Wires a follower (slave): applies what the master ships, heartbeats to it, forwards
+// writes to it, and finds the master again when it moves (failover, switchover).
 import fs from 'node:fs';
+import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Config } from '../config.js';
-import { SqlfleetError } from '../errors.js';
+import { SqlfleetError, isSqlfleetError } from '../errors.js';
 import { Heartbeat, type HeartbeatAnswer } from '../cluster/heartbeat.js';
 import type { IndexWaiter } from '../core/index-waiter.js';
 import type { Outcome } from '../core/executor.js';
@@ -13,47 +15,178 @@ import { Applier, type AppendRequest } from '../replication/applier.js';
 import { PeerUnreachableError, type PeerClient } from '../replication/client.js';
 import { inspectSnapshot } from '../store/snapshot.js';
 import type { Store } from '../store/store.js';
-import type { RoleParts } from './types.js';
+import type { Peer, RoleParts } from './types.js';
 
-/** Builds a slave's role parts. */
-export function wireSlave(config: Config, store: Store, client: PeerClient, waiter: IndexWaiter, log: LogFn, metrics: Metrics): RoleParts {
-  const masterUrl = config.masterUrl;
+/** Whom a follower follows first, whom else it knows, and whom to tell when its master moves. */
+export interface FollowerOptions {
+  masterUrl: string;
+  /** Other nodes known from earlier views (a restarted node looks for the master among them). */
+  peers: Peer[];
+  /** Called when this follower starts following another master (persist it). */
+  onFollow: (masterUrl: string, epoch: number) => void;
+}
+
+/** A follower's parts, plus what a promotion needs. */
+export interface FollowerParts extends RoleParts {
+  readonly kind: 'slave';
+  readonly applier: Applier;
+  /** True while the last heartbeat to the master was answered. */
+  masterReachable(): boolean;
+}
+
+/** Builds a follower's role parts. */
+export function wireSlave(config: Config, store: Store, client: PeerClient, waiter: IndexWaiter, log: LogFn, metrics: Metrics, opts: FollowerOptions): FollowerParts {
+  let masterUrl = opts.masterUrl;
   let selfUrl = '';
   let view: Record<string, unknown>[] = [];
   let verified: unknown[] = [];
   let masterReachable = false;
   let warnedUnreachable = false;
+  let unreachableSince = 0;
+  let lastDiscovery = 0;
   let trimTimer: NodeJS.Timeout | null = null;
+  let stopped = false;
+  // /health: 200 once connected to a master and caught up with what it had then.
+  let syncTarget: number | null = null;
+  let synced = false;
+  let resolvingFork = false;
+  let wantResync = false;
+  const knownPeers = new Map<number, string>();
+  for (const p of opts.peers) if (p.url) knownPeers.set(p.id, p.url);
   const applier = new Applier(store, () => waiter.notify(), log);
+
+  const follow = (url: string, why: string) => {
+    if (url === masterUrl || url === selfUrl) return;
+    log('info', 'following a new master', { master: url, was: masterUrl, epoch: store.epoch, why });
+    masterUrl = url;
+    masterReachable = false;
+    opts.onFollow(url, store.epoch);
+  };
+
+  const checkSynced = () => {
+    if (!synced && syncTarget !== null && store.appliedIndex >= syncTarget) {
+      synced = true;
+      log('info', 'in sync with the master', { master: masterUrl, applied_index: store.appliedIndex });
+    }
+  };
+
+  // The master is gone: ask every node we know who the master is now (highest epoch wins).
+  const discover = async () => {
+    if (Date.now() - lastDiscovery < config.heartbeatMs * 2) return;
+    lastDiscovery = Date.now();
+    const urls = new Set<string>(knownPeers.values());
+    for (const n of view) if (typeof n.url === 'string') urls.add(n.url);
+    urls.delete(selfUrl);
+    urls.delete(masterUrl);
+    let best: { url: string; epoch: number } | null = null;
+    await Promise.all(
+      [...urls].map(async (u) => {
+        try {
+          const res = await client.get<{ role?: string; epoch?: number; url?: string; master?: string }>(u, '/status', { timeoutMs: 1000 });
+          const b = res.body;
+          if (res.status === 200 && b?.role === 'master' && typeof b.epoch === 'number' && b.epoch >= store.epoch && (!best || b.epoch > best.epoch)) {
+            best = { url: typeof b.url === 'string' ? b.url : u, epoch: b.epoch };
+          }
+        } catch {
+          // unreachable peers say nothing
+        }
+      }),
+    );
+    const found = best as { url: string; epoch: number } | null;
+    if (found && !stopped) follow(found.url, `found by asking peers (epoch ${found.epoch})`);
+  };
+
   const heartbeat = new Heartbeat({
     intervalMs: config.heartbeatMs,
     send: async () => {
-      const res = await client.post<HeartbeatAnswer>(
-        masterUrl,
+      const to = masterUrl;
+      const res = await client.post<HeartbeatAnswer & { error?: { code: string; message: string; master?: string } }>(
+        to,
         '/internal/heartbeat',
-        { id: config.id, url: selfUrl, applied_index: store.appliedIndex, join: config.join !== null },
+        { id: config.id, url: selfUrl, applied_index: store.appliedIndex, join: config.join !== null, epoch: store.epoch, master: masterUrl, ...(wantResync ? { resync: true } : {}) },
         { timeoutMs: Math.max(1000, config.heartbeatMs * 2) },
       );
-      if (res.status !== 200) throw new Error(`master answered ${res.status}: ${JSON.stringify(res.body)}`);
+      if (res.status !== 200) {
+        const err = res.body?.error;
+        if (err?.code === 'NOT_MASTER' && typeof err.master === 'string' && err.master) follow(err.master, `${to} is no longer master`);
+        throw new Error(`${to} answered ${res.status}: ${JSON.stringify(res.body)}`);
+      }
       return res.body;
     },
     onAnswer: (a) => {
       if (!masterReachable) log('info', 'master reachable', { master: masterUrl });
       masterReachable = true;
       warnedUnreachable = false;
+      unreachableSince = 0;
       view = a.nodes ?? [];
+      for (const n of view) if (typeof n.id === 'number' && typeof n.url === 'string' && n.id !== config.id) knownPeers.set(n.id, n.url);
       verified = a.verified ?? [];
+      if (syncTarget === null && typeof a.master_index === 'number') syncTarget = a.master_index;
+      checkSynced();
     },
     onFailure: (e) => {
       if (!warnedUnreachable) log('warn', 'master unreachable', { master: masterUrl, err: String((e as Error).message ?? e) });
       warnedUnreachable = true;
       masterReachable = false;
+      if (unreachableSince === 0) unreachableSince = Date.now();
+      if (Date.now() - unreachableSince >= config.downAfterMs) void discover();
     },
   });
 
-  const forward = async (body: string, onBehalf: string | null): Promise<Outcome> => {
+  // This replica's log forked from the master's (it was master, or followed one, in an
+  // epoch that lost): set its extra entries aside in a file, then ask for a snapshot.
+  const resolveFork = async () => {
+    if (resolvingFork || !applier.fork) return;
+    resolvingFork = true;
     try {
-      const res = await client.post<Record<string, unknown>>(masterUrl, '/', body, {
+      const master = masterUrl;
+      const hashAt = async (i: number): Promise<string | null> => {
+        const res = await client.get<{ entries?: { index: number; hash: string }[] }>(master, `/internal/log?from=${i}&max=1`, { timeoutMs: 5000 });
+        const e = res.body?.entries?.[0];
+        return e && e.index === i ? e.hash : null;
+      };
+      // Hashes chain, so "same entry at i" holds for a prefix: binary-search its end.
+      let lo = Math.max(0, store.firstLogIndex() - 1);
+      let hi = store.appliedIndex;
+      while (lo < hi) {
+        const mid = Math.ceil((lo + hi) / 2);
+        const theirs = await hashAt(mid);
+        if (theirs !== null && theirs === store.hashAt(mid)) lo = mid;
+        else hi = mid - 1;
+      }
+      const from = lo + 1;
+      const entries = store.entriesJson(from, Number.MAX_SAFE_INTEGER);
+      if (entries.length > 0) {
+        const firstEpoch = (JSON.parse(entries[0].json) as { epoch: number }).epoch;
+        const file = path.join(config.dataDir, `diverged-${firstEpoch}-${from}.jsonl`);
+        const fd = fs.openSync(file, 'w', 0o600);
+        try {
+          fs.writeSync(fd, entries.map((e) => e.json).join('\n') + '\n');
+          fs.fsyncSync(fd);
+        } finally {
+          fs.closeSync(fd);
+        }
+        log('error', 'entries the new master does not have were set aside; re-seeding from a snapshot', {
+          file,
+          from,
+          to: entries[entries.length - 1].index,
+          entries: entries.length,
+          master: master,
+        });
+      }
+      wantResync = true;
+    } catch (e) {
+      log('warn', 'could not compare logs with the master yet; will retry', { err: String(e) });
+      setTimeout(() => void resolveFork(), config.heartbeatMs).unref();
+    } finally {
+      resolvingFork = false;
+    }
+  };
+
+  const forward = async (body: string, onBehalf: string | null): Promise<Outcome> => {
+    const to = masterUrl;
+    try {
+      const res = await client.post<Record<string, unknown>>(to, '/', body, {
         timeoutMs: config.forwardTimeoutMs,
         headers: { 'x-sqlfleet-forwarded-by': String(config.id), ...(onBehalf ? { 'x-sqlfleet-user': onBehalf } : {}) },
       });
@@ -63,41 +196,65 @@ export function wireSlave(config: Config, store: Store, client: PeerClient, wait
       throw new SqlfleetError(
         'MASTER_UNAVAILABLE',
         e.sent
-          ? `the master at ${masterUrl} did not answer in time; the write may or may not have been applied (check with a read)`
-          : `the master at ${masterUrl} cannot be reached; nothing was applied`,
-        { master: masterUrl, outcome: e.sent ? 'unknown' : 'not_applied' },
+          ? `the master at ${to} did not answer in time; the write may or may not have been applied (check with a read)`
+          : `the master at ${to} cannot be reached; nothing was applied`,
+        { master: to, outcome: e.sent ? 'unknown' : 'not_applied' },
       );
     }
   };
 
   return {
-    executor: {
-      epoch: () => store.epoch,
-      masterUrl: () => masterUrl,
-      diverged: () => applier.diverged,
-      forward,
+    kind: 'slave',
+    applier,
+    masterReachable: () => masterReachable,
+    forward,
+    masterUrl: () => masterUrl,
+    diverged: () => applier.diverged,
+    ready: () => {
+      checkSynced();
+      return synced;
+    },
+    peers: () => {
+      const out = new Map<number, string | null>(knownPeers);
+      for (const n of view) if (typeof n.id === 'number' && n.id !== config.id) out.set(n.id, typeof n.url === 'string' ? n.url : null);
+      return [...out].map(([id, url]) => ({ id, url }));
     },
     nodes: () => {
       const nodes = view.map((n) => (n.id === config.id ? { ...n, applied_index: store.appliedIndex } : n));
       if (!masterReachable) {
-        return nodes.length
-          ? nodes.map((n) => (n.role === 'master' ? { ...n, state: 'down' } : n))
-          : [{ id: 0, url: masterUrl, role: 'master', state: 'down' }];
+        return nodes.length ? nodes.map((n) => (n.role === 'master' ? { ...n, state: 'down' } : n)) : [{ id: null, url: masterUrl, role: 'master', state: 'down' }];
       }
       return nodes;
     },
-    statusExtra: () => ({ master: masterUrl, master_reachable: masterReachable, epoch: store.epoch, verified, ...(applier.diverged ? { diverged: applier.diverged } : {}) }),
+    statusExtra: () => ({
+      master: masterUrl,
+      master_reachable: masterReachable,
+      epoch: store.epoch,
+      verified,
+      ...(applier.diverged ? { diverged: applier.diverged } : {}),
+    }),
     append: (body) => {
       const req = body as AppendRequest;
       if (Array.isArray(req?.entries)) metrics.batch(req.entries.length);
-      const answer = applier.append(req);
+      let answer;
+      try {
+        answer = applier.append(req);
+      } catch (e) {
+        if (isSqlfleetError(e, 'STALE_EPOCH')) throw new SqlfleetError('STALE_EPOCH', e.message, { epoch: store.epoch, master: masterUrl });
+        throw e;
+      }
+      // Whoever ships entries of the current epoch is the master.
+      if (typeof req.master === 'string' && req.master && req.epoch >= store.epoch) follow(req.master, 'it shipped entries of the current epoch');
+      if (!answer.ok && applier.fork) void resolveFork();
+      if (syncTarget === null && typeof req.master_index === 'number') syncTarget = req.master_index;
+      checkSynced();
       return { status: 200, body: answer as unknown as Record<string, unknown> };
     },
     heartbeat: () => {
-      throw new SqlfleetError('NOT_MASTER', `this node is a slave; heartbeats go to the master at ${masterUrl}`);
+      throw new SqlfleetError('NOT_MASTER', `this node is a slave; heartbeats go to the master at ${masterUrl}`, { master: masterUrl });
     },
     resyncNode: () => {
-      throw new SqlfleetError('NOT_MASTER', `resync is ordered by the master at ${masterUrl}`);
+      throw new SqlfleetError('NOT_MASTER', `resync is ordered by the master at ${masterUrl}`, { master: masterUrl });
     },
     installSnapshot: async (body) => {
       const tmp = `${config.dbPath}.incoming`;
@@ -106,16 +263,18 @@ export function wireSlave(config: Config, store: Store, client: PeerClient, wait
       fs.fsyncSync(fd);
       fs.closeSync(fd);
       const info = inspectSnapshot(tmp);
-      if (info.epoch < store.epoch) throw new SqlfleetError('STALE_EPOCH', `snapshot from epoch ${info.epoch}; this node follows ${store.epoch}`);
+      if (info.epoch < store.epoch) throw new SqlfleetError('STALE_EPOCH', `snapshot from epoch ${info.epoch}; this node follows ${store.epoch}`, { epoch: store.epoch, master: masterUrl });
       await store.replaceFile(tmp);
       applier.reset();
+      wantResync = false;
       waiter.notify();
       log('info', 'snapshot installed', { applied_index: store.appliedIndex });
       metrics.snapshot('installed', true);
+      checkSynced();
       return { status: 200, body: { ok: true, applied_index: store.appliedIndex } };
     },
     removeNode: () => {
-      throw new SqlfleetError('NOT_MASTER', `membership is managed by the master at ${masterUrl}`);
+      throw new SqlfleetError('NOT_MASTER', `membership is managed by the master at ${masterUrl}`, { master: masterUrl });
     },
     start: (url) => {
       selfUrl = url;
@@ -124,6 +283,7 @@ export function wireSlave(config: Config, store: Store, client: PeerClient, wait
       trimTimer.unref();
     },
     stop: async () => {
+      stopped = true;
       heartbeat.stop();
       if (trimTimer) clearInterval(trimTimer);
     },
