@@ -30,6 +30,7 @@ const common = (y: Argv) =>
     .option('max-rows', { type: 'number', default: 100000, describe: 'most rows one statement returns (more: truncated)' })
     .option('read-workers', { type: 'number', default: 2, describe: 'threads running client reads' })
     .option('verify-ms', { type: 'number', default: 10000, describe: 'ms between checksum comparisons (master)' })
+    .option('idempotency-window', { type: 'number', default: 600, describe: 's an idempotency key is honoured (retries after it are refused or, for non-UUIDv7 keys, new)' })
     .option('log-retain', { type: 'number', default: 10000, describe: 'log entries the master keeps' })
     .option('durability', { choices: ['normal', 'full'] as const, default: 'normal' as Durability, describe: 'SQLite synchronous level' })
     .option('auth', { type: 'string', describe: 'users file (JSON) enabling client authentication' })
@@ -62,6 +63,7 @@ function toInput(a: Args, id: number, numSlaves: number): ConfigInput {
     heartbeatMs: a['heartbeat-ms'],
     logRetain: a['log-retain'],
     verifyMs: a['verify-ms'],
+    idempotencyWindowMs: a['idempotency-window'] * 1000,
     queryTimeoutMs: a['query-timeout'],
     maxRows: a['max-rows'],
     readWorkers: a['read-workers'],

@@ -60,10 +60,15 @@ export interface Config {
   readonly tlsCa: string | null;
   /** How often the master compares slaves' checksums with its own. */
   readonly verifyMs: number;
+  /** Idempotency keys are honoured this long (ms); kept IDEMPOTENCY_GRACE_MS longer for clock skew. */
+  readonly idempotencyWindowMs: number;
 }
 
 /** Loose input: what the CLI or a test hands over. */
 export type ConfigInput = Partial<Omit<Config, 'role' | 'dbPath' | 'tokenPath'>> & { id: number; numSlaves: number };
+
+/** Extra time applied idempotency keys are kept past the window: tolerated client/master clock skew. */
+export const IDEMPOTENCY_GRACE_MS = 60_000;
 
 /** Builds the frozen Config; throws a plain Error with a user-facing message on bad input. */
 export function resolveConfig(input: ConfigInput): Config {
@@ -114,6 +119,7 @@ export function resolveConfig(input: ConfigInput): Config {
     logLevel: input.logLevel ?? 'info',
     pretty: input.pretty ?? false,
     verifyMs: positive('verify-ms', input.verifyMs ?? 10_000),
+    idempotencyWindowMs: positive('idempotency-window', input.idempotencyWindowMs ?? 600_000),
     authFile: input.authFile ?? null,
     insecure: input.insecure ?? false,
     tlsCert: input.tlsCert ?? null,

@@ -13,13 +13,24 @@ export interface QueryRequest {
   readonly ack: AckLevel;
   readonly minIndex: number | undefined;
   readonly consistency: 'local' | 'strong';
+  /** rqlite's /db/*: a slave forwards schema changes to the master instead of refusing them (DESIGN §7). */
+  readonly forwardSchema?: boolean;
+  /** POST /db/load: one entry that replaces the database, not capped by --max-statements. */
+  readonly bulk?: boolean;
+  /** Writes: the client's idempotency key (`idempotency_key` field or `Idempotency-Key` header). */
+  readonly idempotencyKey?: string;
+  /** True when the key came only from the header, so a forwarded body must add it. */
+  readonly keyFromHeader?: boolean;
 }
 
-/** Every field a POST / body may carry. */
-export const FIELDS = new Set(['command', 'query', 'params', 'queries', 'transaction', 'is_master', 'ack', 'min_index', 'consistency']);
+/** Longest idempotency key accepted (a UUID is 36 characters). */
+export const MAX_IDEMPOTENCY_KEY = 128;
 
-/** Turns the parsed JSON body into a QueryRequest or throws BAD_REQUEST / FORBIDDEN. */
-export function parseRequest(body: unknown, maxStatements: number): QueryRequest {
+/** Every field a POST / body may carry. */
+export const FIELDS = new Set(['command', 'query', 'params', 'queries', 'transaction', 'is_master', 'ack', 'min_index', 'consistency', 'idempotency_key']);
+
+/** Turns the parsed JSON body (and an `Idempotency-Key` header) into a QueryRequest or throws BAD_REQUEST / FORBIDDEN. */
+export function parseRequest(body: unknown, maxStatements: number, keyHeader?: string): QueryRequest {
   if (body === null || typeof body !== 'object' || Array.isArray(body)) throw bad('body must be a JSON object');
   const b = body as Record<string, unknown>;
   for (const k of Object.keys(b)) if (!FIELDS.has(k)) throw bad(`unknown field "${k}"`);
@@ -36,9 +47,32 @@ export function parseRequest(body: unknown, maxStatements: number): QueryRequest
     if (!Number.isSafeInteger(b.min_index) || (b.min_index as number) < 0) throw bad('"min_index" must be a non-negative integer');
     minIndex = b.min_index as number;
   }
+  const bodyKey = b.idempotency_key === undefined ? undefined : idempotencyKey(b.idempotency_key, '"idempotency_key"');
+  const headerKey = keyHeader === undefined ? undefined : idempotencyKey(keyHeader, 'the Idempotency-Key header');
+  if (bodyKey !== undefined && headerKey !== undefined && bodyKey !== headerKey) throw bad('"idempotency_key" and the Idempotency-Key header differ');
   const stmts = statements(b);
   if (stmts.length > maxStatements) throw bad(`too many statements: ${stmts.length} > ${maxStatements}`);
-  return { command, stmts, batch: b.queries !== undefined, ack, minIndex, consistency };
+  const key = bodyKey ?? headerKey;
+  return { command, stmts, batch: b.queries !== undefined, ack, minIndex, consistency, idempotencyKey: key, keyFromHeader: bodyKey === undefined && key !== undefined };
+}
+
+/** The body a slave forwards: the raw body, plus the key when it came in a header. */
+export function forwardBody(req: QueryRequest, raw: string): string {
+  if (!req.keyFromHeader || req.idempotencyKey === undefined) return raw;
+  // The raw text is a JSON object (it parsed as one): splice the field in after its '{'.
+  const at = raw.indexOf('{');
+  return `${raw.slice(0, at + 1)}"idempotency_key":${JSON.stringify(req.idempotencyKey)},${raw.slice(at + 1)}`;
+}
+
+// Printable ASCII without spaces: a UUID, a ULID or any opaque token fits, and the key can
+// never contain the newline entryHash separates it with.
+const KEY_RE = /^[\x21-\x7e]+$/;
+
+function idempotencyKey(v: unknown, name: string): string {
+  if (typeof v !== 'string') throw bad(`${name} must be a string`);
+  if (v.length === 0 || v.length > MAX_IDEMPOTENCY_KEY) throw bad(`${name} must be 1 to ${MAX_IDEMPOTENCY_KEY} characters`);
+  if (!KEY_RE.test(v)) throw bad(`${name} may hold only printable ASCII characters without spaces`);
+  return v;
 }
 
 function statements(b: Record<string, unknown>): Stmt[] {

@@ -5,6 +5,8 @@ import { INTERNAL_PREFIX } from './types.js';
 
 export const LOG_TABLE = `${INTERNAL_PREFIX}log`;
 export const META_TABLE = `${INTERNAL_PREFIX}meta`;
+/** Idempotency keys of applied writes: key -> index and the first answer's results. */
+export const IDEM_TABLE = `${INTERNAL_PREFIX}idem`;
 
 /** Creates the internal tables when missing. */
 export function createInternalTables(db: Db): void {
@@ -19,7 +21,13 @@ export function createInternalTables(db: Db): void {
     );
     CREATE TABLE IF NOT EXISTS ${META_TABLE} (key TEXT PRIMARY KEY, value) WITHOUT ROWID;
     INSERT OR IGNORE INTO ${META_TABLE}(key, value) VALUES ('applied_index', 0), ('last_hash', ''), ('epoch', 0);
+    CREATE TABLE IF NOT EXISTS ${IDEM_TABLE} (key TEXT PRIMARY KEY, idx INTEGER NOT NULL, ts INTEGER NOT NULL, results TEXT NOT NULL) WITHOUT ROWID;
+    CREATE INDEX IF NOT EXISTS ${IDEM_TABLE}_ts ON ${IDEM_TABLE}(ts);
   `);
+  // The log carries each entry's idempotency key so catch-up and failover copies ship it;
+  // files written before keys existed get the column here.
+  const cols = db.prepare(`SELECT name FROM pragma_table_info('${LOG_TABLE}')`).pluck().all();
+  if (!cols.includes('ikey')) db.exec(`ALTER TABLE ${LOG_TABLE} ADD COLUMN ikey TEXT`);
 }
 
 /** Prepared statements over the internal tables. */
@@ -32,6 +40,9 @@ export interface InternalStatements {
   readLog: Statement;
   firstLog: Statement;
   trimLog: Statement;
+  getIdem: Statement;
+  putIdem: Statement;
+  pruneIdem: Statement;
 }
 
 /** Prepares the statements once per writer connection. */
@@ -42,9 +53,12 @@ export function prepareInternal(db: Db): InternalStatements {
     setApplied: db.prepare(
       `UPDATE ${META_TABLE} SET value = CASE key WHEN 'applied_index' THEN ? ELSE ? END WHERE key IN ('applied_index', 'last_hash')`,
     ),
-    appendLog: db.prepare(`INSERT INTO ${LOG_TABLE}(idx, epoch, ts, seed, hash, stmts) VALUES (?, ?, ?, ?, ?, ?)`),
-    readLog: db.prepare(`SELECT idx, epoch, ts, seed, hash, stmts FROM ${LOG_TABLE} WHERE idx >= ? ORDER BY idx LIMIT ?`).raw(true),
+    appendLog: db.prepare(`INSERT INTO ${LOG_TABLE}(idx, epoch, ts, seed, hash, stmts, ikey) VALUES (?, ?, ?, ?, ?, ?, ?)`),
+    readLog: db.prepare(`SELECT idx, epoch, ts, seed, hash, stmts, ikey FROM ${LOG_TABLE} WHERE idx >= ? ORDER BY idx LIMIT ?`).raw(true),
     firstLog: db.prepare(`SELECT min(idx) FROM ${LOG_TABLE}`).pluck(),
     trimLog: db.prepare(`DELETE FROM ${LOG_TABLE} WHERE idx <= ?`),
+    getIdem: db.prepare(`SELECT idx, results FROM ${IDEM_TABLE} WHERE key = ?`),
+    putIdem: db.prepare(`INSERT OR REPLACE INTO ${IDEM_TABLE}(key, idx, ts, results) VALUES (?, ?, ?, ?)`),
+    pruneIdem: db.prepare(`DELETE FROM ${IDEM_TABLE} WHERE ts < ?`),
   };
 }

@@ -24,6 +24,8 @@ export interface Entry {
   /** sha256 of the previous entry's hash and this entry's content (hex). */
   readonly hash: string;
   readonly stmts: readonly Stmt[];
+  /** The client's idempotency key, when it sent one: recorded with the entry on every node. */
+  readonly key?: string;
 }
 
 /** Result of a statement that returns rows. */
