@@ -18,6 +18,8 @@ import { createLogger, type LogFn } from './log.js';
 import { PeerClient } from './replication/client.js';
 import { createClassifier } from './sql/classify.js';
 import { Store } from './store/store.js';
+import { Portable } from './store/portable.js';
+import { splitStatements } from './sql/split.js';
 import { Promoter } from './wiring/promote.js';
 import { Roles, readRole, type SavedRole } from './wiring/roles.js';
 import { Metrics } from './metrics.js';
@@ -45,6 +47,16 @@ export async function startNode(config: Config, log: LogFn = createLogger(config
     log,
   });
   const classifier = createClassifier({ probe: store.probe, maxStatements: config.maxStatements });
+  // Backup, load and declared column types for rqlite's /db/* (DESIGN §7).
+  const portable = new Portable({
+    dbPath: config.dbPath,
+    scratchDir: config.dataDir,
+    split: splitStatements,
+    vet: (sql) => {
+      const c = classifier.classify(sql);
+      if (c.kind === 'forbidden') throw new SqlfleetError('BAD_REQUEST', `the SQL dump holds a statement no node may run: ${c.statements.find((s) => s.kind === 'forbidden')?.reason ?? sql}`);
+    },
+  });
   const waiter = new IndexWaiter(() => store.appliedIndex);
   const client = new PeerClient(token, config.tlsCa ? { ca: fs.readFileSync(config.tlsCa, 'utf8') } : {});
   // Gauges read the role lazily at scrape time.
@@ -88,6 +100,7 @@ export async function startNode(config: Config, log: LogFn = createLogger(config
     maxBody: config.maxBody,
     maxStatements: config.maxStatements,
     log,
+    rqlite: portable,
     api: {
       execute: (req, raw, who) => executor.execute(req, raw, who),
       status: () => ({ node: config.id, role: roles.current.kind, url, applied_index: store.appliedIndex, ...role.statusExtra(), nodes: role.nodes() }),
@@ -132,6 +145,7 @@ export async function startNode(config: Config, log: LogFn = createLogger(config
       waiter.cancelAll();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await client.close();
+      portable.close();
       await store.close();
       log('info', 'stopped');
     },

@@ -75,7 +75,7 @@ export class Executor {
       throw new SqlfleetError('READ_ONLY_COMMAND', `"command": "query" runs only reads; this ${kind === 'schema' ? 'schema change' : 'write'} needs "command": "exec"`);
     }
     if (!isMaster) {
-      if (kind === 'schema') {
+      if (kind === 'schema' && !req.forwardSchema) {
         throw new SqlfleetError('SCHEMA_ON_SLAVE', `schema changes are accepted only by the master; send this to ${this.d.masterUrl()}`, { master: this.d.masterUrl() });
       }
       return this.forward(forwardBody(req, rawBody), onBehalf);
@@ -92,7 +92,7 @@ export class Executor {
       if (c.statements.length > 1 && s.params !== undefined) {
         throw new SqlfleetError('BAD_REQUEST', 'params need a single statement per query; send several with "queries"');
       }
-      if (out.length + c.statements.length > this.d.config.maxStatements) {
+      if (!req.bulk && out.length + c.statements.length > this.d.config.maxStatements) {
         throw new SqlfleetError('BAD_REQUEST', `too many statements: more than ${this.d.config.maxStatements} (--max-statements)`);
       }
       for (const cs of c.statements) {

@@ -13,6 +13,7 @@ import { openapiDocument } from './openapi.js';
 import { principalOf, requireRole } from './principal.js';
 import { runQuery } from './query.js';
 import { stringify } from './json.js';
+import { registerRqlite, withRqliteStatus, type RqliteSupport } from './rqlite.js';
 
 /** What the HTTP layer needs from a node; it never sees the store or replication. */
 export interface NodeApi {
@@ -46,6 +47,8 @@ export interface AppDeps {
   maxBody: number;
   maxStatements: number;
   log: (level: 'debug' | 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
+  /** The node's database as a file, for rqlite's /db/* routes (DESIGN §7); optional so tests can build a bare app. */
+  rqlite?: RqliteSupport;
   /** Observers for metrics; optional so tests can build a bare app. */
   observe?: {
     request(route: string, code: string): void;
@@ -97,7 +100,7 @@ export function createApp(d: AppDeps): Hono {
   app.get('/replica', (c) =>
     !d.api.primary() && d.api.ready() ? c.json({ ok: true, role: 'slave' }) : sendError(c, new SqlfleetError('UNAVAILABLE', d.api.primary() ? 'this node is the master' : 'not in sync with the master yet')),
   );
-  app.get('/status', need('read'), (c) => send(c, { status: 200, body: d.api.status() }));
+  app.get('/status', need('read'), (c) => send(c, { status: 200, body: withRqliteStatus(d.api.status(), d.api.ready(), d.users !== null) }));
   app.get('/checksum', need('read'), async (c) => send(c, { status: 200, body: (await d.api.checksum()) as Record<string, unknown> }));
   app.get('/openapi.json', (c) => c.json(openapiDocument()));
   app.get('/metrics', need('read'), async (c) => c.text(await d.api.metrics(), 200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' }));
@@ -137,6 +140,9 @@ export function createApp(d: AppDeps): Hono {
     return send(c, d.api.logEntries(from, Math.min(max, 10_000)));
   });
   app.post('/nodes/:id/resync', operator, (c) => send(c, d.api.resyncNode(nodeId(c.req.param('id') ?? ''))));
+
+  // rqlite's HTTP API on the same executor (rqlite.ts).
+  if (d.rqlite) registerRqlite(app, { execute: (r, raw, who) => d.api.execute(r, raw, who), status: () => d.api.status(), ready: () => d.api.ready(), support: d.rqlite, token: d.token, maxBody: d.maxBody, maxStatements: d.maxStatements, need });
 
   app.notFound((c) => sendError(c, new SqlfleetError('NOT_FOUND', `no such endpoint: ${c.req.method} ${c.req.path}`)));
   app.onError((err, c) => send(c, errorOutcome(err, d.log, c.req.path)));
