@@ -11,7 +11,7 @@ import { SqlfleetError } from './errors.js';
 import { Executor } from './core/executor.js';
 import { IndexWaiter } from './core/index-waiter.js';
 import { masterToken, slaveToken } from './cluster/token.js';
-import { createApp } from './http/app.js';
+import { createApp, type AppDeps } from './http/app.js';
 import { clusterTokenCheck } from './http/auth.js';
 import { withReplicationLane } from './http/lane.js';
 import { createLogger, type LogFn } from './log.js';
@@ -93,7 +93,7 @@ export async function startNode(config: Config, log: LogFn = createLogger(config
   // client body; nodes may run different --max-body values, hence the headroom.
   const maxAppendBody = 64 * 1024 * 1024 + config.batchMaxBytes + 2 * config.maxBody;
   const observeRequest = (r: string, c: string) => metrics.request(r, c);
-  const app = createApp({
+  const appDeps: AppDeps = {
     observe: { request: observeRequest, statement: (k, s) => metrics.statement(k, s) },
     token,
     users: config.authFile ? Users.load(config.authFile) : null,
@@ -116,11 +116,12 @@ export async function startNode(config: Config, log: LogFn = createLogger(config
       logEntries: (from, max) => ({ status: 200, body: { ok: true, entries: store.entriesJson(from, max, 8 * 1024 * 1024).map((e) => JSON.parse(e.json) as unknown) } }),
       primary: () => roles.current.kind === 'master',
     },
-  });
+  };
+  const app = createApp(appDeps);
 
-  // Replication appends take the lane on node:http; every other request goes to hono.
+  // Replication appends and client queries take the lane on node:http; the rest goes to hono.
   const listener = withReplicationLane(
-    { hasClusterToken: clusterTokenCheck(token), append: (body) => roles.current.append(body), maxBody: maxAppendBody, observe: observeRequest, log },
+    { hasClusterToken: clusterTokenCheck(token), append: (body) => roles.current.append(body), maxBody: maxAppendBody, observe: observeRequest, log, query: appDeps },
     getRequestListener(app.fetch),
   );
   const server: http.Server = await new Promise((resolve, reject) => {

@@ -48,7 +48,8 @@ const { cluster, current } = useCluster(async () => {
   );
   const dataDir = join(root, 'data');
   mkdirSync(dataDir);
-  return { slaves: 1, dataDir, extraArgs: ['--auth', usersFile], headers: bearer(creds.adminToken), ...PATIENT };
+  // --log-level debug: a successful write's audit line (user, SQL) is logged at debug only.
+  return { slaves: 1, dataDir, extraArgs: ['--auth', usersFile, '--log-level', 'debug'], headers: bearer(creds.adminToken), ...PATIENT };
 });
 const it = clusterTest(current, undefined, { timeout: 90_000, logLines: 40 });
 const master = () => cluster().master;

@@ -1,15 +1,20 @@
-// The replication lane: POST /internal/append handled on Node's own request and response,
-// ahead of hono. Every replicated write crosses it once per slave, and on this path the
-// Web-standard Request/Response objects of the hono adapter cost more than the apply
-// itself (a trivial hono route: ~420 µs of CPU per request at one client, the same route
-// on node:http ~240 µs, bench notes in bench/README.md). Same checks and answers as the
-// route in app.ts: cluster token, byte limit, JSON, SqlfleetError mapping.
-import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
+// The node:http lane: POST /internal/append and POST / handled on Node's own request and
+// response, ahead of hono. Every replicated write crosses the append route once per slave
+// and every client query crosses POST /, and on these paths the Web-standard
+// Request/Response objects of the hono adapter cost more than the work itself (a trivial
+// hono route: ~420 µs of CPU per request at one client, the same route on node:http
+// ~240 µs, bench notes in bench/README.md). The checks and answers are the routes' own:
+// cluster token or principal (principal.ts), byte limit (body.ts), JSON, the query path
+// (query.ts) and SqlfleetError mapping (errorOutcome); everything else goes on to hono.
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, OutgoingHttpHeaders, RequestListener, ServerResponse } from 'node:http';
 import { SqlfleetError } from '../errors.js';
 import type { Outcome } from '../core/executor.js';
 import { errorOutcome, parseJson, type AppDeps } from './app.js';
 import { readIncoming } from './body.js';
 import { stringify } from './json.js';
+import { principalOf, requireRole, type HeaderFn } from './principal.js';
+import { runQuery } from './query.js';
 
 /** What the lane needs. */
 export interface LaneDeps {
@@ -18,19 +23,21 @@ export interface LaneDeps {
   maxBody: number;
   observe?: (route: string, status: string) => void;
   log: AppDeps['log'];
+  /** The app's dependencies: when given, POST / is answered here too. */
+  query?: AppDeps;
 }
 
 const ROUTE = '/internal/append';
 
-/** Wraps `next` (hono's listener): appends are answered here, everything else goes on. */
+const isPath = (url: string, path: string) => url === path || (url.startsWith(path) && url[path.length] === '?');
+
+/** Wraps `next` (hono's listener): appends (and POST / when `d.query` is set) are answered here, everything else goes on. */
 export function withReplicationLane(d: LaneDeps, next: RequestListener): RequestListener {
   return (req, res) => {
     const url = req.url ?? '';
-    if (req.method !== 'POST' || (url !== ROUTE && !url.startsWith(`${ROUTE}?`))) {
-      next(req, res);
-      return;
-    }
-    void handle(d, req, res);
+    if (req.method === 'POST' && isPath(url, ROUTE)) void handle(d, req, res);
+    else if (req.method === 'POST' && d.query && isPath(url, '/')) void handleQuery(d, d.query, req, res);
+    else next(req, res);
   };
 }
 
@@ -44,8 +51,39 @@ async function handle(d: LaneDeps, req: IncomingMessage, res: ServerResponse): P
   } catch (e) {
     out = errorOutcome(e, d.log, ROUTE);
   }
-  const json = stringify(out.body);
-  res.writeHead(out.status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(json) });
-  res.end(json);
+  reply(res, out, { 'content-type': 'application/json' });
   d.observe?.(ROUTE, String(out.status));
+}
+
+/** POST /, as app.ts's route with need('read'): principal, role, body, runQuery, error mapping. */
+async function handleQuery(d: LaneDeps, q: AppDeps, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const headers: OutgoingHttpHeaders = { 'content-type': 'application/json' };
+  const header: HeaderFn = (name) => {
+    const v = req.headers[name];
+    return Array.isArray(v) ? v.join(', ') : v;
+  };
+  let out: Outcome;
+  try {
+    const who = await principalOf(q.users, d.hasClusterToken, header, (value) => (headers['www-authenticate'] = value));
+    requireRole(who, 'read');
+    const started = performance.now();
+    const rid = header('x-request-id') ?? randomUUID();
+    const raw = await readIncoming(req, q.maxBody);
+    out = await runQuery(q, who, rid, header, raw, started);
+    headers['x-request-id'] = rid;
+  } catch (e) {
+    out = errorOutcome(e, q.log, '/');
+    // A refused body may be unread (too large, or the principal failed first): drop it so
+    // the answer can be sent and the connection reused.
+    if (!req.readableEnded) req.resume();
+  }
+  reply(res, out, headers);
+  q.observe?.request('/', String(out.status));
+}
+
+function reply(res: ServerResponse, out: Outcome, headers: OutgoingHttpHeaders): void {
+  const json = stringify(out.body);
+  headers['content-length'] = Buffer.byteLength(json);
+  res.writeHead(out.status, headers);
+  res.end(json);
 }
