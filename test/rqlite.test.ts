@@ -257,18 +257,19 @@ describe('rqlite backup and load', () => {
     corrupt.fill(0x5a, corrupt.length - 2048, corrupt.length - 100); // scribble over a b-tree page
     const badPage = Buffer.from(good);
     badPage.writeUInt16BE(1000, 16);
-    const cases: [string, Buffer | string, string][] = [
-      ['not sqlite', Buffer.from('hello world, not a database'), 'application/octet-stream'],
-      ['truncated', good.subarray(0, good.length - 1000), 'application/octet-stream'],
-      ['wrong page size', badPage, 'application/octet-stream'],
-      ['corrupt', corrupt, 'application/octet-stream'],
-      ['internal table in dump', 'CREATE TABLE _sqlfleet_x (a);', 'text/plain'],
-      ['attach in dump', "ATTACH DATABASE '/tmp/x.db' AS x;", 'text/plain'],
-      ['broken dump', 'CREATE TABLE q (a); INSERT INTO nope VALUES (1);', 'text/plain'],
+    const cases: [string, Buffer | string, string, RegExp][] = [
+      ['not sqlite', Buffer.from('hello world, not a database'), 'application/octet-stream', /not a SQLite database/],
+      ['truncated', good.subarray(0, good.length - 1000), 'application/octet-stream', /truncated/],
+      ['wrong page size', badPage, 'application/octet-stream', /page size/],
+      ['corrupt', corrupt, 'application/octet-stream', /corrupt|malformed/],
+      ['internal table in dump', 'CREATE TABLE _sqlfleet_x (a);', 'text/plain', /_sqlfleet_/],
+      ['attach in dump', "ATTACH DATABASE '/tmp/x.db' AS x;", 'text/plain', /ATTACH/i],
+      ['broken dump', 'CREATE TABLE q (a); INSERT INTO nope VALUES (1);', 'text/plain', /no such table: nope/],
     ];
-    for (const [name, body, type] of cases) {
+    for (const [name, body, type, why] of cases) {
       const r = await request(`${n.url}/db/load`, { method: 'POST', body: typeof body === 'string' ? body : new Uint8Array(body), contentType: type });
       assert.equal(r.status, 400, `${name}: ${r.text}`);
+      assert.match(r.body.error.message, why, name);
     }
     const big = await request(`${n.url}/db/load`, { method: 'POST', body: new Uint8Array(33 * 1024 * 1024), contentType: 'application/octet-stream' });
     assert.equal(big.status, 413);

@@ -142,7 +142,7 @@ export function createApp(d: AppDeps): Hono {
   app.post('/nodes/:id/resync', operator, (c) => send(c, d.api.resyncNode(nodeId(c.req.param('id') ?? ''))));
 
   // rqlite's HTTP API on the same executor (rqlite.ts).
-  if (d.rqlite) registerRqlite(app, { execute: (r, raw, who) => d.api.execute(r, raw, who), status: () => d.api.status(), ready: () => d.api.ready(), support: d.rqlite, token: d.token, maxBody: d.maxBody, maxStatements: d.maxStatements, need });
+  registerRqlite(app, { execute: (r, raw, who) => d.api.execute(r, raw, who), status: () => d.api.status(), ready: () => d.api.ready(), support: d.rqlite, token: d.token, maxBody: d.maxBody, maxStatements: d.maxStatements, need });
 
   app.notFound((c) => sendError(c, new SqlfleetError('NOT_FOUND', `no such endpoint: ${c.req.method} ${c.req.path}`)));
   app.onError((err, c) => send(c, errorOutcome(err, d.log, c.req.path)));

@@ -2,6 +2,7 @@
 // test/openapi.test.ts, which checks it against the routes of createApp() and a running
 // cluster. Error statuses come from the one table in errors.ts.
 import { ERROR_CODES, type ErrorCode } from '../errors.js';
+import { rqlitePaths } from './rqlite-openapi.js';
 
 /** Codes only nodes send each other (replication); no client request can produce them. */
 const NODE_TO_NODE_CODES = ['STALE_EPOCH', 'DIVERGED'] as const;
@@ -215,6 +216,10 @@ const SCHEMAS: Record<string, unknown> = {
       master_reachable: { type: 'boolean', description: 'Slaves: whether the last contact with the master succeeded.' },
       verified: { type: 'array', items: ref('Verdict'), description: 'Master only: the last checksum comparisons.' },
       nodes: { type: 'array', items: ref('NodeState'), description: 'Every member, master first.' },
+      store: { type: 'object', description: "rqlite's store object (`ready`, `leader`, `raft`), for rqlite clients.", properties: { ready: { type: 'boolean' } }, required: ['ready'] },
+      build: { type: 'object', description: "rqlite's build object." },
+      http: { type: 'object', description: "rqlite's http object." },
+      runtime: { type: 'object', description: "rqlite's runtime object." },
     },
     required: ['node', 'role', 'url', 'applied_index', 'nodes'],
   },
@@ -327,6 +332,7 @@ const PATHS: Record<string, unknown> = {
       },
     },
   },
+  ...rqlitePaths({ errors, ref, json, secured: SECURED }),
 };
 
 /** OpenAPI 3.1 description of the public endpoints (node-to-node /internal/* routes are not part of it). */
@@ -347,6 +353,7 @@ export function openapiDocument(): Record<string, unknown> {
     ],
     tags: [
       { name: 'query', description: 'SQL over HTTP' },
+      { name: 'rqlite', description: "rqlite's HTTP API, so rqlite's clients work unchanged" },
       { name: 'cluster', description: 'replication state and proofs' },
       { name: 'operations', description: 'console, health, metrics, this document' },
       { name: 'admin', description: 'membership (master only)' },

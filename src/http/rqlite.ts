@@ -40,7 +40,8 @@ export interface RqliteDeps {
   execute(req: QueryRequest, rawBody: string, who: Principal): Promise<Outcome>;
   status(): Record<string, unknown>;
   ready(): boolean;
-  support: RqliteSupport;
+  /** Absent in a bare app (tests of the routing alone): its routes then answer UNAVAILABLE. */
+  support: RqliteSupport | undefined;
   token: string;
   maxBody: number;
   maxStatements: number;
@@ -64,6 +65,10 @@ type CallResult =
 /** Registers /db/execute, /db/query, /db/request, /db/backup, /db/load, /readyz, /nodes, /leader. */
 export function registerRqlite(app: Hono, d: RqliteDeps): void {
   const principal = (c: Context) => c.get('principal' as never) as Principal;
+  const support = (): RqliteSupport => {
+    if (!d.support) throw new SqlfleetError('UNAVAILABLE', 'this node was built without database access for the rqlite routes');
+    return d.support;
+  };
 
   const role = () => String(d.status().role);
   const masterUrl = () => String(d.status().master ?? '');
@@ -115,7 +120,7 @@ export function registerRqlite(app: Hono, d: RqliteDeps): void {
     if (mode !== 'execute' && level === 'none' && qp.get('freshness') !== null && isSlave && stale(d.status(), qp.flag('freshness_strict'))) {
       return respond(c, qp, { error: 'stale read' }, started);
     }
-    const stmts = (await statementsOf(c, qp, d.maxBody)).map((s) => ({ ...s, sql: dqs(s.sql, d.support) }));
+    const stmts = (await statementsOf(c, qp, d.maxBody)).map((s) => ({ ...s, sql: dqs(s.sql, support()) }));
     const reads = mode === 'execute' ? {} : await readOpts(level, who);
     const command = mode === 'query' ? ('query' as const) : undefined;
     const tx = qp.flag('transaction');
@@ -147,7 +152,7 @@ export function registerRqlite(app: Hono, d: RqliteDeps): void {
       if (result.write) raftIndex = Math.max(raftIndex, result.index);
       const oneEach = result.results.length === group.length;
       result.results.forEach((r, i) => {
-        const declared = oneEach && 'columns' in r ? d.support.columnTypes(group[i]!.sql) : null;
+        const declared = oneEach && 'columns' in r ? support().columnTypes(group[i]!.sql) : null;
         results.push(formatResult(r as SqlfleetResult, declared, { ...fmt, time }));
       });
     }
@@ -160,14 +165,14 @@ export function registerRqlite(app: Hono, d: RqliteDeps): void {
 
   app.get('/db/backup', d.need('read'), async (c) => {
     const qp = new QueryParams(new URL(c.req.url).searchParams);
-    const b = await d.support.backup();
+    const b = await support().backup();
     try {
       const headers = { 'x-sqlfleet-index': String(b.index) };
-      if (qp.get('fmt') === 'sql') return c.text(d.support.dump(b.file), 200, { ...headers, 'content-type': 'text/plain; charset=utf-8' });
+      if (qp.get('fmt') === 'sql') return c.text(support().dump(b.file), 200, { ...headers, 'content-type': 'text/plain; charset=utf-8' });
       const data = await import('node:fs').then((fs) => fs.readFileSync(b.file));
       return c.body(data, 200, { ...headers, 'content-type': 'application/octet-stream', 'content-disposition': 'attachment; filename="backup.sqlite"' });
     } finally {
-      d.support.remove(b.file);
+      support().remove(b.file);
     }
   });
 
@@ -182,12 +187,12 @@ export function registerRqlite(app: Hono, d: RqliteDeps): void {
     const ctype = (c.req.header('content-type') ?? '').toLowerCase();
     const isFile = data.length >= 16 && data.subarray(0, 16).toString('latin1') === 'SQLite format 3\0';
     if (ctype.startsWith('application/octet-stream') && !isFile) throw new SqlfleetError('BAD_REQUEST', 'not a SQLite database file (the header is missing)');
-    const recreate = isFile ? d.support.fromSqliteFile(data) : d.support.fromDump(data.toString('utf8'));
+    const recreate = isFile ? support().fromSqliteFile(data) : support().fromDump(data.toString('utf8'));
     const size = recreate.reduce((n, s) => n + s.length, 0);
     if (size > 2 * LOAD_MAX_BYTES) throw new SqlfleetError('PAYLOAD_TOO_LARGE', `the load's SQL is ${size} characters; at most ${2 * LOAD_MAX_BYTES} fit one log entry`);
     // Drops are listed right before the executor runs, with no await in between, so no
     // other write can create an object this entry would miss.
-    const stmts = [...d.support.dropStatements(), ...recreate];
+    const stmts = [...support().dropStatements(), ...recreate];
     if (stmts.length === 0) return respond(c, qp, { results: [] }, started);
     const body = { command: 'exec', queries: stmts.map((s) => ({ query: s })) };
     const req: QueryRequest = { ...parseRequest(body, Number.MAX_SAFE_INTEGER), bulk: true };
