@@ -1,9 +1,13 @@
 // rqlite's HTTP API (DESIGN §7): the real rqlite-js client from npm against a real cluster,
 // via the master and via a slave, plus raw HTTP for the shapes the client does not cover.
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import fs from 'node:fs';
 import { createRequire } from 'node:module';
+import path from 'node:path';
+import { promisify } from 'node:util';
 import { after, describe } from 'node:test';
-import { assertSameChecksums, get, post, request, startCluster, useCluster, waitForIndex, type Cluster, type TestNode } from './helpers/cluster.js';
+import { REPO_ROOT, assertSameChecksums, get, post, request, startCluster, tempDir, useCluster, waitForIndex, type Cluster, type TestNode } from './helpers/cluster.js';
 
 // rqlite-js is CommonJS without type declarations.
 const rqlite = createRequire(import.meta.url)('rqlite-js') as {
@@ -274,5 +278,32 @@ describe('rqlite backup and load', () => {
     const big = await request(`${n.url}/db/load`, { method: 'POST', body: new Uint8Array(33 * 1024 * 1024), contentType: 'application/octet-stream' });
     assert.equal(big.status, 413);
     assert.deepEqual((await get(`${n.url}/checksum`)).body, before);
+  });
+
+  it('npm run backup / restore: a file, then the cluster back to it on every node', async () => {
+    const c = cluster();
+    const dir = tempDir('sqlfleet-backup-');
+    const run = (script: string, ...args: string[]) =>
+      promisify(execFile)(process.execPath, ['--import', 'tsx', path.join('scripts', script), ...args, '--master-url', c.master.url], { cwd: REPO_ROOT, timeout: 60_000 });
+    try {
+      const before = (await get(`${c.master.url}/checksum`)).body.tables;
+      const file = path.join(dir, 'b.sqlite');
+      const out = await run('backup.ts', file);
+      assert.match(out.stdout, /bytes at index \d+/);
+      await run('backup.ts', path.join(dir, 'b.sql'), '--sql');
+      assert.match(fs.readFileSync(path.join(dir, 'b.sql'), 'utf8'), /^PRAGMA foreign_keys=OFF;/);
+      await post(`${c.master.url}/`, { query: "INSERT INTO p(name) VALUES('after-backup')" });
+      assert.notDeepEqual((await get(`${c.master.url}/checksum`)).body.tables, before);
+      const r = await run('restore.ts', file);
+      assert.match(r.stdout, /loaded as log index \d+/);
+      await waitForIndex(c.nodes, (await get(`${c.master.url}/status`)).body.applied_index);
+      for (const n of c.nodes) assert.deepEqual((await get(`${n.url}/checksum`)).body.tables, before, `node ${n.id}`);
+      // A bad file: the script fails and says so; nothing changes.
+      fs.writeFileSync(path.join(dir, 'bad.sqlite'), Buffer.concat([Buffer.from('SQLite format 3\0'), Buffer.alloc(100)]));
+      await assert.rejects(run('restore.ts', path.join(dir, 'bad.sqlite')), /refused \(400\)/);
+      assert.deepEqual((await get(`${c.master.url}/checksum`)).body.tables, before);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
