@@ -4,13 +4,73 @@ import type { Database as Db, Statement } from 'better-sqlite3';
 import { SqlfleetError } from '../errors.js';
 import type { Params, StatementResult, Stmt, WriteResult } from './types.js';
 
+// Why connections need help seeing schema changes (issue 12, SQLite 3.53): a connection
+// that did not make a change notices it only when one of its statements *steps* and finds
+// the file's schema cookie moved. Preparing does not check, except after a few errors
+// ("no such table/column"). So on a connection that only reads, a prepare that fails on
+// the cached schema ("sub-select returns 5 columns") keeps failing, fresh prepares too,
+// and EXPLAIN (which never steps the program it shows) describes old tables and indexes.
+// PRAGMA schema_version does not help: it reads the cookie without comparing it.
+
+/** The cached statement whose step makes SQLite compare the cookie and reload a stale schema. */
+const refreshers = new WeakMap<Db, Statement>();
+
+/**
+ * Makes `db` re-read the schema if another connection changed it since `db` last looked
+ * (inside a read transaction: as of that transaction's snapshot). A few µs: one step.
+ */
+export function refreshSchema(db: Db): void {
+  let stmt = refreshers.get(db);
+  if (!stmt) {
+    stmt = db.prepare('SELECT 1 FROM sqlite_schema LIMIT 0');
+    refreshers.set(db, stmt);
+  }
+  stmt.all();
+}
+
+/**
+ * `db.prepare(sql)`, retried once after `refreshSchema` when SQLite refuses it, so the
+ * error (or success) is the one the current schema gives. Successful prepares cost nothing
+ * extra: a statement prepared on a stale schema is re-prepared by SQLite when it steps.
+ */
+export function prepareFresh(db: Db, sql: string): Statement {
+  try {
+    return db.prepare(sql);
+  } catch (e) {
+    const code = (e as { code?: unknown })?.code;
+    if (typeof code !== 'string' || !code.startsWith('SQLITE_')) throw e;
+    refreshSchema(db);
+    return db.prepare(sql);
+  }
+}
+
+/** Reads the schema cookie of `db`; ~60 ns inside a write transaction. */
+export function schemaCookieReader(db: Db): () => number {
+  const stmt = db.prepare('PRAGMA schema_version').pluck();
+  return () => Number(stmt.get());
+}
+
 /** LRU of prepared statements for one connection. */
 export class StatementCache {
   private readonly map = new Map<string, Statement>();
+  private cookie: number | undefined;
   constructor(
     private readonly db: Db,
     private readonly max = 500,
   ) {}
+
+  /**
+   * Call before a read with the schema cookie the writer last committed: when it moved,
+   * the connection re-reads the schema and the cache is emptied (a cached EXPLAIN would
+   * otherwise keep describing the old schema; other statements SQLite re-prepares itself).
+   * An unchanged cookie costs one comparison.
+   */
+  sync(cookie: number | undefined): void {
+    if (cookie === undefined || cookie === this.cookie) return;
+    this.cookie = cookie;
+    this.map.clear();
+    refreshSchema(this.db);
+  }
 
   /** The prepared statement for `sql`, preparing (and caching) it on a miss. */
   get(sql: string): Statement {
@@ -20,7 +80,7 @@ export class StatementCache {
       this.map.set(sql, stmt);
       return stmt;
     }
-    stmt = this.db.prepare(sql);
+    stmt = prepareFresh(this.db, sql);
     stmt.safeIntegers(true);
     this.map.set(sql, stmt);
     if (this.map.size > this.max) this.map.delete(this.map.keys().next().value as string);

@@ -12,7 +12,15 @@ import type { StatementResult, Stmt } from './types.js';
 
 /** A job for a read worker. */
 export type ReadJob =
-  | { id: number; kind: 'read'; stmts: readonly Stmt[]; maxRows: number; timeoutMs: number }
+  | {
+      id: number;
+      kind: 'read';
+      stmts: readonly Stmt[];
+      maxRows: number;
+      timeoutMs: number;
+      /** The schema cookie the writer last committed: the worker re-reads its schema when it moved. */
+      schema?: number;
+    }
   | { id: number; kind: 'checksum' };
 
 /** A worker's answer. */
@@ -67,10 +75,13 @@ export class ReadPool {
     return this.firstReady;
   }
 
-  /** Runs read statements (in one read transaction when several). */
-  read(stmts: readonly Stmt[]): Promise<StatementResult[]> {
+  /**
+   * Runs read statements (in one read transaction when several). `schema`: the writer's
+   * schema cookie at submission, so a worker never answers from a schema older than that.
+   */
+  read(stmts: readonly Stmt[], schema?: number): Promise<StatementResult[]> {
     const t = this.o.timeoutMs;
-    return this.submit({ id: this.nextId++, kind: 'read', stmts, maxRows: this.o.maxRows, timeoutMs: t }, t) as Promise<StatementResult[]>;
+    return this.submit({ id: this.nextId++, kind: 'read', stmts, maxRows: this.o.maxRows, timeoutMs: t, schema }, t) as Promise<StatementResult[]>;
   }
 
   /** Computes the checksum on a worker. */

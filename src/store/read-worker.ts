@@ -19,6 +19,8 @@ parentPort!.on('message', (job: ReadJob) => {
     if (job.kind === 'checksum') {
       reply = { id: job.id, ok: true, value: computeChecksum(db, () => Number(appliedIndex.get())) };
     } else {
+      // A connection that only reads does not notice schema changes by itself (exec.ts).
+      cache.sync(job.schema);
       const limits = { maxRows: job.maxRows, deadline: Date.now() + job.timeoutMs };
       const run = () =>
         job.stmts.map((s, i) => {

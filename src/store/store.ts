@@ -9,10 +9,9 @@ import { SqlfleetError } from '../errors.js';
 import type { Durability } from '../config.js';
 import type { Checksum } from './checksum.js';
 import { installDeterminism } from './determinism.js';
-import { StatementCache, runStatement, toJsonValue, translateError } from './exec.js';
+import { StatementCache, prepareFresh, runStatement, schemaCookieReader, toJsonValue, translateError } from './exec.js';
 import { ReadPool } from './read-pool.js';
 import { createInternalTables, prepareInternal, type InternalStatements } from './internal.js';
-import { DEFAULT_IDEMPOTENCY_RETAIN_MS, PRUNE_EVERY_MS, decodeResults, encodeResults } from './idempotency.js';
 import type { Entry, StatementResult, Stmt } from './types.js';
 
 /**
@@ -21,15 +20,12 @@ import type { Entry, StatementResult, Stmt } from './types.js';
  */
 export function entryHash(prevHash: string, e: Omit<Entry, 'hash' | 'stmts'>, stmtsJson: string): string {
   // One-shot hash: a Hash object per entry cost about twice as much (bench/cost.ts, catch-up).
-  // An idempotency key (no newlines: request.ts) is covered too; keyless entries hash as before.
-  const key = e.key === undefined || e.key === null ? '' : `\n${e.key}`;
-  return hash('sha256', `${prevHash}\n${e.index},${e.epoch},${e.ts},${e.seed}\n${stmtsJson}${key}`, 'hex');
+  return hash('sha256', `${prevHash}\n${e.index},${e.epoch},${e.ts},${e.seed}\n${stmtsJson}`, 'hex');
 }
 
 /** An entry as JSON text for shipping, built from its parts without re-serializing statements. */
 export function entryJson(e: Omit<Entry, 'stmts'>, stmtsJson: string): string {
-  const key = e.key === undefined || e.key === null ? '' : `,"key":${JSON.stringify(e.key)}`;
-  return `{"index":${e.index},"epoch":${e.epoch},"ts":${e.ts},"seed":"${e.seed}","hash":"${e.hash}","stmts":${stmtsJson}${key}}`;
+  return `{"index":${e.index},"epoch":${e.epoch},"ts":${e.ts},"seed":"${e.seed}","hash":"${e.hash}","stmts":${stmtsJson}}`;
 }
 
 /** Random seeds drawn from one crypto buffer refilled rarely (randomBytes per write showed in profiles). */
@@ -52,8 +48,6 @@ export interface StoreOptions {
   readWorkers: number;
   queryTimeoutMs: number;
   maxRows: number;
-  /** Applied idempotency keys are kept this long (entry time), then pruned. */
-  idempotencyRetainMs?: number;
   log?: (level: 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
 }
 
@@ -68,7 +62,9 @@ export class Store {
   private applied = 0;
   private hash = '';
   private epochCache = 0;
-  private lastPrune = 0;
+  /** Schema cookie as of the last commit; read workers re-read their schema when it moves (issue 12). */
+  private schemaCookie = 0;
+  private readCookie!: () => number;
   private writeTx!: (e: Entry, stmtsJson: string) => StatementResult[];
   private applyTx!: (entries: readonly Entry[], jsons: string[]) => void;
 
@@ -93,10 +89,13 @@ export class Store {
     this.applied = Number(this.q.getMeta.get('applied_index'));
     this.hash = String(this.q.getMeta.get('last_hash'));
     this.epochCache = Number(this.q.getMeta.get('epoch'));
+    this.readCookie = schemaCookieReader(this.writer);
+    this.schemaCookie = this.readCookie();
     // Built once: better-sqlite3 wraps a function per transaction() call.
     const w = this.writer.transaction((e: Entry, stmtsJson: string) => {
       const results = this.runEntry(e, stmtsJson);
       this.q.setApplied.run(e.index, e.hash);
+      this.schemaCookie = this.readCookie(); // ~60 ns inside the transaction
       return results;
     });
     this.writeTx = (e, j) => w.immediate(e, j);
@@ -104,6 +103,7 @@ export class Store {
       entries.forEach((e, i) => this.runEntry(e, jsons[i]));
       const last = entries[entries.length - 1];
       this.q.setApplied.run(last.index, last.hash); // once per batch, in the same transaction
+      this.schemaCookie = this.readCookie();
     });
     this.applyTx = (entries, jsons) => a.immediate(entries, jsons);
     this.pool = new ReadPool({
@@ -158,7 +158,7 @@ export class Store {
   }
 
   /** Tells SQLite whether a statement would only read (the classifier's fallback). */
-  probe = (sql: string): { readonly: boolean } => ({ readonly: this.reader.prepare(sql).readonly });
+  probe = (sql: string): { readonly: boolean } => ({ readonly: prepareFresh(this.reader, sql).readonly });
 
   /**
    * Runs client reads on a read worker (bounded by --query-timeout and --max-rows).
@@ -166,7 +166,7 @@ export class Store {
    */
   async read(stmts: readonly Stmt[]): Promise<{ index: number; results: StatementResult[] }> {
     const index = this.applied;
-    const results = await this.pool.read(stmts);
+    const results = await this.pool.read(stmts, this.schemaCookie);
     return { index, results: results.map(toJsonResult) };
   }
 
@@ -174,9 +174,9 @@ export class Store {
    * Master: gives `stmts` the next log index and applies them with the log row and applied
    * index in one transaction. A failing statement rolls everything back and logs nothing.
    */
-  write(stmts: readonly Stmt[], epoch: number, key?: string): { entry: Entry; json: string; results: StatementResult[] } {
+  write(stmts: readonly Stmt[], epoch: number): { entry: Entry; json: string; results: StatementResult[] } {
     const stmtsJson = JSON.stringify(stmts);
-    const base = { index: this.applied + 1, epoch, ts: Date.now(), seed: nextSeed(), ...(key === undefined ? {} : { key }) };
+    const base = { index: this.applied + 1, epoch, ts: Date.now(), seed: nextSeed() };
     const hash = entryHash(this.hash, base, stmtsJson);
     const entry: Entry = { ...base, hash, stmts };
     const results = this.writeTx(entry, stmtsJson);
@@ -205,12 +205,6 @@ export class Store {
     this.committed(entries[entries.length - 1]);
   }
 
-  /** The first answer of the write that carried idempotency `key`, if it is still kept. */
-  replayOf(key: string): { index: number; results: StatementResult[] } | undefined {
-    const row = this.q.getIdem.get(key) as { idx: number; results: string } | undefined;
-    return row && { index: row.idx, results: decodeResults(row.results) };
-  }
-
   /** Log entries from `from` on as JSON texts for shipping, at most `max` entries and about `maxBytes`. */
   entriesJson(from: number, max: number, maxBytes = Infinity): { index: number; json: string }[] {
     const out: { index: number; json: string }[] = [];
@@ -219,8 +213,8 @@ export class Store {
     const CHUNK = 256;
     for (let at = from; out.length < max && bytes < maxBytes; ) {
       const rows = this.q.readLog.all(at, Math.min(CHUNK, max - out.length)) as LogRow[];
-      for (const [idx, epoch, ts, seed, hash, stmts, key] of rows) {
-        const json = entryJson({ index: idx, epoch, ts, seed, hash, ...(key === null ? {} : { key }) }, stmts);
+      for (const [idx, epoch, ts, seed, hash, stmts] of rows) {
+        const json = entryJson({ index: idx, epoch, ts, seed, hash }, stmts);
         bytes += json.length;
         out.push({ index: idx, json });
         if (bytes >= maxBytes) break;
@@ -276,14 +270,7 @@ export class Store {
     const results = this.det.withEntry({ ts: e.ts, seed: e.seed }, () =>
       e.stmts.map((s, i) => this.guard(i, () => runStatement(this.wcache, s))),
     );
-    this.q.appendLog.run(e.index, e.epoch, e.ts, e.seed, e.hash, stmtsJson, e.key ?? null);
-    // Keys are recorded by master and slaves alike, in the entry's transaction, so a promoted
-    // slave finds them; pruned by entry time, the same window on every node.
-    if (e.key !== undefined && e.key !== null) this.q.putIdem.run(e.key, e.index, e.ts, encodeResults(results));
-    if (e.ts - this.lastPrune >= PRUNE_EVERY_MS) {
-      this.lastPrune = e.ts;
-      this.q.pruneIdem.run(e.ts - (this.options.idempotencyRetainMs ?? DEFAULT_IDEMPOTENCY_RETAIN_MS));
-    }
+    this.q.appendLog.run(e.index, e.epoch, e.ts, e.seed, e.hash, stmtsJson);
     return results;
   }
 
@@ -301,8 +288,8 @@ export class Store {
   }
 }
 
-/** A log row as readLog returns it (raw): idx, epoch, ts, seed, hash, stmts, idempotency key. */
-type LogRow = [number, number, number, string, string, string, string | null];
+/** A log row as readLog returns it (raw): idx, epoch, ts, seed, hash, stmts. */
+type LogRow = [number, number, number, string, string, string];
 
 /** Rows from a worker carry raw bigints and Buffers: make them JSON-ready. */
 function toJsonResult(r: StatementResult): StatementResult {
