@@ -55,6 +55,11 @@ export class Membership {
       for (const p of deps.peers) {
         const m = blank(p.id, p.url, false);
         if (p.reachable === false) m.lastSeen = -1; // not "never seen": no start-up grace
+        else if (p.url) {
+          // A promoted master ships to the nodes it knows at once (they learn of it that way).
+          m.state = 'catching_up';
+          m.lastSeen = this.now();
+        }
         this.map.set(p.id, m);
       }
     }

@@ -137,18 +137,17 @@ export class Shipper {
           // First batch of this master to the slave: resend the slave's own last entry (or
           // this master's last, if the slave claims more), so its applier compares hashes
           // and a log that forked in an earlier epoch is found before any ack counts it.
-          if (m.applied === 0) {
-            this.d.membership.contact(id, 0, undefined, false, true);
-            continue;
-          }
-          from = Math.max(1, Math.min(m.applied, this.d.store.appliedIndex));
+          // Index not known yet (a promoted master's first contact): an empty batch asks for it.
+          from = m.applied === 0 ? this.d.store.appliedIndex + 1 : Math.max(1, Math.min(m.applied, this.d.store.appliedIndex));
         } else if (from > this.d.store.appliedIndex) {
           if (this.again.has(id)) continue;
           return;
         }
         const answer = await this.send(m.url, from);
         if (answer.ok && typeof answer.applied_index === 'number') {
-          this.d.membership.contact(id, answer.applied_index, undefined, false, true);
+          // An empty probe confirms nothing unless the replica is empty too.
+          const probed = !m.confirmed && from > this.d.store.appliedIndex && answer.applied_index > 0;
+          this.d.membership.contact(id, answer.applied_index, undefined, false, !probed);
         } else if (answer.error?.code === 'STALE_EPOCH') {
           const e = answer.error as { epoch?: unknown; master?: unknown };
           this.d.onStale(typeof e.master === 'string' ? e.master : null, typeof e.epoch === 'number' ? e.epoch : this.d.epoch() + 1);

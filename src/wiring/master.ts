@@ -182,8 +182,13 @@ export function wireMaster(config: Config, store: Store, client: PeerClient, _wa
     },
     nodes: clusterNodes,
     statusExtra: () => ({ master: selfUrl, epoch, verified: verifier.last, ...(paused ? { paused } : {}) }),
-    append: () => {
-      throw new SqlfleetError('NOT_MASTER', 'this node is the master; it does not accept log entries');
+    append: (body) => {
+      const b = body as { epoch?: unknown; master?: unknown };
+      if (typeof b?.epoch === 'number' && b.epoch > epoch) {
+        depose(typeof b.master === 'string' ? b.master : null, b.epoch);
+        throw new SqlfleetError('UNAVAILABLE', `stepping down: epoch ${b.epoch} is newer than ${epoch}; retry`);
+      }
+      throw new SqlfleetError('NOT_MASTER', 'this node is the master; it does not accept log entries', { master: selfUrl });
     },
     heartbeat: (body) => {
       const b = body as { id?: unknown; url?: unknown; applied_index?: unknown; join?: unknown; epoch?: unknown; master?: unknown; resync?: unknown };

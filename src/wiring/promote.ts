@@ -73,6 +73,8 @@ export class Promoter {
       if (this.d.store.appliedIndex < o.index) throw refused(`node ${this.d.config.id} has applied ${this.d.store.appliedIndex}, not ${o.index}`);
       const epoch = Math.max(o.epoch, this.d.store.epoch + 1);
       await this.d.roles.becomeMaster(epoch, parts.peers());
+      // The old master follows once this answer reaches it: do not wait for it.
+      await this.told(parts.peers().filter((p) => p.url && p.url !== parts.masterUrl() && p.id !== this.d.config.id).map((p) => p.id));
       return done('switchover', this.d.selfUrl(), epoch, this.d.store.appliedIndex);
     });
   }
@@ -130,8 +132,17 @@ export class Promoter {
     const epoch = Math.max(store.epoch, ...reachable.map((r) => r.epoch)) + 1;
     const known: Peer[] = [...peers.map((p) => ({ ...p, reachable: reachable.some((r) => r.id === p.id) })), ...this.oldMasterPeer(oldMaster)];
     await this.d.roles.becomeMaster(epoch, known);
+    await this.told(reachable.map((r) => r.id));
     this.d.log('warn', 'failover: this node is master', { epoch, index: store.appliedIndex, copied, from_node: best?.id ?? null, unreachable });
     return done('failover', this.d.selfUrl(), epoch, store.appliedIndex, { copied, copied_from: copied ? best?.id : null, unreachable });
+  }
+
+  /** Waits (bounded) until the new master's first batch reached `ids`: from then on they forward writes to it. */
+  private async told(ids: number[]): Promise<void> {
+    const parts = this.d.roles.current;
+    if (parts.kind !== 'master') return;
+    const end = Date.now() + 2000;
+    while (Date.now() < end && !ids.every((id) => parts.member(id)?.confirmed)) await new Promise((r) => setTimeout(r, 10));
   }
 
   private oldMasterPeer(url: string): Peer[] {

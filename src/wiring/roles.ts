@@ -102,7 +102,7 @@ export class Roles {
     this.selfUrl = selfUrl;
     this.parts.start(selfUrl);
     // Peers' URLs are learned at run time: keep the role file's list fresh.
-    this.peerTimer = setInterval(() => this.save(), 2000);
+    this.peerTimer = setInterval(() => this.save(), 500);
     this.peerTimer.unref();
   }
 

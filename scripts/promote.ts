@@ -1,0 +1,69 @@
+// npm run promote -- <id> [--force] [--master-url URL | --base-port 8080 [--host H]] [--node-url URL]
+//                         [--data-dir ./data | --cluster-token T | --user NAME:PASSWORD]
+// Makes node <id> the master (DESIGN §6): a switchover through the master when it answers,
+// else a failover ordered through node <id> itself. Prints the answer; exits 1 on refusal.
+import fs from 'node:fs';
+import path from 'node:path';
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+
+async function main(): Promise<number> {
+  const a = await yargs(hideBin(process.argv))
+    .scriptName('promote')
+    .usage('$0 <id> [--force]')
+    .positional('id', { type: 'number' })
+    .option('force', { type: 'boolean', default: false, describe: 'failover even if entries a reachable node has cannot be copied (they are set aside there)' })
+    .option('master-url', { type: 'string', describe: "the master's URL (default http://<host>:<base-port>)" })
+    .option('node-url', { type: 'string', describe: "node <id>'s URL, used when the master does not answer (default http://<host>:<base-port + id>)" })
+    .option('base-port', { type: 'number', default: 8080 })
+    .option('host', { type: 'string', default: '127.0.0.1' })
+    .option('data-dir', { type: 'string', default: './data', describe: 'where cluster.token is (the default token source)' })
+    .option('cluster-token', { type: 'string', describe: 'the cluster token' })
+    .option('user', { type: 'string', describe: 'NAME:PASSWORD of an admin user (nodes started with --auth)' })
+    .option('timeout', { type: 'number', default: 30000, describe: 'ms to wait for the answer' })
+    .demandCommand(1, 'give the id of the node to promote')
+    .strict()
+    .parseAsync();
+  const id = Number(a._[0]);
+  if (!Number.isInteger(id) || id < 0) {
+    process.stderr.write(`promote: bad node id "${a._[0]}"\n`);
+    return 2;
+  }
+  const headers: Record<string, string> = { 'content-type': 'application/json' };
+  if (a.user) headers.authorization = `Basic ${Buffer.from(a.user).toString('base64')}`;
+  else {
+    const token = a['cluster-token'] ?? readToken(path.join(a['data-dir'], 'cluster.token'));
+    if (!token) {
+      process.stderr.write(`promote: no cluster token: give --cluster-token, --user, or --data-dir holding cluster.token\n`);
+      return 2;
+    }
+    headers.authorization = `Bearer ${token}`;
+  }
+  const master = (a['master-url'] ?? `http://${a.host}:${a['base-port']}`).replace(/\/+$/, '');
+  const node = (a['node-url'] ?? `http://${a.host}:${a['base-port'] + id}`).replace(/\/+$/, '');
+  const body = JSON.stringify({ force: a.force });
+  for (const url of master === node ? [master] : [master, node]) {
+    let res: Response;
+    try {
+      res = await fetch(`${url}/nodes/${id}/promote`, { method: 'POST', headers, body, signal: AbortSignal.timeout(a.timeout) });
+    } catch (e) {
+      process.stderr.write(`promote: ${url} did not answer (${(e as Error).message})${url === master ? '; asking node ' + id + ' directly' : ''}\n`);
+      continue;
+    }
+    const text = await res.text();
+    process.stdout.write(text + '\n');
+    return res.status === 200 ? 0 : 1;
+  }
+  process.stderr.write('promote: no node answered\n');
+  return 1;
+}
+
+function readToken(file: string): string | null {
+  try {
+    return fs.readFileSync(file, 'utf8').trim() || null;
+  } catch {
+    return null;
+  }
+}
+
+process.exit(await main());
