@@ -12,6 +12,7 @@ import { installDeterminism } from './determinism.js';
 import { StatementCache, prepareFresh, runStatement, schemaCookieReader, toJsonValue, translateError } from './exec.js';
 import { ReadPool } from './read-pool.js';
 import { createInternalTables, prepareInternal, type InternalStatements } from './internal.js';
+import { DEFAULT_IDEMPOTENCY_RETAIN_MS, PRUNE_EVERY_MS, decodeResults, encodeResults } from './idempotency.js';
 import type { Entry, StatementResult, Stmt } from './types.js';
 
 /**
@@ -20,12 +21,15 @@ import type { Entry, StatementResult, Stmt } from './types.js';
  */
 export function entryHash(prevHash: string, e: Omit<Entry, 'hash' | 'stmts'>, stmtsJson: string): string {
   // One-shot hash: a Hash object per entry cost about twice as much (bench/cost.ts, catch-up).
-  return hash('sha256', `${prevHash}\n${e.index},${e.epoch},${e.ts},${e.seed}\n${stmtsJson}`, 'hex');
+  // An idempotency key (no newlines: request.ts) is covered too; keyless entries hash as before.
+  const key = e.key === undefined || e.key === null ? '' : `\n${e.key}`;
+  return hash('sha256', `${prevHash}\n${e.index},${e.epoch},${e.ts},${e.seed}\n${stmtsJson}${key}`, 'hex');
 }
 
 /** An entry as JSON text for shipping, built from its parts without re-serializing statements. */
 export function entryJson(e: Omit<Entry, 'stmts'>, stmtsJson: string): string {
-  return `{"index":${e.index},"epoch":${e.epoch},"ts":${e.ts},"seed":"${e.seed}","hash":"${e.hash}","stmts":${stmtsJson}}`;
+  const key = e.key === undefined || e.key === null ? '' : `,"key":${JSON.stringify(e.key)}`;
+  return `{"index":${e.index},"epoch":${e.epoch},"ts":${e.ts},"seed":"${e.seed}","hash":"${e.hash}","stmts":${stmtsJson}${key}}`;
 }
 
 /** Random seeds drawn from one crypto buffer refilled rarely (randomBytes per write showed in profiles). */
@@ -48,6 +52,8 @@ export interface StoreOptions {
   readWorkers: number;
   queryTimeoutMs: number;
   maxRows: number;
+  /** Applied idempotency keys are kept this long (entry time), then pruned. */
+  idempotencyRetainMs?: number;
   log?: (level: 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
 }
 
@@ -65,6 +71,7 @@ export class Store {
   /** Schema cookie as of the last commit; read workers re-read their schema when it moves (issue 12). */
   private schemaCookie = 0;
   private readCookie!: () => number;
+  private lastPrune = 0;
   private writeTx!: (e: Entry, stmtsJson: string) => StatementResult[];
   private applyTx!: (entries: readonly Entry[], jsons: string[]) => void;
 
@@ -174,9 +181,9 @@ export class Store {
    * Master: gives `stmts` the next log index and applies them with the log row and applied
    * index in one transaction. A failing statement rolls everything back and logs nothing.
    */
-  write(stmts: readonly Stmt[], epoch: number): { entry: Entry; json: string; results: StatementResult[] } {
+  write(stmts: readonly Stmt[], epoch: number, key?: string): { entry: Entry; json: string; results: StatementResult[] } {
     const stmtsJson = JSON.stringify(stmts);
-    const base = { index: this.applied + 1, epoch, ts: Date.now(), seed: nextSeed() };
+    const base = { index: this.applied + 1, epoch, ts: Date.now(), seed: nextSeed(), ...(key === undefined ? {} : { key }) };
     const hash = entryHash(this.hash, base, stmtsJson);
     const entry: Entry = { ...base, hash, stmts };
     const results = this.writeTx(entry, stmtsJson);
@@ -205,6 +212,12 @@ export class Store {
     this.committed(entries[entries.length - 1]);
   }
 
+  /** The first answer of the write that carried idempotency `key`, if it is still kept. */
+  replayOf(key: string): { index: number; results: StatementResult[] } | undefined {
+    const row = this.q.getIdem.get(key) as { idx: number; results: string } | undefined;
+    return row && { index: row.idx, results: decodeResults(row.results) };
+  }
+
   /** Log entries from `from` on as JSON texts for shipping, at most `max` entries and about `maxBytes`. */
   entriesJson(from: number, max: number, maxBytes = Infinity): { index: number; json: string }[] {
     const out: { index: number; json: string }[] = [];
@@ -213,8 +226,8 @@ export class Store {
     const CHUNK = 256;
     for (let at = from; out.length < max && bytes < maxBytes; ) {
       const rows = this.q.readLog.all(at, Math.min(CHUNK, max - out.length)) as LogRow[];
-      for (const [idx, epoch, ts, seed, hash, stmts] of rows) {
-        const json = entryJson({ index: idx, epoch, ts, seed, hash }, stmts);
+      for (const [idx, epoch, ts, seed, hash, stmts, key] of rows) {
+        const json = entryJson({ index: idx, epoch, ts, seed, hash, ...(key === null ? {} : { key }) }, stmts);
         bytes += json.length;
         out.push({ index: idx, json });
         if (bytes >= maxBytes) break;
@@ -270,7 +283,14 @@ export class Store {
     const results = this.det.withEntry({ ts: e.ts, seed: e.seed }, () =>
       e.stmts.map((s, i) => this.guard(i, () => runStatement(this.wcache, s))),
     );
-    this.q.appendLog.run(e.index, e.epoch, e.ts, e.seed, e.hash, stmtsJson);
+    this.q.appendLog.run(e.index, e.epoch, e.ts, e.seed, e.hash, stmtsJson, e.key ?? null);
+    // Keys are recorded by master and slaves alike, in the entry's transaction, so a promoted
+    // slave finds them; pruned by entry time, the same window on every node.
+    if (e.key !== undefined && e.key !== null) this.q.putIdem.run(e.key, e.index, e.ts, encodeResults(results));
+    if (e.ts - this.lastPrune >= PRUNE_EVERY_MS) {
+      this.lastPrune = e.ts;
+      this.q.pruneIdem.run(e.ts - (this.options.idempotencyRetainMs ?? DEFAULT_IDEMPOTENCY_RETAIN_MS));
+    }
     return results;
   }
 
@@ -288,8 +308,8 @@ export class Store {
   }
 }
 
-/** A log row as readLog returns it (raw): idx, epoch, ts, seed, hash, stmts. */
-type LogRow = [number, number, number, string, string, string];
+/** A log row as readLog returns it (raw): idx, epoch, ts, seed, hash, stmts, idempotency key. */
+type LogRow = [number, number, number, string, string, string, string | null];
 
 /** Rows from a worker carry raw bigints and Buffers: make them JSON-ready. */
 function toJsonResult(r: StatementResult): StatementResult {
