@@ -7,6 +7,13 @@ const MARK_RE = new RegExp(`"${MARK_JSON.replace(/\\/g, '\\\\')}(-?\\d+)"`, 'g')
 
 /** JSON.stringify that renders bigint values as exact JSON integers. */
 export function stringify(value: unknown): string {
+  // Almost no answer holds a bigint, and a replacer makes JSON.stringify call back into
+  // JavaScript for every key and value: try without one first (it throws on a bigint).
+  try {
+    return JSON.stringify(value);
+  } catch (e) {
+    if (!(e instanceof TypeError)) throw e;
+  }
   let sawBig = false;
   const text = JSON.stringify(value, (_k, v) => {
     if (typeof v === 'bigint') {
