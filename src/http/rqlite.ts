@@ -3,6 +3,7 @@
 // forwarding, roles and limits are the ones POST / has. What differs is only the shape of
 // requests and answers (rqlite's http/service.go), plus two request options: a slave
 // forwards schema changes, and double-quoted strings follow SQLite's legacy rule.
+import fs from 'node:fs';
 import type { Context, Hono } from 'hono';
 import { SqlfleetError, isSqlfleetError, type ErrorCode } from '../errors.js';
 import { parseRequest, type QueryRequest } from '../core/request.js';
@@ -26,11 +27,11 @@ export interface RqliteSupport {
   dropStatements(): string[];
   /** A consistent copy of the user tables in a temporary file the caller removes. */
   backup(): Promise<{ file: string; index: number; bytes: number }>;
-  /** SQL dump text of a backup file. */
-  dump(file: string): string;
+  /** SQL dump of a backup file, in slices. */
+  dump(file: string): AsyncIterable<string>;
   /** Validates an uploaded SQLite file or SQL dump into the statements that recreate it. */
-  fromSqliteFile(data: Buffer): string[];
-  fromDump(text: string): string[];
+  fromSqliteFile(data: Buffer): { sql: string; params?: string[] }[];
+  fromDump(text: string): { sql: string; params?: string[] }[];
   /** Removes a file backup() made. */
   remove(file: string): void;
 }
@@ -165,15 +166,36 @@ export function registerRqlite(app: Hono, d: RqliteDeps): void {
 
   app.get('/db/backup', d.need('read'), async (c) => {
     const qp = new QueryParams(new URL(c.req.url).searchParams);
-    const b = await support().backup();
-    try {
-      const headers = { 'x-sqlfleet-index': String(b.index) };
-      if (qp.get('fmt') === 'sql') return c.text(support().dump(b.file), 200, { ...headers, 'content-type': 'text/plain; charset=utf-8' });
-      const data = await import('node:fs').then((fs) => fs.readFileSync(b.file));
-      return c.body(data, 200, { ...headers, 'content-type': 'application/octet-stream', 'content-disposition': 'attachment; filename="backup.sqlite"' });
-    } finally {
-      support().remove(b.file);
-    }
+    const sup = support();
+    const b = await sup.backup();
+    const headers = { 'x-sqlfleet-index': String(b.index) };
+    // Streamed from the private copy, which is removed once sent (or the client left).
+    const sql = qp.get('fmt') === 'sql';
+    const source: AsyncIterable<string | Buffer> = sql ? sup.dump(b.file) : fs.createReadStream(b.file);
+    const it = source[Symbol.asyncIterator]();
+    const enc = new TextEncoder();
+    const body = new ReadableStream<Uint8Array>({
+      async pull(ctrl) {
+        try {
+          const n = await it.next();
+          if (n.done) {
+            ctrl.close();
+            sup.remove(b.file);
+          } else ctrl.enqueue(typeof n.value === 'string' ? enc.encode(n.value) : new Uint8Array(n.value));
+        } catch (e) {
+          sup.remove(b.file);
+          ctrl.error(e);
+        }
+      },
+      async cancel() {
+        await it.return?.();
+        sup.remove(b.file);
+      },
+    });
+    return c.body(body, 200, {
+      ...headers,
+      ...(sql ? { 'content-type': 'text/plain; charset=utf-8' } : { 'content-type': 'application/octet-stream', 'content-length': String(b.bytes), 'content-disposition': 'attachment; filename="backup.sqlite"' }),
+    });
   });
 
   app.post('/db/load', d.need('admin'), async (c) => {
@@ -188,13 +210,13 @@ export function registerRqlite(app: Hono, d: RqliteDeps): void {
     const isFile = data.length >= 16 && data.subarray(0, 16).toString('latin1') === 'SQLite format 3\0';
     if (ctype.startsWith('application/octet-stream') && !isFile) throw new SqlfleetError('BAD_REQUEST', 'not a SQLite database file (the header is missing)');
     const recreate = isFile ? support().fromSqliteFile(data) : support().fromDump(data.toString('utf8'));
-    const size = recreate.reduce((n, s) => n + s.length, 0);
+    const size = recreate.reduce((n, s) => n + s.sql.length + (s.params?.[0]?.length ?? 0), 0);
     if (size > 2 * LOAD_MAX_BYTES) throw new SqlfleetError('PAYLOAD_TOO_LARGE', `the load's SQL is ${size} characters; at most ${2 * LOAD_MAX_BYTES} fit one log entry`);
     // Drops are listed right before the executor runs, with no await in between, so no
     // other write can create an object this entry would miss.
-    const stmts = [...support().dropStatements(), ...recreate];
+    const stmts: { sql: string; params?: string[] }[] = [...support().dropStatements().map((sql) => ({ sql })), ...recreate];
     if (stmts.length === 0) return respond(c, qp, { results: [] }, started);
-    const body = { command: 'exec', queries: stmts.map((s) => ({ query: s })) };
+    const body = { command: 'exec', queries: stmts.map((s) => (s.params ? { query: s.sql, params: s.params } : { query: s.sql })) };
     const req: QueryRequest = { ...parseRequest(body, Number.MAX_SAFE_INTEGER), bulk: true };
     try {
       const out = await d.execute(req, JSON.stringify(body), principal(c));
@@ -235,11 +257,12 @@ export function registerRqlite(app: Hono, d: RqliteDeps): void {
 
 /** rqlite's node objects from sqlfleet's /status node list. */
 function rqliteNodes(s: Record<string, unknown>): { id: string; api_addr: string; addr: string; version: string; voter: boolean; reachable: boolean; leader: boolean }[] {
-  const list = (s.nodes as { id: number; url: string; role: string; state: string }[] | undefined) ?? [];
+  const list = (s.nodes as { id: number; url: string | null; role: string; state: string }[] | undefined) ?? [];
+  // A configured slave that was never heard from has no URL yet.
   return list.map((n) => ({
     id: String(n.id),
-    api_addr: n.url,
-    addr: n.url.replace(/^https?:\/\//, ''),
+    api_addr: n.url ?? '',
+    addr: (n.url ?? '').replace(/^https?:\/\//, ''),
     version: VERSION,
     voter: true,
     reachable: n.state !== 'down',

@@ -8,7 +8,9 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import type { Database as Db } from 'better-sqlite3';
 import { SqlfleetError } from '../errors.js';
-import { takeSnapshot } from './snapshot.js';
+import { createRequire } from 'node:module';
+import { Worker } from 'node:worker_threads';
+import { META_TABLE } from './internal.js';
 import { INTERNAL_PREFIX } from './types.js';
 
 /** A read-only side connection on a node's file, reopened when a snapshot replaced the file. */
@@ -124,51 +126,98 @@ const CHARS_PER_INSERT = 256 * 1024;
 /**
  * The statements that recreate every user object of `db` with its rows: tables (parents
  * first), rows as multi-row INSERTs, then indexes, triggers and views, then user_version.
- * Refuses what a load cannot recreate faithfully through ordinary statements.
+ * Refuses what a load cannot recreate faithfully through ordinary statements. Lazy, so a
+ * dump can be streamed in slices.
  */
-export function recreateStatements(db: Db): string[] {
+export function* recreate(db: Db, rows: (db: Db, table: string) => Iterable<LoadStatement> = insertStatements): Generator<LoadStatement> {
   const objs = userObjects(db);
   const virtual = objs.find((o) => o.type === 'table' && /^\s*CREATE\s+VIRTUAL\s+TABLE/i.test(o.sql ?? ''));
   if (virtual) throw bad(`virtual table ${virtual.name} cannot be loaded (its shadow tables are not ordinary tables)`);
   const tables = objs.filter((o) => o.type === 'table');
   const byName = new Map(tables.map((t) => [t.name, t]));
-  const out: string[] = [];
   const ordered = fkOrder(db, tables.map((t) => t.name));
-  for (const name of ordered) out.push(byName.get(name)!.sql!);
-  for (const name of ordered) out.push(...insertStatements(db, name));
-  for (const o of objs) if (o.type !== 'table' && o.sql) out.push(o.sql);
+  for (const name of ordered) yield { sql: byName.get(name)!.sql! };
+  for (const name of ordered) yield* rows(db, name);
+  for (const o of objs) if (o.type !== 'table' && o.sql) yield { sql: o.sql };
   const uv = Number(db.pragma('user_version', { simple: true }));
-  if (uv !== 0) out.push(`PRAGMA user_version = ${uv}`);
-  return out;
+  if (uv !== 0) yield { sql: `PRAGMA user_version = ${uv}` };
 }
 
-function insertStatements(db: Db, table: string): string[] {
-  // Generated columns (hidden 2 and 3) cannot be inserted; they are recomputed.
-  const cols = (db.prepare('SELECT name, hidden FROM pragma_table_xinfo(?)').all(table) as { name: string; hidden: number }[])
+/** One statement of a load, with its parameters. */
+export interface LoadStatement {
+  sql: string;
+  params?: string[];
+}
+
+// Generated columns (hidden 2 and 3) cannot be inserted; they are recomputed.
+function insertableColumns(db: Db, table: string): string[] {
+  return (db.prepare('SELECT name, hidden FROM pragma_table_xinfo(?)').all(table) as { name: string; hidden: number }[])
     .filter((c) => c.hidden === 0)
     .map((c) => c.name);
-  const head = `INSERT INTO ${q(table)}(${cols.map(q).join(', ')}) VALUES `;
+}
+
+// Rows of `table`, read exactly (safeIntegers), encoded and grouped into chunks.
+function* chunks(db: Db, table: string, cols: string[], encode: (row: unknown[]) => string): Generator<string[]> {
   const stmt = db.prepare(`SELECT ${cols.map(q).join(', ')} FROM ${q(table)}`).raw(true).safeIntegers(true);
-  const out: string[] = [];
   let rows: string[] = [];
   let chars = 0;
   for (const r of stmt.iterate() as IterableIterator<unknown[]>) {
-    const row = `(${r.map(sqlLiteral).join(', ')})`;
+    const row = encode(r);
     rows.push(row);
     chars += row.length;
     if (rows.length >= ROWS_PER_INSERT || chars >= CHARS_PER_INSERT) {
-      out.push(head + rows.join(', '));
+      yield rows;
       rows = [];
       chars = 0;
     }
   }
-  if (rows.length) out.push(head + rows.join(', '));
-  return out;
+  if (rows.length) yield rows;
 }
 
-/** A SQL dump of `db`'s user objects, in the form `sqlite3 .dump` and rqlite's `fmt=sql` give. */
-export function dumpSql(db: Db): string {
-  return ['PRAGMA foreign_keys=OFF;', 'BEGIN TRANSACTION;', ...recreateStatements(db).map((s) => `${s};`), 'COMMIT;', ''].join('\n');
+/** Multi-row `INSERT ... VALUES` statements with literals: the form of a SQL dump. */
+function* insertStatements(db: Db, table: string): Generator<LoadStatement> {
+  const cols = insertableColumns(db, table);
+  const head = `INSERT INTO ${q(table)}(${cols.map(q).join(', ')}) VALUES `;
+  for (const rows of chunks(db, table, cols, (r) => `(${r.map(sqlLiteral).join(', ')})`)) yield { sql: head + rows.join(', ') };
+}
+
+/** A value as JSON that json_extract gives back with its SQLite type: REAL keeps a decimal point, a BLOB is {"x": hex}. */
+function jsonValue(v: unknown): string {
+  if (v === null || v === undefined) return 'null';
+  if (typeof v === 'bigint') return v.toString();
+  if (typeof v === 'number') return sqlLiteral(v) === 'NULL' ? 'null' : sqlLiteral(v);
+  if (Buffer.isBuffer(v) || v instanceof Uint8Array) return `{"x":"${Buffer.from(v).toString('hex')}"}`;
+  return JSON.stringify(String(v));
+}
+
+/**
+ * The same rows for a load: one short statement per table whose data is a bound JSON text
+ * (`json_each`), so the classifier parses a few hundred characters per table instead of
+ * the whole database (sql-parser-cst reads about 1 MB/s), and values keep their types.
+ */
+export function* jsonInsertStatements(db: Db, table: string): Generator<LoadStatement> {
+  const cols = insertableColumns(db, table);
+  const exprs = cols.map((_c, i) => `CASE json_type(value, '$[${i}]') WHEN 'object' THEN unhex(json_extract(value, '$[${i}].x')) ELSE json_extract(value, '$[${i}]') END`);
+  const sql = `INSERT INTO ${q(table)}(${cols.map(q).join(', ')}) SELECT ${exprs.join(', ')} FROM json_each(?) ORDER BY key`;
+  for (const rows of chunks(db, table, cols, (r) => `[${r.map(jsonValue).join(',')}]`)) yield { sql, params: [`[${rows.join(',')}]`] };
+}
+
+/**
+ * A SQL dump of the database file, in the form `sqlite3 .dump` and rqlite's `fmt=sql`
+ * give, in slices: the event loop gets a turn between slices, so writes go on meanwhile.
+ */
+export async function* dumpSlices(file: string): AsyncGenerator<string> {
+  const db = new Database(file, { readonly: true, fileMustExist: true });
+  try {
+    yield 'PRAGMA foreign_keys=OFF;\nBEGIN TRANSACTION;\n';
+    for (const s of recreate(db)) {
+      yield `${s.sql};\n`;
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    yield 'COMMIT;\n';
+  } finally {
+    db.close();
+  }
 }
 
 /** What `backupFile` produced. */
@@ -179,27 +228,54 @@ export interface BackupFile {
   bytes: number;
 }
 
+// The whole backup runs on a worker thread (inline code: no extra file for the bundle to
+// ship), so neither the copies nor dropping the log from the copy block the event loop.
+const BACKUP_WORKER = `
+const { parentPort, workerData: w } = require('node:worker_threads');
+const Database = require(w.driver);
+let src, copy;
+try {
+  src = new Database(w.dbPath, { readonly: true, fileMustExist: true });
+  src.pragma('busy_timeout = 5000');
+  src.prepare('VACUUM INTO ?').run(w.full);
+  src.close();
+  src = undefined;
+  copy = new Database(w.full);
+  copy.pragma('journal_mode = DELETE');
+  const index = Number(copy.prepare("SELECT value FROM " + w.meta + " WHERE key = 'applied_index'").pluck().get() || 0);
+  const internal = copy.prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND substr(lower(name), 1, length(?)) = ?").pluck().all(w.prefix, w.prefix);
+  for (const t of internal) copy.exec('DROP TABLE "' + t.split('"').join('""') + '"');
+  copy.prepare('VACUUM INTO ?').run(w.out);
+  parentPort.postMessage({ ok: true, index });
+} catch (e) {
+  parentPort.postMessage({ ok: false, error: String(e && e.message ? e.message : e) });
+} finally {
+  if (src) src.close();
+  if (copy) copy.close();
+}
+`;
+
 /**
- * A consistent copy of the user database: VACUUM INTO off the main thread (writes go on),
- * then the internal tables are removed from the copy with their pages zeroed and vacuumed,
- * so neither the log nor deleted history leaves the node.
+ * A consistent copy of the user database: VACUUM INTO from the live file (a read
+ * transaction: writes go on), the internal tables dropped from that private copy, then a
+ * second VACUUM INTO that keeps only live pages, so neither the log nor deleted history
+ * leaves the node. All of it off the main thread.
  */
 export async function backupFile(dbPath: string, out: string): Promise<BackupFile> {
-  const snap = await takeSnapshot(dbPath, out);
-  const db = new Database(out);
+  const full = `${out}.full`;
+  fs.rmSync(out, { force: true });
   try {
-    db.pragma('journal_mode = DELETE');
-    db.pragma('secure_delete = ON');
-    const internal = db
-      .prepare(`SELECT name FROM sqlite_schema WHERE type = 'table' AND lower(name) LIKE '\\_sqlfleet\\_%' ESCAPE '\\'`)
-      .pluck()
-      .all() as string[];
-    for (const t of internal) db.exec(`DROP TABLE ${q(t)}`);
-    db.exec('VACUUM');
+    const index = await new Promise<number>((resolve, reject) => {
+      const driver = createRequire(import.meta.url).resolve('better-sqlite3');
+      const w = new Worker(BACKUP_WORKER, { eval: true, workerData: { driver, dbPath, full, out, meta: META_TABLE, prefix: INTERNAL_PREFIX } });
+      w.once('message', (m: { ok: boolean; index?: number; error?: string }) => (m.ok ? resolve(m.index ?? 0) : reject(new Error(`backup failed: ${m.error}`))));
+      w.once('error', reject);
+      w.once('exit', (code) => code !== 0 && reject(new Error(`backup worker exited with ${code}`)));
+    });
+    return { file: out, index, bytes: fs.statSync(out).size };
   } finally {
-    db.close();
+    for (const s of ['', '-journal', '-wal', '-shm']) fs.rmSync(full + s, { force: true });
   }
-  return { file: out, index: snap.index, bytes: fs.statSync(out).size };
 }
 
 /** The SQLite file header's magic string. */
@@ -212,7 +288,7 @@ export const looksLikeSqlite = (data: Uint8Array): boolean => data.length >= 16 
  * Checks an uploaded SQLite file (header, page size, length, integrity, no internal tables)
  * and returns the statements that recreate it. Throws BAD_REQUEST; never touches the node.
  */
-export function statementsFromSqliteFile(data: Buffer, scratchDir: string): string[] {
+export function statementsFromSqliteFile(data: Buffer, scratchDir: string): LoadStatement[] {
   if (!looksLikeSqlite(data)) throw bad('not a SQLite database file (the header is missing)');
   if (data.length < 100) throw bad('truncated SQLite file: shorter than its 100-byte header');
   const raw = data.readUInt16BE(16);
@@ -250,7 +326,7 @@ export function statementsFromSqliteFile(data: Buffer, scratchDir: string): stri
  * whole) and returns the statements that recreate the result. `allowed` vets each statement
  * first (the node's classifier: no ATTACH, no extension loading, no internal tables).
  */
-export function statementsFromDump(text: string, allowed: (sql: string) => void, split: (sql: string) => string[]): string[] {
+export function statementsFromDump(text: string, allowed: (sql: string) => void, split: (sql: string) => string[]): LoadStatement[] {
   const db = new Database(':memory:');
   try {
     const stmts = split(text).filter((s) => !/^(BEGIN|COMMIT|END|ROLLBACK)\b/i.test(s) && !/^PRAGMA\s+foreign_keys\s*=/i.test(s));
@@ -269,10 +345,10 @@ export function statementsFromDump(text: string, allowed: (sql: string) => void,
   }
 }
 
-function fromDb(db: Db): string[] {
+function fromDb(db: Db): LoadStatement[] {
   const internal = (db.prepare('SELECT name FROM sqlite_schema').pluck().all() as string[]).find(isInternal);
   if (internal) throw bad(`the upload contains ${internal}: tables named ${INTERNAL_PREFIX}* are sqlfleet's own and cannot be loaded`);
-  return recreateStatements(db);
+  return [...recreate(db, jsonInsertStatements)];
 }
 
 function bad(message: string): SqlfleetError {
@@ -318,23 +394,18 @@ export class Portable {
     });
   }
 
-  /** The SQL dump of a backup file. */
-  dump(file: string): string {
-    const db = new Database(file, { readonly: true, fileMustExist: true });
-    try {
-      return dumpSql(db);
-    } finally {
-      db.close();
-    }
+  /** The SQL dump of a backup file, in slices (see dumpSlices). */
+  dump(file: string): AsyncGenerator<string> {
+    return dumpSlices(file);
   }
 
   /** See statementsFromSqliteFile. */
-  fromSqliteFile(data: Buffer): string[] {
+  fromSqliteFile(data: Buffer): LoadStatement[] {
     return statementsFromSqliteFile(data, this.o.scratchDir);
   }
 
   /** See statementsFromDump. */
-  fromDump(text: string): string[] {
+  fromDump(text: string): LoadStatement[] {
     const filtered = (sql: string) => this.o.split(sql).filter((s) => !/^(DELETE\s+FROM|INSERT\s+INTO)\s+["'`[]?sqlite_sequence\b/i.test(s));
     return statementsFromDump(text, this.o.vet, filtered);
   }
