@@ -60,6 +60,12 @@ export interface Config {
   readonly tlsCa: string | null;
   /** How often the master compares slaves' checksums with its own. */
   readonly verifyMs: number;
+  /** etcd endpoints: automatic failover (DESIGN §6); empty = static mode. */
+  readonly etcd: readonly string[];
+  /** Leader lease TTL in etcd mode. */
+  readonly leaseTtlMs: number;
+  /** Names the cluster: its keys in etcd, and a check that nodes talking to each other belong together. */
+  readonly clusterName: string;
   /** Idempotency keys are honoured this long (ms); kept IDEMPOTENCY_GRACE_MS longer for clock skew. */
   readonly idempotencyWindowMs: number;
 }
@@ -69,6 +75,11 @@ export type ConfigInput = Partial<Omit<Config, 'role' | 'dbPath' | 'tokenPath'>>
 
 /** Extra time applied idempotency keys are kept past the window: tolerated client/master clock skew. */
 export const IDEMPOTENCY_GRACE_MS = 60_000;
+
+/** How long a node keeps applied idempotency keys: the window plus the skew grace (no more than the window itself). */
+export function idempotencyRetainMs(c: Pick<Config, 'idempotencyWindowMs'>): number {
+  return c.idempotencyWindowMs + Math.min(IDEMPOTENCY_GRACE_MS, c.idempotencyWindowMs);
+}
 
 /** Builds the frozen Config; throws a plain Error with a user-facing message on bad input. */
 export function resolveConfig(input: ConfigInput): Config {
@@ -119,6 +130,9 @@ export function resolveConfig(input: ConfigInput): Config {
     logLevel: input.logLevel ?? 'info',
     pretty: input.pretty ?? false,
     verifyMs: positive('verify-ms', input.verifyMs ?? 10_000),
+    etcd: etcdUrls(input.etcd),
+    leaseTtlMs: leaseTtl(input.leaseTtlMs ?? 3000),
+    clusterName: clusterName(input.clusterName ?? 'sqlfleet'),
     idempotencyWindowMs: positive('idempotency-window', input.idempotencyWindowMs ?? 600_000),
     authFile: input.authFile ?? null,
     insecure: input.insecure ?? false,
@@ -129,6 +143,23 @@ export function resolveConfig(input: ConfigInput): Config {
     maxRows: positive('max-rows', input.maxRows ?? 100_000),
     readWorkers: positive('read-workers', input.readWorkers ?? 2),
   });
+}
+
+function etcdUrls(v: readonly string[] | undefined): string[] {
+  const urls = (v ?? []).flatMap((s) => s.split(',')).map((s) => s.trim()).filter(Boolean);
+  for (const u of urls) if (!/^https?:\/\/[^/]+/.test(u)) throw new Error(`--etcd: "${u}" is not an http(s) URL such as http://127.0.0.1:2379`);
+  return urls;
+}
+
+function leaseTtl(ms: number): number {
+  // etcd leases have whole seconds; a master renews every third of it.
+  if (!Number.isFinite(ms) || ms < 1000 || ms % 1000 !== 0) throw new Error(`--lease-ttl must be a whole number of seconds >= 1, got ${ms / 1000}`);
+  return ms;
+}
+
+function clusterName(v: string): string {
+  if (!/^[A-Za-z0-9_.-]{1,64}$/.test(v)) throw new Error(`--cluster-name must be 1-64 letters, digits, '.', '_' or '-', got "${v}"`);
+  return v;
 }
 
 function positive(name: string, v: number): number {

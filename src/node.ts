@@ -5,7 +5,7 @@ import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { getRequestListener } from '@hono/node-server';
-import { IDEMPOTENCY_GRACE_MS, urlHost, type Config } from './config.js';
+import { idempotencyRetainMs, urlHost, type Config } from './config.js';
 import { Users } from './auth/users.js';
 import { SqlfleetError } from './errors.js';
 import { Executor } from './core/executor.js';
@@ -43,7 +43,7 @@ export async function startNode(config: Config, log: LogFn = createLogger(config
     readWorkers: config.readWorkers,
     queryTimeoutMs: config.queryTimeoutMs,
     maxRows: config.maxRows,
-    idempotencyRetainMs: config.idempotencyWindowMs + IDEMPOTENCY_GRACE_MS,
+    idempotencyRetainMs: idempotencyRetainMs(config),
     log,
   });
   const classifier = createClassifier({ probe: store.probe, maxStatements: config.maxStatements });

@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import { createClient, SqlfleetClientError, type Client } from '../src/client/index.js';
@@ -27,7 +28,7 @@ import {
   type Cluster,
   type TestNode,
 } from './helpers/cluster.js';
-import { authHeader, hardKill, relaunch } from './helpers/load.js';
+import { authHeader, hardKill, readFile, relaunch } from './helpers/load.js';
 
 describe('client calls on one cluster', () => {
   const suite = useCluster({ slaves: 2 }, async (c) => {
@@ -216,6 +217,61 @@ function run(cmd: string, args: string[]): Promise<{ code: number; out: string }
     });
   });
 }
+
+test('the window: keys are pruned after --idempotency-window (+ grace) on every node; a late UUIDv7 retry is refused, never applied', { timeout: 60_000 }, async () => {
+  const c = await startCluster({ slaves: 1, extraArgs: ['--idempotency-window', '1'] });
+  try {
+    ok(await exec(c.master, 'CREATE TABLE w(call TEXT)'), 'create');
+    const count = async (call: string) => rows(await post(c.master.url, { query: 'SELECT count(*) FROM w WHERE call = ?', params: [call] }))[0][0];
+    const send = (node: TestNode, call: string, key: string) => post(node.url, { query: 'INSERT INTO w(call) VALUES (?)', params: [call], idempotency_key: key });
+    const plain = `plain-${randomUUID()}`;
+    const v7 = uuidv7();
+    ok(await send(c.master, 'plain', plain), 'plain key');
+    ok(await send(c.master, 'v7', v7), 'v7 key');
+    await waitForIndex(c.nodes, (await status(c.master)).applied_index);
+    const kept = (id: number) => readFile<number>(join(c.dataDir, `node-${id}.db`), `SELECT count(*) FROM _sqlfleet_idem WHERE key IN ('${plain}', '${v7}')`);
+    assert.deepEqual([kept(0), kept(1)], [2, 2], 'both keys recorded on master and slave');
+    assert.equal(ok(await send(c.slaves[0], 'plain', plain), 'replay in the window').idempotent_replay, true);
+    await delay(2_300); // window 1 s + grace (capped at the window) 1 s
+    ok(await exec(c.master, "INSERT INTO w(call) VALUES ('tick')"), 'an entry that prunes');
+    await waitForIndex(c.nodes, (await status(c.master)).applied_index);
+    assert.deepEqual([kept(0), kept(1)], [0, 0], 'both keys pruned on master and slave');
+    // The UUIDv7 key says its own age: refused with a clear error, nothing applied.
+    assertError(await send(c.slaves[0], 'v7', v7), 409, 'IDEMPOTENCY_KEY_EXPIRED', 'late v7 retry');
+    assert.equal(await count('v7'), 1);
+    // Any other key is forgotten after the window: it is a new write (as documented).
+    const again = ok(await send(c.master, 'plain', plain), 'plain key after the window');
+    assert.equal(again.idempotent_replay, undefined);
+    assert.equal(await count('plain'), 2);
+  } catch (e) {
+    printLogs(c.nodes);
+    throw e;
+  } finally {
+    await c.stop();
+  }
+});
+
+test('routing without a cluster: a deposed master that still says "master" loses to a higher epoch; UUIDv7 keys carry their time', async () => {
+  const { Router } = await import('../src/client/router.js');
+  const { keyTime } = await import('../src/core/idempotency.js');
+  const r = new Router(['http://a', 'http://b/', 'http://c'], true);
+  const st = (role: string, master: string, epoch: number) => ({ node: 0, role, url: '', applied_index: 0, master, epoch, nodes: [] });
+  r.learn([
+    { url: 'http://a', status: st('master', 'http://a', 1) }, // restarted old master, not yet told
+    { url: 'http://b', status: st('slave', 'http://c', 2) },
+  ]);
+  assert.equal(r.master, 'http://c');
+  r.learn([{ url: 'http://c', status: st('master', 'http://c', 2) }, { url: 'http://b', status: st('slave', 'http://c', 2) }]);
+  assert.equal(r.master, 'http://c');
+  r.failed('http://c');
+  assert.equal(r.master, undefined, 'a failed master is looked up again');
+  const reads = new Set(Array.from({ length: 6 }, () => r.nextRead()));
+  assert.deepEqual([...reads].sort(), ['http://a', 'http://b'], 'reads skip the node that just failed');
+  const t = Date.now() - 12_345;
+  assert.equal(keyTime(uuidv7(t)), t);
+  assert.match(uuidv7(), /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+  assert.equal(keyTime(randomUUID()), undefined, 'a v4 key has no time');
+});
 
 // ---- storms ----------------------------------------------------------------------------
 
