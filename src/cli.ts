@@ -31,6 +31,9 @@ const common = (y: Argv) =>
     .option('read-workers', { type: 'number', default: 2, describe: 'threads running client reads' })
     .option('verify-ms', { type: 'number', default: 10000, describe: 'ms between checksum comparisons (master)' })
     .option('idempotency-window', { type: 'number', default: 600, describe: 's an idempotency key is honoured (retries after it are refused or, for non-UUIDv7 keys, new)' })
+    .option('etcd', { type: 'string', describe: 'etcd URLs (comma-separated): automatic failover' })
+    .option('lease-ttl', { type: 'number', default: 3, describe: 's the leader lease lasts in etcd (the master renews it every third)' })
+    .option('cluster-name', { type: 'string', default: 'sqlfleet', describe: 'names this cluster (its keys in etcd; nodes of other clusters are refused)' })
     .option('log-retain', { type: 'number', default: 10000, describe: 'log entries the master keeps' })
     .option('durability', { choices: ['normal', 'full'] as const, default: 'normal' as Durability, describe: 'SQLite synchronous level' })
     .option('auth', { type: 'string', describe: 'users file (JSON) enabling client authentication' })
@@ -63,6 +66,9 @@ function toInput(a: Args, id: number, numSlaves: number): ConfigInput {
     heartbeatMs: a['heartbeat-ms'],
     logRetain: a['log-retain'],
     verifyMs: a['verify-ms'],
+    etcd: a.etcd ? [a.etcd] : [],
+    leaseTtlMs: a['lease-ttl'] * 1000,
+    clusterName: a['cluster-name'],
     idempotencyWindowMs: a['idempotency-window'] * 1000,
     queryTimeoutMs: a['query-timeout'],
     maxRows: a['max-rows'],

@@ -20,6 +20,7 @@ import { createClassifier } from './sql/classify.js';
 import { Store } from './store/store.js';
 import { Portable } from './store/portable.js';
 import { splitStatements } from './sql/split.js';
+import { HaLoop } from './ha/loop.js';
 import { Promoter } from './wiring/promote.js';
 import { Roles, readRole, type SavedRole } from './wiring/roles.js';
 import { Metrics } from './metrics.js';
@@ -63,8 +64,13 @@ export async function startNode(config: Config, log: LogFn = createLogger(config
   let roles: Roles | undefined = undefined;
   const metrics: Metrics = new Metrics(config.id, config.role, { appliedIndex: () => store.appliedIndex, nodes: (): Record<string, unknown>[] => roles?.current.nodes() ?? [] });
   roles = new Roles({ config, store, client, waiter, log, metrics });
+  let url = '';
+  // etcd mode: etcd decides who is master; every node starts as a follower of nobody yet.
+  const ha = config.etcd.length ? new HaLoop({ config, store, roles, log, selfUrl: () => url }) : null;
+  if (ha) roles.ha = ha.hooks;
   const saved = readRole(config);
-  roles.init(saved, await newerMaster(saved, store.epoch, client, log));
+  if (ha) roles.initFollower(saved);
+  else roles.init(saved, await newerMaster(saved, store.epoch, client, log));
   const executor = new Executor({
     config,
     store,
@@ -81,11 +87,10 @@ export async function startNode(config: Config, log: LogFn = createLogger(config
     masterUrl: () => roles.current.masterUrl(),
     diverged: () => roles.current.diverged(),
   });
-  let url = '';
-  const promoter = new Promoter({ config, store, client, roles, log, selfUrl: () => url, automatic: () => false });
+  const promoter = new Promoter({ config, store, client, roles, log, selfUrl: () => url, automatic: () => ha !== null });
   const role = {
     nodes: () => roles.current.nodes(),
-    statusExtra: () => roles.current.statusExtra(),
+    statusExtra: () => ({ ...roles.current.statusExtra(), ...(ha ? ha.status() : {}) }),
   };
   let ready = false;
 
@@ -133,6 +138,7 @@ export async function startNode(config: Config, log: LogFn = createLogger(config
   const port = (server.address() as AddressInfo).port;
   url = config.advertiseUrl ?? `${config.tlsCert ? 'https' : 'http'}://${urlHost(config.host)}:${port}`;
   roles.start(url);
+  ha?.start();
   ready = true;
   log('info', 'ready', { role: roles.current.kind, url, applied_index: store.appliedIndex, data: config.dbPath, master: roles.current.kind === 'slave' ? roles.current.masterUrl() : url });
 
@@ -142,6 +148,7 @@ export async function startNode(config: Config, log: LogFn = createLogger(config
     stuckThreads: () => store.stuckReaders,
     stop: async () => {
       ready = false;
+      await ha?.stop();
       await roles.stop();
       waiter.cancelAll();
       await new Promise<void>((resolve) => server.close(() => resolve()));

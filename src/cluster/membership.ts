@@ -29,6 +29,8 @@ export interface MembershipDeps {
   numSlaves: number;
   /** Instead of the 1..numSlaves range: the nodes a promoted master knows (every node but itself). */
   peers?: { id: number; url: string | null; reachable?: boolean }[];
+  /** This node's id (never its own member). */
+  selfId: number;
   downAfterMs: number;
   /** The master's applied index, to tell catching_up from up. */
   masterIndex: () => number;
@@ -52,7 +54,10 @@ export class Membership {
     this.now = deps.now ?? Date.now;
     this.startedAt = this.now();
     if (deps.peers) {
+      // Every configured node but this one (a promoted master's members include node 0).
+      for (let id = 0; id <= deps.numSlaves; id++) if (id !== deps.selfId) this.map.set(id, blank(id, null, false));
       for (const p of deps.peers) {
+        if (p.id === deps.selfId) continue;
         const m = blank(p.id, p.url, false);
         if (p.reachable === false) m.lastSeen = -1; // not "never seen": no start-up grace
         else if (p.url) {

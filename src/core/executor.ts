@@ -31,8 +31,8 @@ export interface Replicate {
   /** Called with every committed entry. */
   onWrite(entry: Entry, json: string): void;
   waitAcks(index: number, level: AckLevel, timeoutMs: number): Promise<AckResult>;
-  /** Throws (503, outcome unknown) if this node stopped being master in `epoch` while the write waited. */
-  settle(epoch: number): void;
+  /** Throws (503, outcome unknown) if this node stopped being master in `epoch` while write `index` waited; else it is acknowledged. */
+  settle(epoch: number, index: number): void;
 }
 
 /** What the executor needs from the rest of the node. */
@@ -134,7 +134,7 @@ export class Executor {
         rep.onWrite(entry as Entry, json);
       }
       const acks = await rep.waitAcks(entry.index, ack, this.d.config.ackTimeoutMs);
-      rep.settle(epoch);
+      rep.settle(epoch, entry.index);
       const extra: Record<string, unknown> = { replicated_to: acks.replicated_to };
       if (acks.lagging.length > 0) extra.lagging = acks.lagging;
       if (acks.missing.length > 0) extra.missing = acks.missing;

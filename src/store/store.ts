@@ -238,6 +238,13 @@ export class Store {
     return out;
   }
 
+  /** Hash of the log entry at `index`, or null when the log no longer (or never) held it. */
+  hashAt(index: number): string | null {
+    if (index === this.applied) return this.hash;
+    const row = this.q.readLog.all(index, 1)[0] as LogRow | undefined;
+    return row && row[0] === index ? row[4] : null;
+  }
+
   /** Lowest index still in the log (applied + 1 when the log is empty). */
   firstLogIndex(): number {
     const v = this.q.firstLog.get() as number | null;

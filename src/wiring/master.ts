@@ -27,6 +27,18 @@ export interface MasterOptions {
   peers?: Peer[];
   /** A node with a higher epoch exists: step down and follow `masterUrl` (may be null: unknown). */
   onDeposed: (masterUrl: string | null, epoch: number) => void;
+  /** etcd mode: the lease fences writes and the sync set decides whom ack "all" waits for. */
+  ha?: HaHooks;
+}
+
+/** What the etcd HA loop lends a master. */
+export interface HaHooks {
+  /** False once the leader lease may have expired: no write is admitted or acknowledged then. */
+  leaseOk(): boolean;
+  /** Members of the sync set: ack "all" waits for them. */
+  inSync(id: number): boolean;
+  /** Removes `ids` from the sync set in etcd; a write is answered without them only after this resolved. Throws when etcd cannot record it. */
+  drop(ids: number[]): Promise<void>;
 }
 
 /** The master's parts, plus what a switchover needs. */
@@ -39,6 +51,12 @@ export interface MasterParts extends RoleParts {
   resume(): void;
   /** Writes admitted and not yet answered. */
   inflight(): number;
+  /** Every member, as the master sees it (the HA loop adds caught-up ones to the sync set). */
+  members(): MemberT[];
+  /** Highest index acknowledged to a client: a member joins the sync set only once it has it. */
+  maxAcked(): number;
+  /** The sync set changed: waiting writes re-check. */
+  acksChanged(): void;
 }
 
 /** Builds the master's role parts. */
@@ -49,6 +67,8 @@ export function wireMaster(config: Config, store: Store, client: PeerClient, _wa
   let paused: string | null = null;
   let deposed = false;
   let inflight = 0;
+  let maxAcked = store.appliedIndex; // everything before this epoch counts as acknowledged
+  const ha = opts.ha;
   const depose = (url: string | null, higher: number) => {
     if (deposed) return;
     deposed = true;
@@ -58,13 +78,14 @@ export function wireMaster(config: Config, store: Store, client: PeerClient, _wa
   const membership = new Membership({
     numSlaves: config.numSlaves,
     peers: opts.peers,
+    selfId: config.id,
     downAfterMs: config.downAfterMs,
     masterIndex: () => store.appliedIndex,
     persist: (joined) => store.setMeta(JOINED_KEY, joined),
     joined: store.getMeta<{ id: number; url: string }[]>(JOINED_KEY) ?? [],
     onStateChange: (m, from) => log('info', 'node state changed', { slave: m.id, from, to: m.state, applied_index: m.applied }),
   });
-  const acks = new AckTracker(() => membership.slaves(), (m) => membership.expected(m));
+  const acks = new AckTracker(() => membership.slaves(), ha ? (m) => ha.inSync(m.id) : (m) => membership.expected(m));
   membership.onChange(() => acks.check());
   const shipper = new Shipper({
     store,
@@ -161,6 +182,9 @@ export function wireMaster(config: Config, store: Store, client: PeerClient, _wa
       paused = null;
     },
     inflight: () => inflight,
+    members: () => membership.slaves(),
+    maxAcked: () => maxAcked,
+    acksChanged: () => acks.check(),
     masterUrl: () => selfUrl,
     diverged: () => null,
     ready: () => true,
@@ -169,15 +193,30 @@ export function wireMaster(config: Config, store: Store, client: PeerClient, _wa
       admit: () => {
         if (deposed) throw notMaster('not_applied', 'this node was master and stepped down; nothing was applied, retry');
         if (paused) throw notMaster('not_applied', `${paused}; nothing was applied, retry`);
+        if (ha && !ha.leaseOk()) throw notMaster('not_applied', 'the leader lease in etcd was not renewed in time; nothing was applied, retry');
         inflight++;
       },
       done: () => {
         inflight--;
       },
       onWrite: (entry, json) => shipper.onWrite(entry, json),
-      waitAcks: (index, level, timeoutMs) => acks.wait(index, level, timeoutMs),
-      settle: () => {
+      waitAcks: async (index, level, timeoutMs) => {
+        const r = await acks.wait(index, level, timeoutMs);
+        if (ha && level === 'all' && r.lagging.length > 0) {
+          // Patroni's rule: leave the sync set in etcd before answering without them.
+          try {
+            await ha.drop(r.lagging);
+          } catch (e) {
+            throw notMaster('unknown', `slaves ${r.lagging.join(',')} did not apply the write in time and etcd could not record that they left the sync set (${(e as Error).message}); the write is on the master only and may be lost`);
+          }
+          r.lagging = [];
+        }
+        return r;
+      },
+      settle: (_epoch, index) => {
         if (deposed) throw notMaster('unknown', 'this master stepped down while the write waited for acknowledgements; it may or may not survive (check with a read)');
+        if (ha && !ha.leaseOk()) throw notMaster('unknown', 'the leader lease expired while the write waited for acknowledgements; it may or may not survive (check with a read)');
+        if (index > maxAcked) maxAcked = index;
       },
     },
     nodes: clusterNodes,

@@ -11,7 +11,7 @@ import type { LogFn } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import type { PeerClient } from '../replication/client.js';
 import type { Store } from '../store/store.js';
-import { wireMaster, type MasterParts } from './master.js';
+import { wireMaster, type HaHooks, type MasterParts } from './master.js';
 import { wireSlave, type FollowerParts } from './slave.js';
 import type { Peer } from './types.js';
 
@@ -97,6 +97,11 @@ export class Roles {
     this.save();
   }
 
+  /** etcd mode: starts as a follower of nobody; the HA loop names the master. */
+  initFollower(saved: SavedRole | null): void {
+    this.parts = this.follower('', saved?.peers ?? []);
+  }
+
   /** Starts the current parts once the node listens. */
   start(selfUrl: string): void {
     this.selfUrl = selfUrl;
@@ -105,6 +110,9 @@ export class Roles {
     this.peerTimer = setInterval(() => this.save(), 500);
     this.peerTimer.unref();
   }
+
+  /** etcd mode: the HA loop's hooks, lent to every master this node becomes. */
+  ha: HaHooks | null = null;
 
   /** Becomes master in `epoch` (stored before the first write) knowing `peers`. */
   becomeMaster(epoch: number, peers: Peer[]): Promise<void> {
@@ -141,6 +149,7 @@ export class Roles {
     return wireMaster(config, store, client, waiter, log, metrics, {
       epoch,
       peers,
+      ...(this.ha ? { ha: this.ha } : {}),
       onDeposed: (url) => {
         if (url) void this.becomeFollower(url);
         else void this.swap(() => this.follower(config.masterUrl, this.parts.peers()));
@@ -150,7 +159,7 @@ export class Roles {
 
   private follower(masterUrl: string, peers: Peer[]): FollowerParts {
     const { config, store, client, waiter, log, metrics } = this.d;
-    return wireSlave(config, store, client, waiter, log, metrics, { masterUrl, peers, onFollow: () => this.save() });
+    return wireSlave(config, store, client, waiter, log, metrics, { masterUrl, peers, onFollow: () => this.save(), discover: !this.ha });
   }
 
   private save(): void {

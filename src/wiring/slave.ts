@@ -24,6 +24,8 @@ export interface FollowerOptions {
   peers: Peer[];
   /** Called when this follower starts following another master (persist it). */
   onFollow: (masterUrl: string, epoch: number) => void;
+  /** Static mode: ask peers where the master went when it stops answering (etcd mode: etcd says). */
+  discover: boolean;
 }
 
 /** A follower's parts, plus what a promotion needs. */
@@ -32,6 +34,8 @@ export interface FollowerParts extends RoleParts {
   readonly applier: Applier;
   /** True while the last heartbeat to the master was answered. */
   masterReachable(): boolean;
+  /** Follows `url` from now on (etcd named a new leader). */
+  followMaster(url: string, why: string): void;
 }
 
 /** Builds a follower's role parts. */
@@ -100,6 +104,7 @@ export function wireSlave(config: Config, store: Store, client: PeerClient, wait
     intervalMs: config.heartbeatMs,
     send: async () => {
       const to = masterUrl;
+      if (!to) throw new Error('no master elected yet');
       const res = await client.post<HeartbeatAnswer & { error?: { code: string; message: string; master?: string } }>(
         to,
         '/internal/heartbeat',
@@ -129,7 +134,7 @@ export function wireSlave(config: Config, store: Store, client: PeerClient, wait
       warnedUnreachable = true;
       masterReachable = false;
       if (unreachableSince === 0) unreachableSince = Date.now();
-      if (Date.now() - unreachableSince >= config.downAfterMs) void discover();
+      if (opts.discover && Date.now() - unreachableSince >= config.downAfterMs) void discover();
     },
   });
 
@@ -185,6 +190,7 @@ export function wireSlave(config: Config, store: Store, client: PeerClient, wait
 
   const forward = async (body: string, onBehalf: string | null): Promise<Outcome> => {
     const to = masterUrl;
+    if (!to) throw new SqlfleetError('MASTER_UNAVAILABLE', 'no master is elected yet; nothing was applied, retry', { outcome: 'not_applied', retry_after_ms: 500 });
     try {
       const res = await client.post<Record<string, unknown>>(to, '/', body, {
         timeoutMs: config.forwardTimeoutMs,
@@ -207,6 +213,7 @@ export function wireSlave(config: Config, store: Store, client: PeerClient, wait
     kind: 'slave',
     applier,
     masterReachable: () => masterReachable,
+    followMaster: (url, why) => follow(url, why),
     forward,
     masterUrl: () => masterUrl,
     diverged: () => applier.diverged,

@@ -1,0 +1,46 @@
+// The HA decision (Patroni's design): one pure step from (what etcd shows, what this node
+// is) to one action. No I/O here, so a table of states tests it without etcd.
+import type { EtcdView } from './etcd.js';
+
+/** What this node knows of itself when it decides. */
+export interface LocalState {
+  id: number;
+  isMaster: boolean;
+  applied: number;
+  /** Started as `npm run master` (node 0): on a fresh cluster it is the one to lead. */
+  initialMaster: boolean;
+}
+
+/** The one thing the loop does this cycle. */
+export type Action =
+  | { kind: 'renew' }
+  | { kind: 'acquire' }
+  | { kind: 'follow'; url: string }
+  | { kind: 'demote'; url: string | null; why: string }
+  | { kind: 'wait'; why: string };
+
+/** Decides this cycle's action. */
+export function decide(view: EtcdView, me: LocalState): Action {
+  const { leader, sync } = view;
+  if (leader) {
+    if (leader.id === me.id) {
+      if (me.isMaster) return { kind: 'renew' };
+      return { kind: 'wait', why: 'the leader key names this node from an earlier run; waiting for its lease to expire' };
+    }
+    if (me.isMaster) return { kind: 'demote', url: leader.url, why: `node ${leader.id} holds the leader key` };
+    return { kind: 'follow', url: leader.url };
+  }
+  if (me.isMaster) return { kind: 'demote', url: null, why: 'the leader key is gone (lease expired)' };
+  // Only a member of the sync set may lead: it has every write acknowledged with ack "all".
+  const eligible = (id: number) => (sync ? sync.leader === id || sync.members.includes(id) : true);
+  if (!eligible(me.id)) return { kind: 'wait', why: `not in the sync set [${sync?.members.join(',')}]` };
+  const rivals = view.members.filter((m) => m.id !== me.id && eligible(m.id));
+  const ahead = rivals.find((m) => m.applied > me.applied);
+  if (ahead) return { kind: 'wait', why: `node ${ahead.id} is more advanced (${ahead.applied} > ${me.applied})` };
+  if (!sync && !me.initialMaster) {
+    // A fresh cluster: node 0 (the initial master) leads when it is there and not behind.
+    const first = rivals.find((m) => m.id === 0 && m.applied >= me.applied);
+    if (first) return { kind: 'wait', why: 'fresh cluster: the initial master (node 0) takes the lead' };
+  }
+  return { kind: 'acquire' };
+}

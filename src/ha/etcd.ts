@@ -1,0 +1,172 @@
+// The only importer of the etcd client: a small, typed surface over etcd3 for the HA loop
+// (one lease per node, the leader key, the sync set, member keys, a watch on the leader).
+import { Etcd3, type Lease, type Watcher } from 'etcd3';
+import { noop } from 'cockatiel';
+
+/** The leader key's value: who is master, where, in which epoch. */
+export interface LeaderValue {
+  id: number;
+  url: string;
+  epoch: number;
+}
+
+/** The sync set (Patroni's synchronous mode): members that have every write the leader acknowledged. */
+export interface SyncValue {
+  leader: number;
+  members: number[];
+}
+
+/** A member key's value: each node publishes where it is and how far it applied. */
+export interface MemberValue {
+  id: number;
+  url: string;
+  applied: number;
+  epoch: number;
+}
+
+/** What one read of the cluster's keys returns. */
+export interface EtcdView {
+  leader: LeaderValue | null;
+  /** The leader key's raw value (for compare-and-swap) and the revision of its creation. */
+  leaderRaw: string | null;
+  sync: SyncValue | null;
+  members: MemberValue[];
+}
+
+/** Keys of one cluster, under /sqlfleet/<cluster-name>/. */
+export class EtcdCluster {
+  private readonly client: Etcd3;
+  private lease: Lease | null = null;
+  private leaseId: string | null = null;
+  private watcher: Watcher | null = null;
+  private readonly prefix: string;
+
+  constructor(
+    hosts: string[],
+    clusterName: string,
+    private readonly ttlSeconds: number,
+    private readonly callTimeoutMs: number,
+  ) {
+    this.prefix = `/sqlfleet/${clusterName}/`;
+    this.client = new Etcd3({
+      hosts,
+      dialTimeout: callTimeoutMs,
+      // Every unary call has a deadline (the HA loop must never hang on etcd); the watch
+      // stream has none. etcd3's default circuit breaker would keep refusing calls for 5 s
+      // after etcd came back: the loop retries on its own schedule instead.
+      defaultCallOptions: (ctx) => (ctx.service === 'Watch' ? {} : { deadline: Date.now() + callTimeoutMs }),
+      faultHandling: { host: () => noop, global: noop },
+    });
+  }
+
+  /** This node's lease (granted on first use, again after it was lost). */
+  async leaseIdOrGrant(): Promise<string> {
+    if (this.leaseId && this.lease && !this.lease.revoked()) return this.leaseId;
+    this.lease?.release();
+    this.lease = this.client.lease(this.ttlSeconds, { autoKeepAlive: false });
+    this.lease.on('lost', () => undefined); // a lost lease is found by keepalive() below
+    this.leaseId = await this.lease.grant();
+    return this.leaseId;
+  }
+
+  /** Renews the lease once; false when etcd says it expired (then a new one is granted next time). */
+  async keepalive(): Promise<boolean> {
+    await this.leaseIdOrGrant();
+    const res = await (this.lease as Lease).keepaliveOnce();
+    if (Number(res.TTL) <= 0) {
+      this.forgetLease();
+      return false;
+    }
+    return true;
+  }
+
+  /** Drops the local lease handle (it expired in etcd). */
+  forgetLease(): void {
+    this.lease?.release();
+    this.lease = null;
+    this.leaseId = null;
+  }
+
+  /** Reads leader, sync set and members in one round trip each. */
+  async view(): Promise<EtcdView> {
+    const [leaderRaw, syncRaw, members] = await Promise.all([
+      this.client.get(this.key('leader')).string(),
+      this.client.get(this.key('sync')).string(),
+      this.client.getAll().prefix(this.key('members/')).strings(),
+    ]);
+    return {
+      leader: parse<LeaderValue>(leaderRaw),
+      leaderRaw,
+      sync: parse<SyncValue>(syncRaw),
+      members: Object.values(members).map((v) => parse<MemberValue>(v)).filter((m): m is MemberValue => m !== null),
+    };
+  }
+
+  /** Publishes this node's member key on its lease (it vanishes when the node does). */
+  async publish(m: MemberValue): Promise<void> {
+    const lease = await this.leaseIdOrGrant();
+    await this.client.put(this.key(`members/${m.id}`)).value(JSON.stringify(m)).lease(lease);
+  }
+
+  /**
+   * Takes the leader key if nobody holds it, bound to this node's lease. Resolves with the
+   * revision of the write (the epoch is derived from it), or null when someone else has it.
+   */
+  async acquire(id: number, url: string, minEpoch: number): Promise<{ epoch: number; raw: string } | null> {
+    const lease = await this.leaseIdOrGrant();
+    // The epoch must be known before the key is written: the next revision is the current + 1.
+    const head = await this.client.get(this.key('leader')).exec();
+    const epoch = Math.max(Number(head.header.revision) + 1, minEpoch);
+    const raw = JSON.stringify({ id, url, epoch } satisfies LeaderValue);
+    const res = await this.client
+      .if(this.key('leader'), 'Create', '==', 0)
+      .then(this.client.put(this.key('leader')).value(raw).lease(lease))
+      .commit();
+    return res.succeeded ? { epoch, raw } : null;
+  }
+
+  /** Writes the sync set, only while the leader key still holds `leaderRaw` (ours). */
+  async putSync(leaderRaw: string, sync: SyncValue): Promise<boolean> {
+    const res = await this.client
+      .if(this.key('leader'), 'Value', '==', leaderRaw)
+      .then(this.client.put(this.key('sync')).value(JSON.stringify(sync)))
+      .commit();
+    return res.succeeded;
+  }
+
+  /** Deletes the leader key if it is still ours (a clean step-down). */
+  async release(leaderRaw: string): Promise<void> {
+    await this.client.if(this.key('leader'), 'Value', '==', leaderRaw).then(this.client.delete().key(this.key('leader'))).commit();
+  }
+
+  /** Calls `fn` whenever the leader key changes (so followers react before their next tick). */
+  async watchLeader(fn: () => void): Promise<void> {
+    this.watcher = await this.client.watch().key(this.key('leader')).create();
+    this.watcher.on('put', fn).on('delete', fn).on('error', () => undefined);
+  }
+
+  /** Closes the watch and the connection; the lease is left to expire (or revoked when `revoke`). */
+  async close(revoke: boolean): Promise<void> {
+    try {
+      if (revoke && this.lease) await this.lease.revoke();
+    } catch {
+      // etcd unreachable: the lease expires on its own
+    }
+    await this.watcher?.cancel().catch(() => undefined);
+    this.lease?.release();
+    this.client.close();
+  }
+
+  private key(k: string): string {
+    return this.prefix + k;
+  }
+}
+
+function parse<T>(raw: string | null): T | null {
+  if (raw === null) return null;
+  try {
+    return JSON.parse(raw) as T;
+  } catch {
+    return null;
+  }
+}

@@ -1,0 +1,78 @@
+// The seed's own scenario, many times: a fresh cluster whose every /health is 200 takes a
+// CREATE TABLE on the master, and each slave reads the table at once. "healthy" must mean
+// "replication works", and ack "all" must mean every expected slave (issue 11).
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { TestNode, get, exec, ok, printLogs, query, rows, tempDir, waitFor, status } from './helpers/cluster.js';
+import { hardKill } from './helpers/load.js';
+import { rmSync } from 'node:fs';
+
+const ROUNDS = Number(process.env.STARTUP_ROUNDS ?? 6);
+
+/** Starts a master and two slaves the way `npm run cluster` does (all at once), without waiting for the master's view. */
+async function freshCluster(dataDir: string): Promise<TestNode[]> {
+  const master = new TestNode({ role: 'master', id: 0, numSlaves: 2, dataDir });
+  await master.launch();
+  const slaves = [1, 2].map((id) => new TestNode({ role: 'slave', id, numSlaves: 2, dataDir, masterUrl: master.url }));
+  await Promise.all(slaves.map((s) => s.launch()));
+  return [master, ...slaves];
+}
+
+test(`fresh cluster, every /health 200, first CREATE TABLE on the master: each slave reads it at once (${ROUNDS} rounds)`, { timeout: 300_000 }, async () => {
+  for (let round = 0; round < ROUNDS; round++) {
+    const dir = tempDir();
+    const nodes = await freshCluster(dir);
+    try {
+      await waitFor(async () => (await Promise.all(nodes.map((n) => get(`${n.url}/health`)))).every((r) => r.status === 200), {
+        timeoutMs: 20_000,
+        message: 'every /health 200',
+      });
+      const w = ok(await exec(nodes[0], 'CREATE TABLE users(id INTEGER PRIMARY KEY, name TEXT)'), `round ${round}: create`);
+      assert.deepEqual(w.replicated_to, [1, 2], `round ${round}: ack "all" answered before the slaves had it: ${JSON.stringify(w)}`);
+      assert.equal(w.missing, undefined);
+      const reads = await Promise.all(nodes.slice(1).map((s) => query(s, "SELECT name FROM sqlite_schema WHERE name = 'users'")));
+      reads.forEach((r, i) => assert.deepEqual(rows(r), [['users']], `round ${round}: slave ${i + 1} does not see the table`));
+    } catch (e) {
+      printLogs(nodes, 60);
+      throw e;
+    } finally {
+      await Promise.all(nodes.map((n) => n.kill('SIGTERM')));
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+});
+
+test('a slave /health is 503 until it has reached its master; a down slave is named "missing" in ack "all" answers', { timeout: 120_000 }, async () => {
+  const dir = tempDir();
+  const master = new TestNode({ role: 'master', id: 0, numSlaves: 2, dataDir: dir });
+  const nodes: TestNode[] = [master];
+  try {
+    await master.launch();
+    // A slave pointed at a master that does not answer is not healthy.
+    const orphan = new TestNode({ role: 'slave', id: 1, numSlaves: 2, dataDir: dir, masterUrl: 'http://127.0.0.1:9' });
+    nodes.push(orphan);
+    await orphan.launch();
+    const h = await get(`${orphan.url}/health`);
+    assert.equal(h.status, 503, h.text);
+    assert.equal(h.body.error.code, 'UNAVAILABLE');
+    await orphan.kill('SIGTERM');
+    nodes.pop();
+    const s1 = new TestNode({ role: 'slave', id: 1, numSlaves: 2, dataDir: dir, masterUrl: master.url });
+    const s2 = new TestNode({ role: 'slave', id: 2, numSlaves: 2, dataDir: dir, masterUrl: master.url });
+    nodes.push(s1, s2);
+    await Promise.all([s1.launch(), s2.launch()]);
+    await waitFor(async () => (await get(`${s2.url}/health`)).status === 200, { message: 'slave 2 healthy' });
+    ok(await exec(master, 'CREATE TABLE t(x)'), 'create');
+    await hardKill(s2);
+    await waitFor(async () => (await status(master)).nodes.some((n: { id: number; state: string }) => n.id === 2 && n.state === 'down'), { message: 'slave 2 down' });
+    const w = ok(await exec(master, 'INSERT INTO t VALUES (1)'), 'write with slave 2 down');
+    assert.deepEqual(w.replicated_to, [1]);
+    assert.deepEqual(w.missing, [2], `the answer must name the slave that lacks the write: ${JSON.stringify(w)}`);
+  } catch (e) {
+    printLogs(nodes, 60);
+    throw e;
+  } finally {
+    await Promise.all(nodes.map((n) => n.kill('SIGTERM')));
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
