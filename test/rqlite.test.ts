@@ -139,6 +139,11 @@ describe('rqlite API', () => {
     });
     const a = await rq('/db/query?associative&blob_array', ['SELECT i, b FROM ty'])(n);
     assert.deepEqual(a.body.results[0], { types: { i: 'integer', b: 'blob' }, rows: [{ i: 7, b: [1, 2, 255] }] });
+    // 64-bit integers stay exact, indented or not.
+    for (const path of ['/db/query', '/db/query?pretty']) {
+      const big = await rq(path, ['SELECT 9007199254740993 AS big'])(n);
+      assert.match(big.text, /\[\s*9007199254740993\s*\]/, big.text);
+    }
     const empty = await rq('/db/query', ['SELECT i FROM ty WHERE 0'])(n);
     assert.deepEqual(empty.body.results[0], { columns: ['i'], types: ['integer'] });
   });

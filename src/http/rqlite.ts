@@ -52,6 +52,9 @@ export interface RqliteDeps {
 /** Largest /db/load upload: a whole database, so above --max-body (its SQL must fit one log entry). */
 export const LOAD_MAX_BYTES = 32 * 1024 * 1024;
 
+/** Largest load as a log entry (JSON): below the 64 MiB a slave accepts in one append. */
+export const LOAD_MAX_ENTRY = 48 * 1024 * 1024;
+
 // Errors that belong to one statement: rqlite answers them inside `results` under HTTP 200.
 const STATEMENT_ERRORS = new Set<ErrorCode>(['SQL_SYNTAX', 'SQL_ERROR', 'CONSTRAINT', 'READ_ONLY_COMMAND', 'FORBIDDEN_STATEMENT', 'TRANSACTION_CONTROL', 'BAD_REQUEST']);
 
@@ -210,16 +213,17 @@ export function registerRqlite(app: Hono, d: RqliteDeps): void {
     const isFile = data.length >= 16 && data.subarray(0, 16).toString('latin1') === 'SQLite format 3\0';
     if (ctype.startsWith('application/octet-stream') && !isFile) throw new SqlfleetError('BAD_REQUEST', 'not a SQLite database file (the header is missing)');
     const recreate = isFile ? support().fromSqliteFile(data) : support().fromDump(data.toString('utf8'));
-    const size = recreate.reduce((n, s) => n + s.sql.length + (s.params?.[0]?.length ?? 0), 0);
-    if (size > 2 * LOAD_MAX_BYTES) throw new SqlfleetError('PAYLOAD_TOO_LARGE', `the load's SQL is ${size} characters; at most ${2 * LOAD_MAX_BYTES} fit one log entry`);
     // Drops are listed right before the executor runs, with no await in between, so no
     // other write can create an object this entry would miss.
     const stmts: { sql: string; params?: string[] }[] = [...support().dropStatements().map((sql) => ({ sql })), ...recreate];
     if (stmts.length === 0) return respond(c, qp, { results: [] }, started);
     const body = { command: 'exec', queries: stmts.map((s) => (s.params ? { query: s.sql, params: s.params } : { query: s.sql })) };
+    const raw = JSON.stringify(body);
+    // The entry must fit one replication append on every slave (node.ts allows 64 MiB and more).
+    if (raw.length > LOAD_MAX_ENTRY) throw new SqlfleetError('PAYLOAD_TOO_LARGE', `the load is ${raw.length} bytes as a log entry; at most ${LOAD_MAX_ENTRY} fit one`);
     const req: QueryRequest = { ...parseRequest(body, Number.MAX_SAFE_INTEGER), bulk: true };
     try {
-      const out = await d.execute(req, JSON.stringify(body), principal(c));
+      const out = await d.execute(req, raw, principal(c));
       if (out.status !== 200) throw fromOutcome(out);
       return respond(c, qp, { results: [], raft_index: out.body.index, statements: stmts.length }, started);
     } catch (e) {
@@ -358,8 +362,16 @@ const ERROR_STATUS: Record<string, true> = Object.fromEntries(
 
 function respond(c: Context, qp: QueryParams, body: Record<string, unknown>, started: number): Response {
   const out = qp.flag('timings') ? { ...body, time: (performance.now() - started) / 1000 } : body;
-  const text = qp.flag('pretty') ? JSON.stringify(JSON.parse(stringify(out)), null, 4) : stringify(out);
+  const text = qp.flag('pretty') ? prettyJson(out) : stringify(out);
   return c.body(text, 200, { 'content-type': 'application/json; charset=utf-8' });
+}
+
+const BIG = `\u0000big${Math.random().toString(36).slice(2)}:`;
+
+// Indented JSON that keeps 64-bit integers exact, as stringify() does unindented.
+function prettyJson(v: unknown): string {
+  const text = JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? BIG + x.toString() : x), 4);
+  return text.split(JSON.stringify(BIG).slice(0, -1)).map((part, i) => (i === 0 ? part : part.replace(/^(-?\d+)"/, '$1'))).join('');
 }
 
 function redirect(c: Context, master: string): Response {
