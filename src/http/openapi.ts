@@ -275,6 +275,46 @@ const PATHS: Record<string, unknown> = {
       responses: { '200': { description: 'serving', content: json(ref('Health')) }, ...errors('UNAVAILABLE') },
     },
   },
+  '/primary': {
+    get: {
+      tags: ['operations'],
+      summary: 'Load-balancer check: 200 only on the current master',
+      description: 'Point a load balancer\'s write pool here: the one node that answers 200 takes writes. Elsewhere 503 `NOT_MASTER` with `master`.',
+      responses: {
+        '200': { description: 'this node is the master', content: json({ type: 'object', properties: { ok: { const: true }, role: { const: 'master' } }, required: ['ok', 'role'] }) },
+        ...errors('NOT_MASTER'),
+      },
+    },
+  },
+  '/replica': {
+    get: {
+      tags: ['operations'],
+      summary: 'Load-balancer check: 200 on a slave in sync with the master',
+      description: 'Point a load balancer\'s read pool here: 503 `UNAVAILABLE` on the master and on a slave not (yet) in sync.',
+      responses: {
+        '200': { description: 'an in-sync slave', content: json({ type: 'object', properties: { ok: { const: true }, role: { const: 'slave' } }, required: ['ok', 'role'] }) },
+        ...errors('UNAVAILABLE'),
+      },
+    },
+  },
+  '/nodes/{id}/promote': {
+    parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'integer', minimum: 0 } }],
+    post: {
+      tags: ['admin'],
+      summary: 'Make a node the master (static mode): switchover when the master is up, failover when it is not',
+      description:
+        'Any node. Needs the admin role when the node runs with `--auth`, or the cluster token. Switchover pauses writes until the target has every acknowledged entry; failover first copies what the target lacks from the most advanced reachable node and is refused if it cannot, unless `force`. The new master takes epoch = highest seen + 1. Refused in etcd mode (`--etcd`), where the nodes elect their master.',
+      security: SECURED,
+      requestBody: { required: false, content: json({ type: 'object', properties: { force: { type: 'boolean', default: false } }, additionalProperties: false }) },
+      responses: {
+        '200': {
+          description: 'promoted',
+          content: json({ type: 'object', properties: { ok: { const: true }, mode: { enum: ['switchover', 'failover'] }, master: { type: 'string', description: 'URL of the new master' }, epoch: { type: 'integer' }, index: { type: 'integer', description: 'last log index the new master took over' } }, required: ['ok', 'mode', 'master', 'epoch', 'index'] }),
+        },
+        ...errors('BAD_REQUEST', ...AUTH_ERRORS, 'NOT_FOUND', 'PROMOTION_REFUSED', 'MASTER_UNAVAILABLE', 'INTERNAL'),
+      },
+    },
+  },
   '/status': {
     get: {
       tags: ['cluster'],
