@@ -132,7 +132,7 @@ function runCluster(a: Args, numSlaves: number, argv: string[]): void {
   const cfg = resolveConfig(toInput(a, 0, numSlaves));
   masterToken(cfg.clusterToken, cfg.tokenPath); // create it before the slaves look for it
   const self = fileURLToPath(import.meta.url);
-  const passthrough = argv.slice(argv.indexOf('cluster') + 2);
+  const passthrough = argv.slice(argv.indexOf('cluster') + 2).filter((x) => x !== '--with-etcd');
   // Children write to pipes: pass on the terminal's preference for readable logs.
   if (a.pretty ?? process.stdout.isTTY) passthrough.push('--pretty');
   const children: ChildProcess[] = [];
@@ -144,8 +144,29 @@ function runCluster(a: Args, numSlaves: number, argv: string[]): void {
     child.on('exit', (code, signal) => process.stdout.write(`[${label}] exited (${signal ?? code})\n`));
     children.push(child);
   };
+  if (a['with-etcd']) {
+    // A local etcd for trying automatic failover on one machine (Debian's etcd-server).
+    const port = 2379 + (cfg.basePort - 8080) * 10;
+    const url = `http://127.0.0.1:${port}`;
+    const etcd = spawn(
+      'etcd',
+      ['--name', 'sqlfleet', '--data-dir', `${cfg.dataDir}/etcd`, '--listen-client-urls', url, '--advertise-client-urls', url,
+        '--listen-peer-urls', `http://127.0.0.1:${port + 1}`, '--initial-advertise-peer-urls', `http://127.0.0.1:${port + 1}`,
+        '--initial-cluster', `sqlfleet=http://127.0.0.1:${port + 1}`, '--log-level', 'warn'],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    etcd.on('error', (e) => {
+      process.stderr.write(`sqlfleet: --with-etcd needs etcd on PATH (Debian: apt-get install etcd-server): ${e.message}\n`);
+      process.exit(2);
+    });
+    for (const stream of [etcd.stdout!, etcd.stderr!]) readline.createInterface({ input: stream }).on('line', (line) => process.stdout.write(`[etcd] ${line}\n`));
+    children.push(etcd);
+    passthrough.push('--etcd', url);
+    process.stdout.write(`[cluster] etcd on ${url} (data in ${cfg.dataDir}/etcd); nodes elect their master through it\n`);
+  }
   launch(['master', String(numSlaves)], 'node 0');
   for (let id = 1; id <= numSlaves; id++) launch(['node', String(id), String(numSlaves)], `node ${id}`);
+  void reportReady(cfg.basePort, cfg.host, numSlaves, !!cfg.tlsCert);
   let stopping = false;
   const stop = () => {
     if (stopping) return;
@@ -157,6 +178,20 @@ function runCluster(a: Args, numSlaves: number, argv: string[]): void {
   process.on('SIGTERM', stop);
   let alive = children.length;
   for (const c of children) c.on('exit', () => --alive === 0 && process.exit(0));
+}
+
+/** Prints one line once every node's /health is 200: every slave is in sync with the master. */
+async function reportReady(basePort: number, host: string, numSlaves: number, tls: boolean): Promise<void> {
+  const urls = Array.from({ length: numSlaves + 1 }, (_, id) => `${tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${basePort + id}`);
+  const deadline = Date.now() + 120_000;
+  while (Date.now() < deadline) {
+    const ok = await Promise.all(urls.map((u) => fetch(`${u}/health`, { signal: AbortSignal.timeout(1000) }).then((r) => r.ok, () => false)));
+    if (ok.every(Boolean)) {
+      process.stdout.write(`[cluster] ready: ${urls.length} nodes healthy, every slave in sync with the master (${urls.join(' ')})\n`);
+      return;
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
 }
 
 const argv = hideBin(process.argv);
@@ -178,7 +213,10 @@ await yargs(argv)
   .command(
     'cluster <numSlaves>',
     'run the master and <numSlaves> slaves on this machine, each its own process',
-    (y) => common(y).positional('numSlaves', { type: 'number', demandOption: true }),
+    (y) =>
+      common(y)
+        .positional('numSlaves', { type: 'number', demandOption: true })
+        .option('with-etcd', { type: 'boolean', default: false, describe: 'start a local etcd (on PATH) and run every node with --etcd: automatic failover' }),
     (a) => runCluster(a as unknown as Args, a.numSlaves as number, argv),
   )
   .command('hash-password', 'read a password on stdin and print its scrypt hash for the --auth file', {}, async () => {

@@ -70,7 +70,7 @@ export async function startNode(config: Config, log: LogFn = createLogger(config
   if (ha) roles.ha = ha.hooks;
   const saved = readRole(config);
   if (ha) roles.initFollower(saved);
-  else roles.init(saved, await newerMaster(saved, store.epoch, client, log));
+  else roles.init(saved, await startFollowing(saved, config, store.epoch, client, log));
   const executor = new Executor({
     config,
     store,
@@ -161,24 +161,33 @@ export async function startNode(config: Config, log: LogFn = createLogger(config
 }
 
 /**
- * A node that would start as master first asks the peers it knew whether one of them is
- * master in a newer epoch (it was failed over while down): then it follows that one.
+ * Whom to follow at start (static mode). A node that would start as master first asks the
+ * peers it knew whether one of them is master in a newer epoch (it was failed over while
+ * down): then it follows that one. A slave asks its saved master, the command line's
+ * `--master-url` and its peers, and follows whichever answers as master in the highest
+ * epoch (the command line may name a master the role file has not seen yet). Null: no
+ * answer, start as saved or configured.
  */
-async function newerMaster(saved: SavedRole | null, epoch: number, client: PeerClient, log: LogFn): Promise<string | null> {
-  if (!saved || saved.role !== 'master') return null;
+async function startFollowing(saved: SavedRole | null, config: Config, epoch: number, client: PeerClient, log: LogFn): Promise<string | null> {
+  const asMaster = (saved?.role ?? config.role) === 'master';
+  if (asMaster && !saved) return null;
+  const urls = new Set((saved?.peers ?? []).map((p) => p.url).filter((u): u is string => !!u));
+  if (!asMaster) {
+    if (saved?.master) urls.add(saved.master);
+    urls.add(config.masterUrl);
+  }
   const answers = await Promise.all(
-    saved.peers
-      .filter((p) => p.url)
-      .map(async (p) => {
-        try {
-          const res = await client.get<{ role?: string; epoch?: number; url?: string }>(p.url as string, '/status', { timeoutMs: 1500 });
-          return res.status === 200 && res.body?.role === 'master' && typeof res.body.epoch === 'number' && res.body.epoch > epoch ? { url: res.body.url ?? (p.url as string), epoch: res.body.epoch } : null;
-        } catch {
-          return null;
-        }
-      }),
+    [...urls].map(async (url) => {
+      try {
+        const res = await client.get<{ role?: string; epoch?: number; url?: string }>(url, '/status', { timeoutMs: 1500 });
+        const b = res.body;
+        return res.status === 200 && b?.role === 'master' && typeof b.epoch === 'number' && (!asMaster || b.epoch > epoch) ? { url: b.url ?? url, epoch: b.epoch } : null;
+      } catch {
+        return null;
+      }
+    }),
   );
   const best = answers.filter((a) => a !== null).sort((a, b) => b.epoch - a.epoch)[0];
-  if (best) log('warn', 'a newer master exists; starting as its follower', { master: best.url, epoch: best.epoch, own_epoch: epoch });
+  if (best && asMaster) log('warn', 'a newer master exists; starting as its follower', { master: best.url, epoch: best.epoch, own_epoch: epoch });
   return best?.url ?? null;
 }

@@ -1,7 +1,7 @@
 // Spawns real sqlfleet node processes for cluster tests and talks HTTP to them.
 // Every node listens on port 0 and prints one JSON "ready" line with its URL; we read it.
 
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -59,6 +59,8 @@ export interface NodeSpec {
   readonly readyTimeoutMs?: number;
   /** Per-request deadline of the harness's /status and /checksum requests; default 5 s and 15 s. */
   readonly requestTimeoutMs?: number;
+  /** Spawns the node process somewhere else (e.g. `net.spawn(i, …)` into a network namespace); default: here. */
+  readonly spawnIn?: (cmd: string, args: string[], opts: SpawnOptions) => ChildProcess;
 }
 
 /** A running (or stopped) node process; `restart` keeps the same object and URL. */
@@ -125,7 +127,8 @@ export class TestNode {
     args.push(...(spec.extraArgs ?? []));
     this.note(`spawn node ${args.join(' ')}`);
 
-    const child = spawn(process.execPath, args, { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    const opts: SpawnOptions = { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] };
+    const child = spec.spawnIn ? spec.spawnIn(process.execPath, args, opts) : spawn(process.execPath, args, opts);
     this.proc = child;
     killOnExit(child);
     this.exitPromise = new Promise((res) => {
