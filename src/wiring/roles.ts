@@ -6,7 +6,7 @@ import path from 'node:path';
 import type { Config } from '../config.js';
 import { SqlfleetError } from '../errors.js';
 import type { IndexWaiter } from '../core/index-waiter.js';
-import type { Replicate } from '../core/executor.js';
+import type { Outcome, Replicate } from '../core/executor.js';
 import type { LogFn } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import type { PeerClient } from '../replication/client.js';
@@ -124,10 +124,18 @@ export class Roles {
     return this.swap(() => this.follower(masterUrl, this.parts.peers()));
   }
 
+  /** DELETE /nodes/:id: the role file forgets the node at once, so a restart right after does not bring it back. */
+  removeNode(id: number): Outcome {
+    const out = this.parts.removeNode(id);
+    this.save();
+    return out;
+  }
+
   /** Stops the current parts. */
   async stop(): Promise<void> {
     if (this.peerTimer) clearInterval(this.peerTimer);
     await this.switching;
+    this.save();
     await this.parts.stop();
   }
 
