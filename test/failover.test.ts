@@ -153,10 +153,26 @@ test('failover after SIGKILL of the master: npm run promote through the slave, w
   });
 });
 
+function readRoleFile(dir: string, id: number): { peers?: { id: number; url?: string }[] } {
+  try {
+    return JSON.parse(readFileSync(join(dir, `node-${id}.role.json`), 'utf8'));
+  } catch {
+    return {};
+  }
+}
+
 test('an old master that kept a write the new master never had sets it aside in diverged-<epoch>-<index>.jsonl and converges', { timeout: 120_000 }, async () => {
   await withCluster(async (c) => {
     const [s1, s2] = c.slaves;
     ok(await exec(s1, `INSERT INTO ${TABLE}(id, client, tag) VALUES ('before', 0, 'x')`), 'before');
+    // Slaves learn each other's URL from the master's heartbeat answers and keep it in their
+    // role file: the failover below asks the other slave what it has.
+    for (const [a, b] of [[s1, s2], [s2, s1]]) {
+      await waitFor(() => readRoleFile(c.dataDir, a.id).peers?.some((p: { id: number; url?: string }) => p.id === b.id && p.url === b.url), {
+        timeoutMs: 10_000,
+        message: `${a.label()} knows ${b.label()}`,
+      });
+    }
     // Only the master gets W: both slaves killed (a frozen one would still find W in its
     // socket buffer when thawed), ack "master"; then the master freezes and they return.
     await hardKill(s1);
