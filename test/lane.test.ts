@@ -1,0 +1,70 @@
+// POST / is answered on the node:http lane (src/http/lane.ts), ahead of hono: what a
+// client sees there besides the answers the error and auth tests check — request ids,
+// answer headers, a chunked body over --max-body, request metrics — and which requests
+// the log records at the default level (successful statements only at debug).
+import assert from 'node:assert/strict';
+import { exec, get, ok, post, request, useCluster, waitForIndex, assertError } from './helpers/cluster.js';
+
+const MAX_BODY = 4096;
+const { it, cluster } = useCluster({ slaves: 1, extraArgs: ['--max-body', String(MAX_BODY)] }, async (c) => {
+  const w = ok(await exec(c.master, 'CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)'));
+  await waitForIndex(c.nodes, w.index);
+});
+
+it('a request id sent is echoed; without one the node makes a UUID; answers are JSON with an exact length', async () => {
+  for (const n of cluster().nodes) {
+    const r = await post(n.url, { query: 'SELECT 1' }, { headers: { 'x-request-id': `rid-${n.label()}` } });
+    ok(r, `read on ${n.label()}`);
+    assert.equal(r.headers.get('x-request-id'), `rid-${n.label()}`);
+    assert.equal(r.headers.get('content-type'), 'application/json');
+    assert.equal(Number(r.headers.get('content-length')), Buffer.byteLength(r.text));
+    const own = (await post(n.url, { query: 'SELECT 3' })).headers.get('x-request-id') ?? '';
+    assert.match(own, /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
+  }
+});
+
+it('a chunked body over --max-body is refused 413 and the node goes on serving', async () => {
+  const { master } = cluster();
+  const big = new TextEncoder().encode(JSON.stringify({ query: `SELECT '${'x'.repeat(MAX_BODY)}'` }));
+  const body = new ReadableStream<Uint8Array>({
+    start(ctl) {
+      for (let i = 0; i < big.length; i += 1000) ctl.enqueue(big.slice(i, i + 1000));
+      ctl.close();
+    },
+  });
+  assertError(await request(master.url, { method: 'POST', body }), 413, 'PAYLOAD_TOO_LARGE', 'chunked oversized body');
+  ok(await post(master.url, { query: 'SELECT 1' }), 'read after the 413');
+});
+
+it('POST / answers are counted in /metrics by route "/" and status', async () => {
+  const { master } = cluster();
+  const count = async (code: string) => {
+    const text = (await get(`${master.url}/metrics`)).text;
+    const line = text.split('\n').find((l) => l.startsWith('sqlfleet_http_requests_total{') && l.includes('route="/"') && l.includes(`code="${code}"`));
+    return line ? Number(line.slice(line.lastIndexOf(' ') + 1)) : 0;
+  };
+  const [ok0, bad0] = [await count('200'), await count('400')];
+  ok(await post(master.url, { query: 'SELECT 1' }));
+  assertError(await post(master.url, '{not json'), 400, 'BAD_REQUEST', 'malformed JSON');
+  assert.equal(await count('200'), ok0 + 1);
+  assert.equal(await count('400'), bad0 + 1);
+});
+
+it('at the default log level a successful write is not logged with its SQL; schema changes and refusals are', async () => {
+  const { master, slaves } = cluster();
+  const marker = `m${Date.now()}`;
+  ok(await exec(master, `INSERT INTO t(v) VALUES ('${marker}')`), 'write');
+  ok(await exec(slaves[0], `INSERT INTO t(v) VALUES ('${marker}-fwd')`), 'forwarded write');
+  ok(await exec(master, `CREATE TABLE ${marker} (a)`), 'schema change');
+  assertError(await exec(master, `INSERT INTO nowhere_${marker} VALUES (1)`), 400, 'SQL_ERROR', 'write to a missing table');
+  const lines = (n: typeof master) =>
+    n
+      .logs()
+      .split('\n')
+      .filter((l) => l.startsWith('{') && l.includes(marker))
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+  const seen = [...lines(master), ...lines(slaves[0])];
+  assert.ok(!seen.some((o) => o.msg === 'write' || o.msg === 'forwarded'), `successful writes logged at info: ${JSON.stringify(seen)}`);
+  assert.ok(seen.some((o) => o.msg === 'schema' && o.status === 200), `no schema line: ${JSON.stringify(seen)}`);
+  assert.ok(seen.some((o) => o.status === 400 && (o.error === 'SQL_ERROR' || o.msg === 'refused')), `no line for the refused write: ${JSON.stringify(seen)}`);
+});
