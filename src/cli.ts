@@ -146,7 +146,8 @@ function runCluster(a: Args, numSlaves: number, argv: string[]): void {
   };
   if (a['with-etcd']) {
     // A local etcd for trying automatic failover on one machine (Debian's etcd-server).
-    const port = 2379 + (cfg.basePort - 8080) * 10;
+    // etcd's usual port beside the default node ports, else the two ports after the last node's.
+    const port = cfg.basePort === 8080 ? 2379 : cfg.basePort + numSlaves + 1;
     const url = `http://127.0.0.1:${port}`;
     const etcd = spawn(
       'etcd',
@@ -160,13 +161,14 @@ function runCluster(a: Args, numSlaves: number, argv: string[]): void {
       process.exit(2);
     });
     for (const stream of [etcd.stdout!, etcd.stderr!]) readline.createInterface({ input: stream }).on('line', (line) => process.stdout.write(`[etcd] ${line}\n`));
+    etcd.on('exit', (code, signal) => process.stdout.write(`[etcd] exited (${signal ?? code})\n`));
     children.push(etcd);
     passthrough.push('--etcd', url);
     process.stdout.write(`[cluster] etcd on ${url} (data in ${cfg.dataDir}/etcd); nodes elect their master through it\n`);
   }
   launch(['master', String(numSlaves)], 'node 0');
   for (let id = 1; id <= numSlaves; id++) launch(['node', String(id), String(numSlaves)], `node ${id}`);
-  void reportReady(cfg.basePort, cfg.host, numSlaves, !!cfg.tlsCert);
+  void reportReady(cfg.basePort, cfg.host, numSlaves, !!cfg.tlsCert, !!a['with-etcd']);
   let stopping = false;
   const stop = () => {
     if (stopping) return;
@@ -181,17 +183,29 @@ function runCluster(a: Args, numSlaves: number, argv: string[]): void {
 }
 
 /** Prints one line once every node's /health is 200: every slave is in sync with the master. */
-async function reportReady(basePort: number, host: string, numSlaves: number, tls: boolean): Promise<void> {
+async function reportReady(basePort: number, host: string, numSlaves: number, tls: boolean, etcd: boolean): Promise<void> {
   const urls = Array.from({ length: numSlaves + 1 }, (_, id) => `${tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${basePort + id}`);
   const deadline = Date.now() + 120_000;
   while (Date.now() < deadline) {
     const ok = await Promise.all(urls.map((u) => fetch(`${u}/health`, { signal: AbortSignal.timeout(1000) }).then((r) => r.ok, () => false)));
-    if (ok.every(Boolean)) {
+    // With etcd, also every slave in the master's sync set: ack "all" then covers them all.
+    if (ok.every(Boolean) && (!etcd || (await inSyncSet(urls, numSlaves)))) {
       process.stdout.write(`[cluster] ready: ${urls.length} nodes healthy, every slave in sync with the master (${urls.join(' ')})\n`);
       return;
     }
     await new Promise((r) => setTimeout(r, 200));
   }
+}
+
+/** True when one of `urls` is master with `numSlaves` slaves in its sync set (etcd mode). */
+async function inSyncSet(urls: string[], numSlaves: number): Promise<boolean> {
+  for (const u of urls) {
+    const r = await fetch(`${u}/status`, { signal: AbortSignal.timeout(1000) }).catch(() => null);
+    if (r?.status === 401) return true; // --auth: /status needs credentials; /health has to do
+    const s = r?.ok ? ((await r.json().catch(() => null)) as { role?: string; sync_set?: number[] } | null) : null;
+    if (s?.role === 'master') return (s.sync_set?.length ?? 0) >= numSlaves;
+  }
+  return false;
 }
 
 const argv = hideBin(process.argv);

@@ -7,6 +7,7 @@ import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { createServer } from 'node:net';
 import { after, test } from 'node:test';
+import { etcdSkip } from './helpers/etcd.js';
 import { CLI, REPO_ROOT, killOnExit, post, rows, tempDir, waitFor } from './helpers/cluster.js';
 
 const dirs: string[] = [];
@@ -23,13 +24,15 @@ function free(port: number): Promise<boolean> {
   });
 }
 
-/** A base port with base, base+1 and base+2 free. */
-async function freeBase(): Promise<number> {
+/** A base port with `count` consecutive ports free from it. */
+async function freeBase(count = 3): Promise<number> {
   for (let i = 0; i < 50; i++) {
     const base = 20_000 + Math.floor(Math.random() * 30_000);
-    if ((await free(base)) && (await free(base + 1)) && (await free(base + 2))) return base;
+    let all = true;
+    for (let p = base; p < base + count && all; p++) all = await free(p);
+    if (all) return base;
   }
-  throw new Error('no three consecutive free ports');
+  throw new Error(`no ${count} consecutive free ports`);
 }
 
 function exited(child: ChildProcess): Promise<number | null> {
@@ -78,6 +81,46 @@ test('npm run cluster -- 2 serves master and slaves; a write through a slave rea
   }
   for (const id of [0, 1, 2]) assert.match(out, new RegExp(`\\[node ${id}\\] exited`), `node ${id} exited`);
   assert.equal(await free(base), true, 'the master port is released');
+});
+
+test('npm run cluster -- 2 --with-etcd: a local etcd, node 0 elected, "ready" once every node is in sync, writes via a slave, SIGINT stops etcd too', { skip: etcdSkip() }, async () => {
+  const dataDir = tempDir('sqlfleet-cli-');
+  dirs.push(dataDir);
+  const base = await freeBase(5); // three nodes, then etcd's client and peer ports
+  const child = spawn('npm', ['run', 'cluster', '--', '2', '--with-etcd', '--base-port', String(base), '--data-dir', dataDir], {
+    cwd: REPO_ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+  });
+  killOnExit(child);
+  let out = '';
+  child.stdout!.on('data', (d) => (out += d));
+  child.stderr!.on('data', (d) => (out += d));
+  const url = (id: number) => `http://127.0.0.1:${base + id}`;
+  try {
+    assert.match(out + (await waitFor(() => /\[cluster\] etcd on (\S+)/.exec(out)?.[1], { timeoutMs: 30_000, message: 'etcd line' })), new RegExp(`:${base + 3}`));
+    await waitFor(() => out.includes('[cluster] ready:'), { timeoutMs: 60_000, message: '[cluster] ready' });
+    const s = await fetch(`${url(0)}/status`).then((r) => r.json() as Promise<Record<string, any>>);
+    assert.equal(s.role, 'master', 'a fresh cluster elects node 0');
+    assert.equal(s.etcd.connected, true);
+    assert.equal(s.lease.valid, true);
+    assert.deepEqual(s.sync_set, [1, 2], 'ready means every slave is in the sync set');
+    assert.equal((await post(url(2), { command: 'exec', query: 'CREATE TABLE t (x INTEGER)' })).status, 403, 'a slave refuses schema changes');
+    assert.equal((await post(url(0), { command: 'exec', query: 'CREATE TABLE t (x INTEGER)' })).status, 200);
+    const w = await post(url(1), { query: 'INSERT INTO t VALUES (?)', params: [7] });
+    assert.equal(w.status, 200, JSON.stringify(w.body));
+    assert.deepEqual(w.body.replicated_to, [1, 2]);
+    assert.deepEqual(rows(await post(url(2), { query: 'SELECT x FROM t' })), [[7]]);
+  } catch (e) {
+    throw new Error(`${(e as Error).message}\n--- cluster output ---\n${out.slice(-4000)}`);
+  } finally {
+    process.kill(-child.pid!, 'SIGINT');
+    const code = await Promise.race([exited(child), new Promise<'hung'>((r) => setTimeout(() => r('hung'), 15_000).unref())]);
+    if (code === 'hung') process.kill(-child.pid!, 'SIGKILL');
+    assert.notEqual(code, 'hung', `cluster did not stop within 15 s of SIGINT:\n${out}`);
+  }
+  assert.match(out, /\[etcd\] exited/);
+  assert.equal(await free(base + 3), true, "etcd's port is released");
 });
 
 test('cluster refuses --port (each node needs its own: --base-port)', () => {

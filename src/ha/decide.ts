@@ -9,6 +9,8 @@ export interface LocalState {
   applied: number;
   /** Started as `npm run master` (node 0): on a fresh cluster it is the one to lead. */
   initialMaster: boolean;
+  /** Up for less than one lease TTL: on a fresh cluster, give node 0 time to appear first. */
+  starting: boolean;
 }
 
 /** The one thing the loop does this cycle. */
@@ -41,6 +43,7 @@ export function decide(view: EtcdView, me: LocalState): Action {
     // A fresh cluster: node 0 (the initial master) leads when it is there and not behind.
     const first = rivals.find((m) => m.id === 0 && m.applied >= me.applied);
     if (first) return { kind: 'wait', why: 'fresh cluster: the initial master (node 0) takes the lead' };
+    if (me.starting && me.applied === 0) return { kind: 'wait', why: 'fresh cluster: giving the initial master (node 0) one lease TTL to appear' };
   }
   return { kind: 'acquire' };
 }

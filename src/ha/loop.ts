@@ -23,6 +23,7 @@ export interface HaDeps {
 export class HaLoop {
   private readonly etcd: EtcdCluster;
   private readonly ttlMs: number;
+  private readonly startedAt = Date.now();
   private readonly tickMs: number;
   /** performance.now() until which this node's lease is certainly alive in etcd (minus a margin). */
   private validUntil = 0;
@@ -134,7 +135,7 @@ export class HaLoop {
   }
 
   private local() {
-    return { id: this.d.config.id, isMaster: this.d.roles.current.kind === 'master', applied: this.d.store.appliedIndex, initialMaster: this.d.config.role === 'master' };
+    return { id: this.d.config.id, isMaster: this.d.roles.current.kind === 'master', applied: this.d.store.appliedIndex, initialMaster: this.d.config.role === 'master', starting: Date.now() - this.startedAt < this.ttlMs };
   }
 
   private async act(a: Action, view: EtcdView, t0: number): Promise<void> {
