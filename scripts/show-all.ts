@@ -46,7 +46,8 @@ interface Difference {
 }
 
 interface Options {
-  readonly masterUrl: string;
+  /** The URL given; once listMembers ran, the current master's (a follower names it). */
+  masterUrl: string;
   readonly json: boolean;
   readonly timeoutMs: number;
   readonly maxRows: number;
@@ -159,9 +160,41 @@ function errorText(e: unknown): string {
   return cause?.code ?? cause?.message ?? e.message;
 }
 
-/** The cluster's members from the master's /status (master first, by id). */
+/** Who leads, from the master's /status: epoch, and in etcd mode the sync set and lease. */
+interface Leader {
+  readonly url: string;
+  readonly epoch: number | null;
+  readonly syncSet?: number[];
+  readonly lease?: { valid: boolean; ms_left: number; ttl_ms: number };
+  /** The URL given, when it was not the master's (after a failover). */
+  readonly askedVia?: string;
+}
+let leader: Leader | undefined;
+
+/**
+ * The cluster's members from the master's /status (master first, by id). Any node's URL
+ * will do: a follower names the current master, which is then asked (after a failover
+ * node 0 may be a slave).
+ */
 async function listMembers(opts: Options): Promise<Member[]> {
-  const s = await call(`${opts.masterUrl}/status`, opts);
+  let s = await call(`${opts.masterUrl}/status`, opts);
+  const asked = opts.masterUrl;
+  if (s.role !== 'master' && typeof s.master === 'string' && s.master && s.master !== opts.masterUrl) {
+    const m = await call(`${String(s.master).replace(/\/+$/, '')}/status`, opts).catch(() => null);
+    if (m?.role === 'master') {
+      opts.masterUrl = String(s.master).replace(/\/+$/, '');
+      s = m;
+    }
+  }
+  if (s.role === 'master') {
+    leader = {
+      url: opts.masterUrl,
+      epoch: typeof s.epoch === 'number' ? s.epoch : null,
+      ...(Array.isArray(s.sync_set) ? { syncSet: s.sync_set as number[] } : {}),
+      ...(s.lease && typeof s.lease === 'object' ? { lease: s.lease as Leader['lease'] } : {}),
+      ...(asked !== opts.masterUrl ? { askedVia: asked } : {}),
+    };
+  }
   const raw = Array.isArray(s.nodes) ? (s.nodes as Array<Record<string, unknown>>) : [];
   const members = raw.map((n) => ({
     id: Number(n.id),
@@ -308,6 +341,10 @@ function judge(views: NodeView[], differences: Difference[], ref: NodeView | und
 
 function printNodes(opts: Options, views: NodeView[]): void {
   console.log(`sqlfleet show-all: ${views.length} nodes via ${opts.masterUrl}`);
+  if (leader) {
+    const ha = leader.syncSet ? `, sync set [${leader.syncSet.join(',')}], lease ${leader.lease?.valid ? `valid (${leader.lease.ms_left} of ${leader.lease.ttl_ms} ms left)` : 'NOT valid'}` : '';
+    console.log(`  master ${leader.url}, epoch ${leader.epoch ?? '?'}${ha}${leader.askedVia ? ` (asked ${leader.askedVia}, which follows it)` : ''}`);
+  }
   const lines = views.map((v) => [
     `node ${v.id}`,
     v.role,
@@ -407,6 +444,8 @@ function toJson(
   }
   return {
     master: opts.masterUrl,
+    epoch: leader?.epoch ?? null,
+    ...(leader?.syncSet ? { sync_set: leader.syncSet, lease: leader.lease ?? null } : {}),
     identical,
     index: ref?.index ?? null,
     verdict,

@@ -39,6 +39,7 @@ async function withRig(fn: (r: Rig) => Promise<void>, extra: string[] = []): Pro
     process.stderr.write(`--- etcd ---\n${r.etcd.logs().slice(-2000)}\n`);
     throw e;
   } finally {
+    await WriteLoad.stopAll();
     await r.c.stop();
     await r.etcd.destroy();
   }

@@ -42,6 +42,7 @@ async function withCluster(fn: (c: Cluster) => Promise<void>): Promise<void> {
     printLogs(c.nodes, 120);
     throw e;
   } finally {
+    await WriteLoad.stopAll();
     for (const n of c.nodes) thaw(n);
     await c.stop();
   }
@@ -49,8 +50,12 @@ async function withCluster(fn: (c: Cluster) => Promise<void>): Promise<void> {
 
 /** `npm run promote -- <args>`: exit code and stdout. */
 function promoteCli(args: string[]): Promise<{ code: number; out: string; err: string }> {
+  return npmRun('promote', args);
+}
+
+function npmRun(script: string, args: string[]): Promise<{ code: number; out: string; err: string }> {
   return new Promise((resolve) => {
-    const child = spawn('npm', ['run', '--silent', 'promote', '--', ...args], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn('npm', ['run', '--silent', script, '--', ...args], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     child.stdout.on('data', (d) => (out += d));
@@ -150,6 +155,11 @@ test('failover after SIGKILL of the master: npm run promote through the slave, w
     // The old master, now a follower, forwards writes to the new master.
     const w = ok(await exec(c.master, `INSERT INTO ${TABLE}(id, client, tag) VALUES ('via-old', 0, 'x')`), 'write via the old master');
     assert.equal(w.forwarded_to, s1.url);
+    // show-all pointed at the old master's URL (the default, :8080 on one machine) finds the new one.
+    const sa = await npmRun('show-all', ['--master-url', c.master.url]);
+    assert.equal(sa.code, 0, `show-all: ${sa.out} ${sa.err}`);
+    assert.ok(sa.out.includes(`master ${s1.url}, epoch 2 (asked ${c.master.url}, which follows it)`), sa.out);
+    assert.match(sa.out, /identical: 3 nodes/);
   });
 });
 

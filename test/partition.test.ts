@@ -36,6 +36,7 @@ async function withRig(fn: (r: HaNet) => Promise<void>): Promise<void> {
     r.printLogs(100);
     throw e;
   } finally {
+    await WriteLoad.stopAll();
     await r.destroy();
   }
 }
@@ -80,6 +81,10 @@ test('partition: the master cut off from etcd and the slaves stops acknowledging
     await load.waitForAcked(m0.id, 5, 15_000); // writes sent to it reach the new master
     const a = await settleAndAudit(load, r.nodes, TABLE);
     process.stdout.write(`# ${a.acknowledged} acknowledged, ${a.lost.length} lost, ${a.duplicates.length} duplicates, ${a.sharedIndex.length} shared indexes (${outcomeSummary(load.records)})\n`);
+    const hung = load.records.filter((x) => x.netErr);
+    process.stdout.write(`# no answer within 10 s: ${hung.map((x) => `via node ${x.via} sent ${x.startedAt - cutAt} ms after the cut (${x.netErr})`).join('; ') || 'none'}\n`);
+    // Every node the clients reach answers (or refuses) every write in time: no request hangs on a partition.
+    assert.deepEqual(hung.filter((x) => x.netErr === '23' || x.netErr === 'TimeoutError').map((x) => `${x.id} via node ${x.via}`), [], 'writes left unanswered for 10 s');
     assertAuditClean(a, outcomeSummary(load.records));
     // What the old master held past the fork: set aside, never acknowledged, not in the database.
     const files = readdirSync(r.dataDir(m0.id)).filter((f) => /^diverged-\d+-\d+\.jsonl$/.test(f));

@@ -76,3 +76,32 @@ test('a slave /health is 503 until it has reached its master; a down slave is na
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('a slave started with another --cluster-name is refused by the master: never healthy, never a member, writes do not wait for it', { timeout: 60_000 }, async () => {
+  const dir = tempDir();
+  const master = new TestNode({ role: 'master', id: 0, numSlaves: 1, dataDir: dir, extraArgs: ['--cluster-name', 'blue'] });
+  const nodes: TestNode[] = [master];
+  try {
+    await master.launch();
+    const stranger = new TestNode({ role: 'slave', id: 1, numSlaves: 1, dataDir: dir, masterUrl: master.url, extraArgs: ['--cluster-name', 'green'] });
+    nodes.push(stranger);
+    await stranger.launch();
+    await waitFor(() => stranger.logs().includes('this master belongs to cluster \\"blue\\", the node to \\"green\\"'), { timeoutMs: 10_000, message: 'the refusal in the slave log' });
+    const h = await get(`${stranger.url}/health`);
+    assert.equal(h.status, 503, h.text);
+    const st = await status(master);
+    const one = st.nodes.find((n: { id: number }) => n.id === 1);
+    assert.notEqual(one?.state, 'up', `the master lists the stranger as up: ${JSON.stringify(one)}`);
+    assert.equal(one?.url ?? null, null, 'the master never learned its URL');
+    // After the start-up grace the unseen slave is out: ack "all" answers name it missing.
+    const w = ok(await exec(master, 'CREATE TABLE t(x)'), 'a write without the stranger');
+    assert.deepEqual(w.replicated_to, []);
+    assert.deepEqual(w.missing, [1]);
+  } catch (e) {
+    printLogs(nodes, 40);
+    throw e;
+  } finally {
+    await Promise.all(nodes.map((n) => n.kill('SIGTERM')));
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

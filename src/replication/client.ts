@@ -14,6 +14,8 @@ export interface PeerResponse<T = unknown> {
 export interface CallOptions {
   timeoutMs: number;
   headers?: Record<string, string>;
+  /** Aborts the call early (e.g. a forward whose master was replaced meanwhile). */
+  signal?: AbortSignal;
 }
 
 /** A peer could not be reached or did not answer in time; `sent` says whether the request may have arrived. */
@@ -82,7 +84,7 @@ export class PeerClient {
         headers: { 'content-type': 'application/json', authorization: `Bearer ${this.token}`, ...opts.headers },
         headersTimeout: opts.timeoutMs,
         bodyTimeout: opts.timeoutMs,
-        signal: AbortSignal.timeout(opts.timeoutMs),
+        signal: opts.signal ? AbortSignal.any([AbortSignal.timeout(opts.timeoutMs), opts.signal]) : AbortSignal.timeout(opts.timeoutMs),
       });
     } catch (e) {
       const code = (e as { code?: string }).code ?? '';

@@ -204,6 +204,7 @@ export function wireMaster(config: Config, store: Store, client: PeerClient, _wa
         const r = await acks.wait(index, level, timeoutMs);
         if (ha && level === 'all' && r.lagging.length > 0) {
           // Patroni's rule: leave the sync set in etcd before answering without them.
+          if (!ha.leaseOk()) throw notMaster('unknown', `slaves ${r.lagging.join(',')} did not apply the write in time and the leader lease is no longer valid; the write is on the master only and may be lost`);
           try {
             await ha.drop(r.lagging);
           } catch (e) {
@@ -230,7 +231,11 @@ export function wireMaster(config: Config, store: Store, client: PeerClient, _wa
       throw new SqlfleetError('NOT_MASTER', 'this node is the master; it does not accept log entries', { master: selfUrl });
     },
     heartbeat: (body) => {
-      const b = body as { id?: unknown; url?: unknown; applied_index?: unknown; join?: unknown; epoch?: unknown; master?: unknown; resync?: unknown };
+      const b = body as { id?: unknown; url?: unknown; applied_index?: unknown; join?: unknown; epoch?: unknown; master?: unknown; resync?: unknown; cluster?: unknown };
+      // Checked first: a node of another cluster (a copied --data-dir, a wrong --master-url) must not depose or join this one.
+      if (typeof b?.cluster === 'string' && b.cluster !== config.clusterName) {
+        throw new SqlfleetError('FORBIDDEN', `this master belongs to cluster "${config.clusterName}", the node to "${b.cluster}" (--cluster-name): refused`);
+      }
       if (typeof b?.epoch === 'number' && b.epoch > epoch) {
         depose(typeof b.master === 'string' && b.master !== selfUrl ? b.master : null, b.epoch);
         throw new SqlfleetError('NOT_MASTER', `this node was master in epoch ${epoch}; epoch ${b.epoch} is newer`, { epoch });

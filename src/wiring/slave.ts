@@ -59,9 +59,14 @@ export function wireSlave(config: Config, store: Store, client: PeerClient, wait
   for (const p of opts.peers) if (p.url) knownPeers.set(p.id, p.url);
   const applier = new Applier(store, () => waiter.notify(), log);
 
+  // Aborted when the master changes: writes forwarded to the old one are answered at once
+  // (outcome unknown) instead of waiting out --forward-timeout on a master that is gone.
+  let masterChanged = new AbortController();
   const follow = (url: string, why: string) => {
     if (url === masterUrl || url === selfUrl) return;
     log('info', 'following a new master', { master: url, was: masterUrl, epoch: store.epoch, why });
+    masterChanged.abort();
+    masterChanged = new AbortController();
     masterUrl = url;
     masterReachable = false;
     opts.onFollow(url, store.epoch);
@@ -108,13 +113,13 @@ export function wireSlave(config: Config, store: Store, client: PeerClient, wait
       const res = await client.post<HeartbeatAnswer & { error?: { code: string; message: string; master?: string } }>(
         to,
         '/internal/heartbeat',
-        { id: config.id, url: selfUrl, applied_index: store.appliedIndex, join: config.join !== null, epoch: store.epoch, master: masterUrl, ...(wantResync ? { resync: true } : {}) },
+        { id: config.id, url: selfUrl, applied_index: store.appliedIndex, join: config.join !== null, epoch: store.epoch, master: masterUrl, cluster: config.clusterName, ...(wantResync ? { resync: true } : {}) },
         { timeoutMs: Math.max(1000, config.heartbeatMs * 2) },
       );
       if (res.status !== 200) {
         const err = res.body?.error;
         if (err?.code === 'NOT_MASTER' && typeof err.master === 'string' && err.master) follow(err.master, `${to} is no longer master`);
-        throw new Error(`${to} answered ${res.status}: ${JSON.stringify(res.body)}`);
+        throw new Error(err?.message ? `${to} answered ${res.status} ${err.code}: ${err.message}` : `${to} answered ${res.status}: ${JSON.stringify(res.body)}`);
       }
       return res.body;
     },
@@ -191,14 +196,23 @@ export function wireSlave(config: Config, store: Store, client: PeerClient, wait
   const forward = async (body: string, onBehalf: string | null): Promise<Outcome> => {
     const to = masterUrl;
     if (!to) throw new SqlfleetError('MASTER_UNAVAILABLE', 'no master is elected yet; nothing was applied, retry', { outcome: 'not_applied', retry_after_ms: 500 });
+    const changed = masterChanged.signal;
     try {
       const res = await client.post<Record<string, unknown>>(to, '/', body, {
         timeoutMs: config.forwardTimeoutMs,
         headers: { 'x-sqlfleet-forwarded-by': String(config.id), ...(onBehalf ? { 'x-sqlfleet-user': onBehalf } : {}) },
+        signal: changed,
       });
       return { status: res.status, body: res.body ?? {} };
     } catch (e) {
       if (!(e instanceof PeerUnreachableError)) throw e;
+      if (changed.aborted) {
+        throw new SqlfleetError(
+          'MASTER_UNAVAILABLE',
+          `the master changed from ${to} to ${masterUrl} while the write was in flight; it may or may not have been applied (retry with the same idempotency_key)`,
+          { master: masterUrl, outcome: 'unknown' },
+        );
+      }
       throw new SqlfleetError(
         'MASTER_UNAVAILABLE',
         e.sent

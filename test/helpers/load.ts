@@ -51,6 +51,9 @@ export interface WriteLoadOptions {
   readonly timeoutMs: number;
   /** Pause between two writes of one client (leave CPU for the nodes). */
   readonly pauseMs?: number;
+  /** Bounds: the load stops by itself after this long (default 180 s) or this many writes (default 200 000). */
+  readonly maxMs?: number;
+  readonly maxWrites?: number;
 }
 
 /** True when a record certainly got a 200 answer. */
@@ -70,18 +73,30 @@ export class WriteLoad {
   private loops: Promise<void>[] = [];
   private seq = 0;
 
+  private endAt = 0;
+  /** Every load started and not stopped, so a failed test's cleanup can stop them all. */
+  private static readonly live = new Set<WriteLoad>();
+
   constructor(private readonly opts: WriteLoadOptions) {}
+
+  /** Stops every running load (a test's `finally`: a failed assertion must not leave writers running). */
+  static async stopAll(): Promise<void> {
+    await Promise.all([...WriteLoad.live].map((l) => l.stop()));
+  }
 
   /** Starts every client. */
   start(): void {
     assert.ok(!this.running, 'load already running');
     this.running = true;
+    this.endAt = Date.now() + (this.opts.maxMs ?? 180_000);
+    WriteLoad.live.add(this);
     this.loops = this.opts.clients.map((c, i) => this.loop(i, c));
   }
 
   /** Stops every client and waits for their last request to finish. */
   async stop(): Promise<void> {
     this.running = false;
+    WriteLoad.live.delete(this);
     await Promise.all(this.loops);
   }
 
@@ -100,7 +115,7 @@ export class WriteLoad {
 
   private async loop(client: number, c: LoadClient): Promise<void> {
     const { table, tag, timeoutMs } = this.opts;
-    while (this.running) {
+    while (this.running && Date.now() < this.endAt && this.seq < (this.opts.maxWrites ?? 200_000)) {
       const id = `${tag}-c${client}-${this.seq++}`;
       const rec: WriteRecord = { id, client, via: c.node.id, ack: c.ack, startedAt: Date.now(), ms: -1 };
       this.records.push(rec);
