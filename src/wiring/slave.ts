@@ -59,13 +59,21 @@ export function wireSlave(config: Config, store: Store, client: PeerClient, wait
   for (const p of opts.peers) if (p.url) knownPeers.set(p.id, p.url);
   const applier = new Applier(store, () => waiter.notify(), log);
 
-  // Aborted when the master changes: writes forwarded to the old one are answered at once
+  // Aborted soon after the master changes: a write forwarded to the old one is answered
   // (outcome unknown) instead of waiting out --forward-timeout on a master that is gone.
+  // A reachable old master (switchover) answers its in-flight writes well within the grace.
   let masterChanged = new AbortController();
+  // etcd mode (no discovery): a replaced master's lease is gone, so it can acknowledge
+  // nothing more: end at once. Static mode: a switchover's old master still answers.
+  const abortForwards = () => {
+    const previous = masterChanged;
+    if (!opts.discover) previous.abort();
+    else setTimeout(() => previous.abort(), Math.max(1000, config.heartbeatMs * 2)).unref();
+  };
   const follow = (url: string, why: string) => {
     if (url === masterUrl || url === selfUrl) return;
     log('info', 'following a new master', { master: url, was: masterUrl, epoch: store.epoch, why });
-    masterChanged.abort();
+    abortForwards();
     masterChanged = new AbortController();
     masterUrl = url;
     masterReachable = false;
@@ -305,6 +313,7 @@ export function wireSlave(config: Config, store: Store, client: PeerClient, wait
     },
     stop: async () => {
       stopped = true;
+      abortForwards(); // e.g. this node became master: its forwards to the old one end too
       heartbeat.stop();
       if (trimTimer) clearInterval(trimTimer);
     },
