@@ -133,6 +133,8 @@ function browserTests(): void {
       assert.deepEqual(urls, cluster().nodes.map((n) => n.url), `${role} console lists every node's URL`);
     }
     assert.match(await slave.page.locator('#master-info').textContent() ?? '', new RegExp(cluster().master.url.replace(/[.]/g, '\\.')));
+    assert.match(await slave.page.locator('#master-info').textContent() ?? '', /epoch 1\b/, 'the panel shows the epoch');
+    assert.match(await master.page.locator('#master-info').textContent() ?? '', /^epoch 1\b/);
     // The master compares slaves' checksums (--verify-ms 300) and the panel shows the verdicts.
     for (const id of [1, 2]) {
       await textUntil(master.page, `#nodes tr[data-id="${id}"] .check`, (t) => t.startsWith('equal at'), `data check of slave ${id}`);

@@ -337,6 +337,10 @@ function renderStatus(s) {
   if (s.role !== 'master' && s.master) {
     mi.append('master ', link(s.master), s.master_reachable === false ? ' (unreachable)' : '');
   }
+  if (typeof s.epoch === 'number') mi.append((mi.childNodes.length ? ' · ' : '') + 'epoch ' + s.epoch);
+  if (Array.isArray(s.sync_set)) mi.append(' · sync set [' + s.sync_set.join(',') + ']');
+  if (s.lease) mi.append(' · lease ' + (s.lease.valid ? s.lease.ms_left + ' of ' + s.lease.ttl_ms + ' ms left' : 'NOT valid'));
+  if (s.etcd && !s.etcd.connected) mi.append(' · etcd unreachable' + (s.etcd.error ? ': ' + s.etcd.error : ''));
   const nodes = Array.isArray(s.nodes) ? s.nodes : [];
   $('#nodes tbody').replaceChildren(...nodes.map((n) => h('tr', { 'data-id': n.id, class: n.id === s.node ? 'self' : '' },
     h('td', { class: 'num' }, n.id),
