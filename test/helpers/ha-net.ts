@@ -3,6 +3,7 @@
 // while its process keeps running. Used by test/partition.test.ts and scripts/soak.ts.
 // Also the checks both share: which node leads, and the end-of-scenario audit.
 
+import type { ChildProcess, SpawnOptions } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { assertSameChecksums, exec, ok, printLogs, status, tempDir, TestNode, waitFor } from './cluster.js';
@@ -31,6 +32,8 @@ export interface HaNetOptions {
   readonly table: string;
   /** Added to every node's command line. */
   readonly extraArgs?: readonly string[];
+  /** Called with every process spawned in the net (etcd on `etcdHost`, node i on host i, restarts too), e.g. to keep its whole output. */
+  readonly onSpawn?: (host: number, child: ChildProcess) => void;
 }
 
 /** Starts etcd and three nodes in namespaces, creates `table`, and waits for the sync set [1,2]. */
@@ -54,8 +57,13 @@ export async function startHaNet(opts: HaNetOptions): Promise<HaNet> {
     if (etcd) process.stderr.write(`\n----- etcd -----\n${etcd.logs().slice(-2000)}\n`);
   };
   try {
+    const spawnIn = (host: number, cmd: string, args: readonly string[], o: SpawnOptions): ChildProcess => {
+      const child = net.spawn(host, cmd, args, o);
+      opts.onSpawn?.(host, child);
+      return child;
+    };
     etcd = new TestEtcd(await freePort(), await freePort(), net.hosts[etcdHost]!.addr, (cmd, args) =>
-      net.spawn(etcdHost, cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] }),
+      spawnIn(etcdHost, cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] }),
     );
     await etcd.start();
     // Separate data dirs (each host its own disk, its own diverged files): the token is passed.
@@ -70,7 +78,7 @@ export async function startHaNet(opts: HaNetOptions): Promise<HaNet> {
           numSlaves: 2,
           dataDir: dirs[id]!,
           extraArgs: ['--host', host.addr, ...common],
-          spawnIn: (cmd, args, o) => net.spawn(id, cmd, args, o),
+          spawnIn: (cmd, args, o) => spawnIn(id, cmd, args, o),
         }),
       );
     }
