@@ -107,8 +107,13 @@ it('INSERT, UPDATE and DELETE via the master and via slaves are applied on every
 
   const upd = ok(await exec(s2, "UPDATE crud SET qty = qty + 10 WHERE name IN ('apple', 'pear')"), 'update via slave 2');
   assert.equal(upd.results[0].changes, 2);
+  // As SQLite reports it to a client alone: the last row the client inserted, not the node's own log row.
+  assert.equal(upd.results[0].last_insert_rowid, 3, 'last_insert_rowid after an UPDATE');
   const del = ok(await exec(s1, "DELETE FROM crud WHERE name = 'plum'"), 'delete via slave 1');
   assert.equal(del.results[0].changes, 1);
+  assert.equal(del.results[0].last_insert_rowid, 3, 'last_insert_rowid after a DELETE');
+  const ignored = ok(await exec(master, "INSERT OR IGNORE INTO crud(id, name, qty) VALUES (1, 'dup', 0)"), 'an ignored insert');
+  assert.deepEqual(ignored.results, [{ changes: 0, last_insert_rowid: 3 }]);
   const upd2 = ok(await exec(master, "UPDATE crud SET name = 'green apple' WHERE id = 1"), 'update via master');
   assert.equal(upd2.results[0].changes, 1);
   const none = ok(await exec(master, 'DELETE FROM crud WHERE id = 999'), 'delete of nothing');

@@ -54,6 +54,19 @@ export function schemaCookieReader(db: Db): () => number {
 export class StatementCache {
   private readonly map = new Map<string, Statement>();
   private cookie: number | undefined;
+  private rowidStmt: Statement | undefined;
+  /**
+   * The rowid of the last row a *client* statement inserted on this connection. SQLite's
+   * last_insert_rowid() also counts the node's own log and bookkeeping inserts, so an
+   * UPDATE would otherwise report the rowid of the previous write's log entry.
+   */
+  lastUserRowid: bigint = 0n;
+
+  /** The connection's last_insert_rowid() now. */
+  connectionRowid(): bigint {
+    this.rowidStmt ??= this.db.prepare('SELECT last_insert_rowid()').pluck().safeIntegers(true);
+    return this.rowidStmt.get() as bigint;
+  }
   constructor(
     private readonly db: Db,
     private readonly max = 500,
@@ -103,13 +116,18 @@ export function runStatement(cache: StatementCache, s: Stmt): StatementResult {
     const columns = stmt.columns().map((c) => c.name);
     return { columns, rows };
   }
-  return runChange(stmt, args);
+  return runChange(cache, stmt, args, s.sql);
 }
 
-/** Runs a statement that returns no rows and reports what it changed. */
-function runChange(stmt: Statement, args: unknown[]): WriteResult {
+const INSERTS = /^\s*(?:WITH\b[\s\S]*?\)\s*)?(?:INSERT|REPLACE)\b/i;
+
+/** Runs a statement that returns no rows and reports what it changed (last_insert_rowid as SQLite would for the client alone). */
+function runChange(cache: StatementCache, stmt: Statement, args: unknown[], sql: string): WriteResult {
+  const before = cache.connectionRowid();
   const info = stmt.run(...args);
-  return { changes: Number(info.changes), last_insert_rowid: toJsonValue(info.lastInsertRowid) as number | bigint };
+  const after = BigInt(info.lastInsertRowid);
+  if (after !== before || (info.changes > 0 && INSERTS.test(sql))) cache.lastUserRowid = after;
+  return { changes: Number(info.changes), last_insert_rowid: toJsonValue(cache.lastUserRowid) as number | bigint };
 }
 
 /** Bounds of a read: rows returned and a wall-clock deadline (ms since epoch). */
@@ -125,7 +143,7 @@ export interface ReadLimits {
 export function runRead(cache: StatementCache, s: Stmt, limits: ReadLimits): StatementResult & { truncated?: true } {
   const stmt = cache.get(s.sql);
   const args = bindArgs(stmt, s.params);
-  if (!stmt.reader) return runChange(stmt, args);
+  if (!stmt.reader) return runChange(cache, stmt, args, s.sql);
   stmt.raw(true);
   const rows: unknown[][] = [];
   let truncated = false;
