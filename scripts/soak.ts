@@ -125,6 +125,7 @@ async function main(): Promise<number> {
     .option('pause-ms', { type: 'number', default: 10, describe: "pause between two writes of one writer (leaves CPU to the nodes)" })
     .option('write-timeout', { type: 'number', default: 10_000, describe: 'client deadline of one write, ms' })
     .option('round-timeout', { type: 'number', default: 120_000, describe: 'ms one round may take before it counts as failed' })
+    .option('lease-ttl', { type: 'number', describe: "the nodes' --lease-ttl in s (default: the nodes' default, 3)" })
     .option('log-dir', { type: 'string', describe: 'keep the full output of etcd and every node here (default: a temp dir, kept only when the soak fails)' })
     .strict()
     .parseAsync();
@@ -186,7 +187,7 @@ async function main(): Promise<number> {
 
   const started = now();
   process.stdout.write(`soak: ${rounds} rounds, faults ${faults.join(' → ')}, ${writers} ack "all" writer(s) per node; logs in ${logDir}\n`);
-  starting = startHaNet({ table: TABLE, onSpawn: (host, child) => sink.attach(host, child) });
+  starting = startHaNet({ table: TABLE, onSpawn: (host, child) => sink.attach(host, child), ...(argv['lease-ttl'] ? { extraArgs: ['--lease-ttl', String(argv['lease-ttl'])] } : {}) });
   try {
     rig = await starting;
   } catch (e) {
