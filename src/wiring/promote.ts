@@ -85,7 +85,7 @@ export class Promoter {
     if (target === this.d.config.id) throw refused(`node ${target} is already the master`);
     const m = parts.member(target);
     if (!m) throw new SqlfleetError('NOT_FOUND', `node ${target} is not a member of this cluster`);
-    if (!m.url || m.state === 'down' || m.state === 'diverged') throw refused(`node ${target} is ${m.url ? m.state : 'not yet seen'}; promote a node that is up`);
+    if (!m.url || m.state === 'down' || m.state === 'diverged') throw refused(`node ${target} is ${m.url || m.state === 'down' ? m.state : 'not yet seen'}; promote a node that is up`);
     const started = Date.now();
     parts.pause(`switchover to node ${target} in progress`);
     try {
