@@ -1,7 +1,7 @@
 // The only importer of the etcd client: a small, typed surface over etcd3 for the HA loop
 // (one lease per node, the leader key, the sync set, member keys, a watch on the leader).
-import { Etcd3, type Lease, type Watcher } from 'etcd3';
-import { noop } from 'cockatiel';
+import { Etcd3, isRecoverableError, type Lease, type Watcher } from 'etcd3';
+import { circuitBreaker, ConsecutiveBreaker, ConstantBackoff, handleWhen, noop, retry } from 'cockatiel';
 
 /** The leader key's value: who is master, where, in which epoch. */
 export interface LeaderValue {
@@ -40,6 +40,7 @@ export class EtcdCluster {
   private leaseId: string | null = null;
   private watcher: Watcher | null = null;
   private readonly prefix: string;
+  private readonly hostCount: number;
 
   constructor(
     hosts: string[],
@@ -48,6 +49,7 @@ export class EtcdCluster {
     private readonly callTimeoutMs: number,
   ) {
     this.prefix = `/sqlfleet/${clusterName}/`;
+    this.hostCount = hosts.length;
     this.client = new Etcd3({
       hosts,
       dialTimeout: callTimeoutMs,
@@ -55,7 +57,12 @@ export class EtcdCluster {
       // stream has none. etcd3's default circuit breaker would keep refusing calls for 5 s
       // after etcd came back: the loop retries on its own schedule instead.
       defaultCallOptions: (ctx) => (ctx.service === 'Watch' ? {} : { deadline: Date.now() + callTimeoutMs }),
-      faultHandling: { host: () => noop, global: noop },
+      faultHandling: {
+        // Several members: a member that failed is skipped for 1 s (its circuit is open), and a
+        // failed call is tried on the next member. One member: no breaker, no retry (as before).
+        host: () => (hosts.length > 1 ? circuitBreaker(handleWhen(isRecoverableError), { halfOpenAfter: 1000, breaker: new ConsecutiveBreaker(1) }) : noop),
+        global: hosts.length > 1 ? retry(handleWhen(isRecoverableError), { maxAttempts: hosts.length, backoff: new ConstantBackoff(0) }) : noop,
+      },
     });
   }
 
@@ -72,7 +79,15 @@ export class EtcdCluster {
   /** Renews the lease once; false when etcd says it expired (then a new one is granted next time). */
   async keepalive(): Promise<boolean> {
     await this.leaseIdOrGrant();
-    const res = await (this.lease as Lease).keepaliveOnce();
+    let res;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        res = await (this.lease as Lease).keepaliveOnce();
+        break;
+      } catch (e) {
+        if (attempt >= this.hostCount || !isRecoverableError(e as Error)) throw e;
+      }
+    }
     if (Number(res.TTL) <= 0) {
       this.forgetLease();
       return false;
