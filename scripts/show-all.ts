@@ -486,8 +486,7 @@ interface Verified {
 
 /** The master's latest checksum comparisons (--verify). */
 async function masterVerdicts(opts: Options): Promise<Verified[]> {
-  const res = await fetch(`${opts.masterUrl}/status`, { signal: AbortSignal.timeout(opts.timeoutMs) });
-  const body = (await res.json()) as { verified?: Verified[] };
+  const body = (await call(`${opts.masterUrl}/status`, opts)) as { verified?: Verified[] };
   return body.verified ?? [];
 }
 

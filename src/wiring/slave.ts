@@ -217,7 +217,7 @@ export function wireSlave(config: Config, store: Store, client: PeerClient, wait
       if (changed.aborted) {
         throw new SqlfleetError(
           'MASTER_UNAVAILABLE',
-          `the master changed from ${to} to ${masterUrl} while the write was in flight; it may or may not have been applied (retry with the same idempotency_key)`,
+          `${masterUrl && masterUrl !== to ? `the master changed from ${to} to ${masterUrl}` : `the master at ${to} was replaced`} while the write was in flight; it may or may not have been applied (retry with the same idempotency_key)`,
           { master: masterUrl, outcome: 'unknown' },
         );
       }
