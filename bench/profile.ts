@@ -1,9 +1,9 @@
-// CPU profile of one node under wrk load (the shared sql.lua bodies, c=32): starts a
+// CPU profile of one node under wrk load (the shared sql.lua bodies, c=32 unless told): starts a
 // cluster whose master and slaves run with `node --cpu-prof`, a warm-up and one measured
 // run (only its samples are summarized), stops the nodes with SIGTERM (they exit cleanly
 // and write their profiles) and prints the top self-time functions (bench/profile-top.ts).
 //
-//   tsx bench/profile.ts [seconds=10] [param|literal|read]
+//   tsx bench/profile.ts [seconds=10] [param|literal|read] [connections=32]
 //     → .bench/profile/{master,slave1,slave2}/*.cpuprofile; summary of the node under load
 //       (the master for writes, slave 1 for reads) on stdout and in .bench/profile-top.json
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -15,6 +15,7 @@ import { checkWrk, runWrk, type WrkMode } from './wrk.js';
 
 const seconds = Number(process.argv[2] ?? process.env.BENCH_SECONDS ?? 10);
 const mode = (process.argv[3] ?? 'param') as WrkMode;
+const concurrency = Number(process.argv[4] ?? 32);
 const dir = join(ROOT, '.bench', 'profile');
 
 async function main(): Promise<void> {
@@ -34,10 +35,10 @@ async function main(): Promise<void> {
   await runWrk({ url: node.url, mode, prefix: 'warm', concurrency: 32, seconds: 2, procs }); // warm-up, not in the summary
   const us = () => Number(process.hrtime.bigint() / 1000n);
   const window = { startUs: us(), endUs: 0 };
-  const r = await runWrk({ url: node.url, mode, prefix: mode === 'read' ? 'r' : 'm', concurrency: 32, seconds, procs });
+  const r = await runWrk({ url: node.url, mode, prefix: mode === 'read' ? 'r' : 'm', concurrency, seconds, procs });
   window.endUs = us();
   const perOp = Object.entries(r.cpu).map(([k, ms]) => `${k} ${((ms * 1000) / r.requests).toFixed(0)}`).join(', ');
-  console.log(`${node.label} under c=32 ${mode}: ${r.rps.toFixed(0)} req/s, p50 ${r.p50_ms.toFixed(2)} ms, p99 ${r.p99_ms.toFixed(2)} ms, ${r.errors} errors; CPU µs/op ${perOp}`);
+  console.log(`${node.label} under c=${concurrency} ${mode}: ${r.rps.toFixed(0)} req/s, p50 ${r.p50_ms.toFixed(2)} ms, p99 ${r.p99_ms.toFixed(2)} ms, ${r.errors} errors; CPU µs/op ${perOp}`);
   for (const p of [c.master, ...c.slaves]) await p.stop(15_000);
   const name = mode === 'read' ? 'slave1' : 'master';
   const s = summarize(pickProfile(join(dir, name)), 25, window);

@@ -16,6 +16,7 @@ export class Metrics {
   private readonly requests: Counter<'route' | 'code'>;
   private readonly latency: Histogram<'class'>;
   private readonly batches: Histogram;
+  private readonly groups: Histogram;
   private readonly snapshots: Counter<'direction' | 'result'>;
 
   constructor(node: number, role: string, src: MetricsSource) {
@@ -31,6 +32,7 @@ export class Metrics {
       registers,
     });
     this.batches = new Histogram({ name: 'sqlfleet_replication_batch_entries', help: 'Entries per batch shipped to or applied by a slave.', buckets: [1, 2, 5, 10, 50, 100, 500, 1000], registers });
+    this.groups = new Histogram({ name: 'sqlfleet_commit_group_writes', help: 'Client writes per SQLite commit on the master (group commit of concurrent writes).', buckets: [1, 2, 4, 8, 16, 32, 64], registers });
     this.snapshots = new Counter({ name: 'sqlfleet_snapshot_transfers_total', help: 'Snapshots sent (master) or installed (slave).', labelNames: ['direction', 'result'], registers });
     new Gauge({ name: 'sqlfleet_applied_index', help: 'Highest log index applied on this node.', registers, collect() { this.set(src.appliedIndex()); } });
     new Gauge({
@@ -68,6 +70,11 @@ export class Metrics {
   /** Records a replication batch size. */
   batch(entries: number): void {
     this.batches.observe(entries);
+  }
+
+  /** Records how many writes one commit of the master carried. */
+  commitGroup(writes: number): void {
+    this.groups.observe(writes);
   }
 
   /** Counts a snapshot transfer. */

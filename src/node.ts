@@ -46,6 +46,7 @@ export async function startNode(config: Config, log: LogFn = createLogger(config
     maxRows: config.maxRows,
     idempotencyRetainMs: idempotencyRetainMs(config),
     log,
+    onCommitGroup: (n) => metrics.commitGroup(n), // called on writes only, after metrics exists
   });
   const classifier = createClassifier({ probe: store.probe, maxStatements: config.maxStatements });
   // Backup, load and declared column types for rqlite's /db/* (DESIGN §7).

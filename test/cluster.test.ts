@@ -321,6 +321,48 @@ it('multi-statement text runs in order as one write, and atomically', async () =
   }
 });
 
+/** Writes and commits the master counted in sqlfleet_commit_group_writes (its /metrics). */
+async function commitGroups(node: TestNode): Promise<{ writes: number; commits: number }> {
+  const text = (await get(`${node.url}/metrics`)).text;
+  const num = (name: string) => Number(new RegExp(`^${name}\\{[^}]*\\} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
+  return { writes: num('sqlfleet_commit_group_writes_sum'), commits: num('sqlfleet_commit_group_writes_count') };
+}
+
+it('group commit: concurrent writes share commits, yet each is its own entry and a failing one rolls back alone', async () => {
+  const { master, nodes } = cluster();
+  await ddl('CREATE TABLE grp (id INTEGER PRIMARY KEY, k TEXT UNIQUE, n INTEGER)');
+  ok(await exec(master, "INSERT INTO grp(k, n) VALUES ('taken', 0)"));
+  const before = await commitGroups(master);
+  let expected = 1;
+  // Every third write breaks UNIQUE, half of those in a second statement after one that worked.
+  const body = (round: number, i: number) =>
+    i % 3 !== 2
+      ? { query: 'INSERT INTO grp(k, n) VALUES (?, ?)', params: [`r${round}w${i}`, i] }
+      : i % 2 === 0
+        ? { query: "INSERT INTO grp(k, n) VALUES ('taken', ?)", params: [i] }
+        : { queries: [{ query: 'INSERT INTO grp(k, n) VALUES (?, ?)', params: [`r${round}half${i}`, i] }, "INSERT INTO grp(k, n) VALUES ('taken', 1)"], transaction: true };
+  for (let round = 0; round < 5; round++) {
+    const from = (await status(master)).applied_index as number;
+    const replies = await Promise.all(Array.from({ length: 48 }, (_, i) => post(master.url, body(round, i))));
+    const indexes: number[] = [];
+    replies.forEach((r, i) => {
+      if (i % 3 === 2) assertError(r, 409, 'CONSTRAINT', `round ${round} write ${i}`);
+      else indexes.push(ok(r, `round ${round} write ${i}`).index as number);
+    });
+    expected += indexes.length;
+    // Failed writes took no index: the good ones hold exactly the next indexes.
+    assert.deepEqual([...indexes].sort((a, b) => a - b), Array.from({ length: indexes.length }, (_, k) => from + 1 + k), `round ${round}: indexes`);
+    const g = await commitGroups(master);
+    if (g.commits - before.commits < g.writes - before.writes) break; // some commit carried several writes
+  }
+  const after = await commitGroups(master);
+  assert.ok(after.commits - before.commits < after.writes - before.writes, `no commit carried two writes: ${JSON.stringify({ before, after })}`);
+  await waitForIndex(nodes, (await status(master)).applied_index);
+  await assertRowsEverywhere('SELECT count(*) FROM grp', [[expected]]);
+  await assertRowsEverywhere("SELECT count(*) FROM grp WHERE k LIKE '%half%'", [[0]]);
+  await assertSameChecksums(nodes);
+});
+
 it('a transaction batch that fails half-way leaves every node unchanged and answers 409 CONSTRAINT', async () => {
   const { master, slaves, nodes } = cluster();
   await ddl('CREATE TABLE uniq (id INTEGER PRIMARY KEY, k TEXT UNIQUE)');

@@ -26,6 +26,8 @@ export type ForwardFn = (body: string, onBehalfOf: string | null) => Promise<Out
 export interface Replicate {
   /** Throws (503, not applied) unless this node may write now: it is master, not handing over, its lease (etcd) valid. Pair with done(). */
   admit(): void;
+  /** The test of admit() alone, repeated when the write commits. */
+  check(): void;
   /** Called once per admitted write, after it was answered or failed. */
   done(): void;
   /** Called with every committed entry. */
@@ -125,21 +127,22 @@ export class Executor {
     try {
       const epoch = this.d.epoch();
       // A key already applied gets the first answer back (acknowledged like any write). The
-      // lookup and the write are one synchronous step: concurrent duplicates cannot both apply.
+      // store looks it up inside the commit: concurrent duplicates cannot both apply.
       if (key !== undefined) checkKeyAge(key, Date.now(), this.d.config.idempotencyWindowMs);
-      const prior = key === undefined ? undefined : this.d.store.replayOf(key);
-      const { entry, json, results } = prior ? { entry: prior, json: '', results: prior.results } : this.d.store.write(stmts, epoch, key);
-      if (!prior) {
-        this.d.applied.notify();
-        rep.onWrite(entry as Entry, json);
-      }
-      const acks = await rep.waitAcks(entry.index, ack, this.d.config.ackTimeoutMs);
-      rep.settle(epoch, entry.index);
+      const { index, results, fresh } = await this.d.store.write(stmts, epoch, key, {
+        check: () => rep.check(),
+        onCommit: (entry, json) => {
+          this.d.applied.notify();
+          rep.onWrite(entry, json);
+        },
+      });
+      const acks = await rep.waitAcks(index, ack, this.d.config.ackTimeoutMs);
+      rep.settle(epoch, index);
       const extra: Record<string, unknown> = { replicated_to: acks.replicated_to };
       if (acks.lagging.length > 0) extra.lagging = acks.lagging;
       if (acks.missing.length > 0) extra.missing = acks.missing;
-      if (prior) extra.idempotent_replay = true;
-      return this.ok(entry.index, results, extra);
+      if (!fresh) extra.idempotent_replay = true;
+      return this.ok(index, results, extra);
     } finally {
       rep.done();
     }

@@ -44,6 +44,36 @@ function nextSeed(): string {
   return s;
 }
 
+/** What a write gave: its index and results; `fresh` unless its idempotency key had already been applied (a replay). */
+export interface Written {
+  index: number;
+  results: StatementResult[];
+  fresh?: { entry: Entry; json: string };
+}
+
+/** How a write joins the group commit. */
+export interface WriteHooks {
+  /**
+   * Throws when this node may no longer write. Checked again at commit time: the write
+   * waits up to one turn of the event loop, in which the node can lose its role or lease.
+   */
+  check(): void;
+  /** Called right after the commit, in index order, before any write of the group is answered. */
+  onCommit(entry: Entry, json: string): void;
+}
+
+/** A write of a group after the commit: what it gave, or why it failed. */
+type Settled = { written: Written } | { error: unknown };
+
+interface PendingWrite {
+  stmts: readonly Stmt[];
+  epoch: number;
+  key: string | undefined;
+  hooks: WriteHooks;
+  resolve: (w: Written) => void;
+  reject: (e: unknown) => void;
+}
+
 /** Options for opening a node's database. */
 export interface StoreOptions {
   path: string;
@@ -55,6 +85,8 @@ export interface StoreOptions {
   /** Applied idempotency keys are kept this long (entry time), then pruned. */
   idempotencyRetainMs?: number;
   log?: (level: 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
+  /** Observes the number of writes in each group commit. */
+  onCommitGroup?: (writes: number) => void;
 }
 
 /** A node's SQLite database: data, replication log and applied index. */
@@ -74,6 +106,9 @@ export class Store {
   private lastPrune = 0;
   private writeTx!: (e: Entry, stmtsJson: string) => StatementResult[];
   private applyTx!: (entries: readonly Entry[], jsons: string[]) => void;
+  private groupTx!: (jobs: readonly PendingWrite[], out: Settled[]) => Entry | undefined;
+  /** Writes waiting for the group commit at the end of this turn of the event loop. */
+  private pending: PendingWrite[] = [];
 
   constructor(readonly options: StoreOptions) {
     fs.mkdirSync(path.dirname(options.path), { recursive: true });
@@ -113,6 +148,39 @@ export class Store {
       this.schemaCookie = this.readCookie();
     });
     this.applyTx = (entries, jsons) => a.immediate(entries, jsons);
+    // Nested in the group's transaction, better-sqlite3 runs this as a savepoint: a failing
+    // write rolls back alone and takes no index.
+    const one = this.writer.transaction((e: Entry, stmtsJson: string) => this.runEntry(e, stmtsJson));
+    const g = this.writer.transaction((jobs: readonly PendingWrite[], out: Settled[]) => {
+      let prev = this.hash;
+      let last: Entry | undefined;
+      for (const job of jobs) {
+        try {
+          job.hooks.check();
+          const prior = job.key === undefined ? undefined : this.replayOf(job.key); // sees this group's keys too
+          if (prior) {
+            out.push({ written: { index: prior.index, results: prior.results } });
+            continue;
+          }
+          const { entry, stmtsJson } = this.nextEntry(job, prev, (last?.index ?? this.applied) + 1);
+          const results = one(entry, stmtsJson);
+          out.push({ written: { index: entry.index, results, fresh: { entry, json: entryJson(entry, stmtsJson) } } });
+          prev = entry.hash;
+          last = entry;
+        } catch (e) {
+          // An error SQLite answers by rolling back the whole transaction (I/O, disk full)
+          // must fail the group: the next savepoint would otherwise run, and commit, alone.
+          if (!this.writer.inTransaction) throw e;
+          out.push({ error: e });
+        }
+      }
+      if (last) {
+        this.q.setApplied.run(last.index, last.hash);
+        this.schemaCookie = this.readCookie();
+      }
+      return last;
+    });
+    this.groupTx = (jobs, out) => g.immediate(jobs, out);
     this.pool = new ReadPool({
       path: options.path,
       size: options.readWorkers,
@@ -179,16 +247,66 @@ export class Store {
 
   /**
    * Master: gives `stmts` the next log index and applies them with the log row and applied
-   * index in one transaction. A failing statement rolls everything back and logs nothing.
+   * index in one transaction. A failing statement rolls its write back and logs nothing.
+   * A write whose idempotency `key` was already applied is not run again: its first answer
+   * comes back (no `fresh`).
+   *
+   * Group commit: writes submitted in the same turn of the event loop (concurrent clients)
+   * commit in one SQLite transaction, each in its own savepoint, in submission order; each
+   * still is its own log entry. One commit then writes the pages they share (table, log,
+   * applied index) to the WAL once instead of once per write.
    */
-  write(stmts: readonly Stmt[], epoch: number, key?: string): { entry: Entry; json: string; results: StatementResult[] } {
-    const stmtsJson = JSON.stringify(stmts);
-    const base = { index: this.applied + 1, epoch, ts: Date.now(), seed: nextSeed(), ...(key === undefined ? {} : { key }) };
-    const hash = entryHash(this.hash, base, stmtsJson);
-    const entry: Entry = { ...base, hash, stmts };
-    const results = this.writeTx(entry, stmtsJson);
-    this.committed(entry);
-    return { entry, json: entryJson(entry, stmtsJson), results };
+  write(stmts: readonly Stmt[], epoch: number, key: string | undefined, hooks: WriteHooks): Promise<Written> {
+    return new Promise((resolve, reject) => {
+      if (this.pending.length === 0) setImmediate(() => this.flush());
+      this.pending.push({ stmts, epoch, key, hooks, resolve, reject });
+    });
+  }
+
+  private flush(): void {
+    const jobs = this.pending;
+    this.pending = [];
+    this.options.onCommitGroup?.(jobs.length);
+    const out: Settled[] = [];
+    let last: Entry | undefined;
+    try {
+      last = jobs.length === 1 ? this.writeAlone(jobs[0], out) : this.groupTx(jobs, out);
+    } catch (e) {
+      // BEGIN or COMMIT failed (disk full, I/O error): none of the group was applied.
+      const err = translateError(e);
+      for (const job of jobs) job.reject(err);
+      return;
+    }
+    if (last) this.committed(last);
+    out.forEach((s, i) => {
+      if ('written' in s && s.written.fresh) jobs[i].hooks.onCommit(s.written.fresh.entry, s.written.fresh.json);
+    });
+    out.forEach((s, i) => ('written' in s ? jobs[i].resolve(s.written) : jobs[i].reject(s.error)));
+  }
+
+  /** One write in its own transaction (no savepoint needed: its failure rolls back everything). */
+  private writeAlone(job: PendingWrite, out: Settled[]): Entry | undefined {
+    try {
+      job.hooks.check();
+      const prior = job.key === undefined ? undefined : this.replayOf(job.key);
+      if (prior) {
+        out.push({ written: { index: prior.index, results: prior.results } });
+        return undefined;
+      }
+      const { entry, stmtsJson } = this.nextEntry(job, this.hash, this.applied + 1);
+      const results = this.writeTx(entry, stmtsJson);
+      out.push({ written: { index: entry.index, results, fresh: { entry, json: entryJson(entry, stmtsJson) } } });
+      return entry;
+    } catch (e) {
+      out.push({ error: e });
+      return undefined;
+    }
+  }
+
+  private nextEntry(job: PendingWrite, prevHash: string, index: number): { entry: Entry; stmtsJson: string } {
+    const stmtsJson = JSON.stringify(job.stmts);
+    const base = { index, epoch: job.epoch, ts: Date.now(), seed: nextSeed(), ...(job.key === undefined ? {} : { key: job.key }) };
+    return { entry: { ...base, hash: entryHash(prevHash, base, stmtsJson), stmts: job.stmts as Stmt[] }, stmtsJson };
   }
 
   /**

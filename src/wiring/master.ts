@@ -168,6 +168,11 @@ export function wireMaster(config: Config, store: Store, client: PeerClient, _wa
     }
   };
 
+  const check = () => {
+    if (deposed) throw notMaster('not_applied', 'this node was master and stepped down; nothing was applied, retry');
+    if (paused) throw notMaster('not_applied', `${paused}; nothing was applied, retry`);
+    if (ha && !ha.leaseOk()) throw notMaster('not_applied', 'the leader lease in etcd was not renewed in time; nothing was applied, retry');
+  };
   const notMaster = (outcome: 'not_applied' | 'unknown', why: string) =>
     new SqlfleetError('MASTER_UNAVAILABLE', why, { outcome, ...(outcome === 'not_applied' ? { retry_after_ms: 200 } : {}) });
 
@@ -191,11 +196,10 @@ export function wireMaster(config: Config, store: Store, client: PeerClient, _wa
     peers: () => membership.slaves().map((m) => ({ id: m.id, url: m.url })),
     replicate: {
       admit: () => {
-        if (deposed) throw notMaster('not_applied', 'this node was master and stepped down; nothing was applied, retry');
-        if (paused) throw notMaster('not_applied', `${paused}; nothing was applied, retry`);
-        if (ha && !ha.leaseOk()) throw notMaster('not_applied', 'the leader lease in etcd was not renewed in time; nothing was applied, retry');
+        check();
         inflight++;
       },
+      check,
       done: () => {
         inflight--;
       },

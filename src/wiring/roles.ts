@@ -192,5 +192,5 @@ function refuseWrites(masterUrl: string): Replicate {
       outcome: 'not_applied',
     });
   };
-  return { admit: no, done: () => undefined, onWrite: no, waitAcks: no, settle: no };
+  return { admit: no, check: no, done: () => undefined, onWrite: no, waitAcks: no, settle: no };
 }
