@@ -42,12 +42,16 @@ function exited(child: ChildProcess): Promise<number | null> {
   });
 }
 
-test('npm run cluster -- 2 serves master and slaves; a write through a slave reaches every node; SIGINT stops all', async () => {
+/**
+ * Runs `npm run cluster -- <args> --base-port <base> --data-dir <tmp>` in its own process
+ * group (npm, sh and node signalled by one PID), calls `fn` with the URL of node `id` and
+ * the output so far, then stops it with SIGINT and returns everything it printed. A
+ * failure carries the cluster's output; a cluster still running 15 s after SIGINT fails.
+ */
+async function runCluster(args: string[], base: number, fn: (url: (id: number) => string, out: () => string) => Promise<void>): Promise<string> {
   const dataDir = tempDir('sqlfleet-cli-');
   dirs.push(dataDir);
-  const base = await freeBase();
-  // Its own process group, so the whole tree (npm, sh, node) is signalled by one PID.
-  const child = spawn('npm', ['run', 'cluster', '--', '2', '--base-port', String(base), '--data-dir', dataDir], {
+  const child = spawn('npm', ['run', 'cluster', '--', ...args, '--base-port', String(base), '--data-dir', dataDir], {
     cwd: REPO_ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true,
@@ -56,8 +60,22 @@ test('npm run cluster -- 2 serves master and slaves; a write through a slave rea
   let out = '';
   child.stdout!.on('data', (d) => (out += d));
   child.stderr!.on('data', (d) => (out += d));
-  const url = (id: number) => `http://127.0.0.1:${base + id}`;
   try {
+    await fn((id) => `http://127.0.0.1:${base + id}`, () => out);
+  } catch (e) {
+    throw new Error(`${(e as Error).message}\n--- cluster output ---\n${out.slice(-4000)}`);
+  } finally {
+    process.kill(-child.pid!, 'SIGINT');
+    const code = await Promise.race([exited(child), new Promise<'hung'>((r) => setTimeout(() => r('hung'), 15_000).unref())]);
+    if (code === 'hung') process.kill(-child.pid!, 'SIGKILL');
+    assert.notEqual(code, 'hung', `cluster did not stop within 15 s of SIGINT:\n${out}`);
+  }
+  return out;
+}
+
+test('npm run cluster -- 2 serves master and slaves; a write through a slave reaches every node; SIGINT stops all', async () => {
+  const base = await freeBase();
+  const out = await runCluster(['2'], base, async (url, output) => {
     await waitFor(
       async () => {
         const s = await fetch(`${url(0)}/status`).then((r) => r.json() as Promise<{ nodes: { state: string }[] }>);
@@ -70,36 +88,18 @@ test('npm run cluster -- 2 serves master and slaves; a write through a slave rea
     assert.equal(w.status, 200, JSON.stringify(w.body));
     assert.deepEqual(w.body.replicated_to, [1, 2]);
     assert.deepEqual(rows(await post(url(2), { query: 'SELECT x FROM t' })), [[42]]);
-    for (const id of [0, 1, 2]) assert.match(out, new RegExp(`\\[node ${id}\\] .*"msg":"ready"`), `node ${id} logged ready with its prefix`);
-  } catch (e) {
-    throw new Error(`${(e as Error).message}\n--- cluster output ---\n${out.slice(-4000)}`);
-  } finally {
-    process.kill(-child.pid!, 'SIGINT');
-    const code = await Promise.race([exited(child), new Promise<'hung'>((r) => setTimeout(() => r('hung'), 15_000).unref())]);
-    if (code === 'hung') process.kill(-child.pid!, 'SIGKILL');
-    assert.notEqual(code, 'hung', `cluster did not stop within 15 s of SIGINT:\n${out}`);
-  }
+    for (const id of [0, 1, 2]) assert.match(output(), new RegExp(`\\[node ${id}\\] .*"msg":"ready"`), `node ${id} logged ready with its prefix`);
+  });
   for (const id of [0, 1, 2]) assert.match(out, new RegExp(`\\[node ${id}\\] exited`), `node ${id} exited`);
   assert.equal(await free(base), true, 'the master port is released');
 });
 
 test('npm run cluster -- 2 --with-etcd: a local etcd, node 0 elected, "ready" once every node is in sync, writes via a slave, SIGINT stops etcd too', { skip: etcdSkip() }, async () => {
-  const dataDir = tempDir('sqlfleet-cli-');
-  dirs.push(dataDir);
   const base = await freeBase(5); // three nodes, then etcd's client and peer ports
-  const child = spawn('npm', ['run', 'cluster', '--', '2', '--with-etcd', '--base-port', String(base), '--data-dir', dataDir], {
-    cwd: REPO_ROOT,
-    stdio: ['ignore', 'pipe', 'pipe'],
-    detached: true,
-  });
-  killOnExit(child);
-  let out = '';
-  child.stdout!.on('data', (d) => (out += d));
-  child.stderr!.on('data', (d) => (out += d));
-  const url = (id: number) => `http://127.0.0.1:${base + id}`;
-  try {
-    assert.match(out + (await waitFor(() => /\[cluster\] etcd on (\S+)/.exec(out)?.[1], { timeoutMs: 30_000, message: 'etcd line' })), new RegExp(`:${base + 3}`));
-    await waitFor(() => out.includes('[cluster] ready:'), { timeoutMs: 60_000, message: '[cluster] ready' });
+  const out = await runCluster(['2', '--with-etcd'], base, async (url, output) => {
+    const etcdUrl = await waitFor(() => /\[cluster\] etcd on (\S+)/.exec(output())?.[1], { timeoutMs: 30_000, message: 'etcd line' });
+    assert.match(String(etcdUrl), new RegExp(`:${base + 3}`));
+    await waitFor(() => output().includes('[cluster] ready:'), { timeoutMs: 60_000, message: '[cluster] ready' });
     const s = await fetch(`${url(0)}/status`).then((r) => r.json() as Promise<Record<string, any>>);
     assert.equal(s.role, 'master', 'a fresh cluster elects node 0');
     assert.equal(s.etcd.connected, true);
@@ -111,14 +111,7 @@ test('npm run cluster -- 2 --with-etcd: a local etcd, node 0 elected, "ready" on
     assert.equal(w.status, 200, JSON.stringify(w.body));
     assert.deepEqual(w.body.replicated_to, [1, 2]);
     assert.deepEqual(rows(await post(url(2), { query: 'SELECT x FROM t' })), [[7]]);
-  } catch (e) {
-    throw new Error(`${(e as Error).message}\n--- cluster output ---\n${out.slice(-4000)}`);
-  } finally {
-    process.kill(-child.pid!, 'SIGINT');
-    const code = await Promise.race([exited(child), new Promise<'hung'>((r) => setTimeout(() => r('hung'), 15_000).unref())]);
-    if (code === 'hung') process.kill(-child.pid!, 'SIGKILL');
-    assert.notEqual(code, 'hung', `cluster did not stop within 15 s of SIGINT:\n${out}`);
-  }
+  });
   assert.match(out, /\[etcd\] exited/);
   assert.equal(await free(base + 3), true, "etcd's port is released");
 });

@@ -9,20 +9,38 @@ import { rmSync } from 'node:fs';
 
 const ROUNDS = Number(process.env.STARTUP_ROUNDS ?? 6);
 
-/** Starts a master and two slaves the way `npm run cluster` does (all at once), without waiting for the master's view. */
-async function freshCluster(dataDir: string): Promise<TestNode[]> {
+/**
+ * Runs `fn` with a fresh data dir and a list it adds the nodes it starts to: on failure
+ * their logs are printed; they are always stopped and the dir removed.
+ */
+async function withNodes(fn: (dir: string, nodes: TestNode[]) => Promise<void>, logLines = 60): Promise<void> {
+  const dir = tempDir();
+  const nodes: TestNode[] = [];
+  try {
+    await fn(dir, nodes);
+  } catch (e) {
+    printLogs(nodes, logLines);
+    throw e;
+  } finally {
+    await Promise.all(nodes.map((n) => n.kill('SIGTERM')));
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Starts a master and two slaves the way `npm run cluster` does (all at once), without waiting for the master's view; adds them to `nodes`. */
+async function freshCluster(dataDir: string, nodes: TestNode[]): Promise<void> {
   const master = new TestNode({ role: 'master', id: 0, numSlaves: 2, dataDir });
+  nodes.push(master);
   await master.launch();
   const slaves = [1, 2].map((id) => new TestNode({ role: 'slave', id, numSlaves: 2, dataDir, masterUrl: master.url }));
+  nodes.push(...slaves);
   await Promise.all(slaves.map((s) => s.launch()));
-  return [master, ...slaves];
 }
 
 test(`fresh cluster, every /health 200, first CREATE TABLE on the master: each slave reads it at once (${ROUNDS} rounds)`, { timeout: 300_000 }, async () => {
   for (let round = 0; round < ROUNDS; round++) {
-    const dir = tempDir();
-    const nodes = await freshCluster(dir);
-    try {
+    await withNodes(async (dir, nodes) => {
+      await freshCluster(dir, nodes);
       await waitFor(async () => (await Promise.all(nodes.map((n) => get(`${n.url}/health`)))).every((r) => r.status === 200), {
         timeoutMs: 20_000,
         message: 'every /health 200',
@@ -32,21 +50,14 @@ test(`fresh cluster, every /health 200, first CREATE TABLE on the master: each s
       assert.equal(w.missing, undefined);
       const reads = await Promise.all(nodes.slice(1).map((s) => query(s, "SELECT name FROM sqlite_schema WHERE name = 'users'")));
       reads.forEach((r, i) => assert.deepEqual(rows(r), [['users']], `round ${round}: slave ${i + 1} does not see the table`));
-    } catch (e) {
-      printLogs(nodes, 60);
-      throw e;
-    } finally {
-      await Promise.all(nodes.map((n) => n.kill('SIGTERM')));
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   }
 });
 
 test('a slave /health is 503 until it has reached its master; a down slave is named "missing" in ack "all" answers', { timeout: 120_000 }, async () => {
-  const dir = tempDir();
-  const master = new TestNode({ role: 'master', id: 0, numSlaves: 2, dataDir: dir });
-  const nodes: TestNode[] = [master];
-  try {
+  await withNodes(async (dir, nodes) => {
+    const master = new TestNode({ role: 'master', id: 0, numSlaves: 2, dataDir: dir });
+    nodes.push(master);
     await master.launch();
     // A slave pointed at a master that does not answer is not healthy.
     const orphan = new TestNode({ role: 'slave', id: 1, numSlaves: 2, dataDir: dir, masterUrl: 'http://127.0.0.1:9' });
@@ -68,20 +79,13 @@ test('a slave /health is 503 until it has reached its master; a down slave is na
     const w = ok(await exec(master, 'INSERT INTO t VALUES (1)'), 'write with slave 2 down');
     assert.deepEqual(w.replicated_to, [1]);
     assert.deepEqual(w.missing, [2], `the answer must name the slave that lacks the write: ${JSON.stringify(w)}`);
-  } catch (e) {
-    printLogs(nodes, 60);
-    throw e;
-  } finally {
-    await Promise.all(nodes.map((n) => n.kill('SIGTERM')));
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });
 
 test('a slave started with another --cluster-name is refused by the master: never healthy, never a member, writes do not wait for it', { timeout: 60_000 }, async () => {
-  const dir = tempDir();
-  const master = new TestNode({ role: 'master', id: 0, numSlaves: 1, dataDir: dir, extraArgs: ['--cluster-name', 'blue'] });
-  const nodes: TestNode[] = [master];
-  try {
+  await withNodes(async (dir, nodes) => {
+    const master = new TestNode({ role: 'master', id: 0, numSlaves: 1, dataDir: dir, extraArgs: ['--cluster-name', 'blue'] });
+    nodes.push(master);
     await master.launch();
     const stranger = new TestNode({ role: 'slave', id: 1, numSlaves: 1, dataDir: dir, masterUrl: master.url, extraArgs: ['--cluster-name', 'green'] });
     nodes.push(stranger);
@@ -97,11 +101,5 @@ test('a slave started with another --cluster-name is refused by the master: neve
     const w = ok(await exec(master, 'CREATE TABLE t(x)'), 'a write without the stranger');
     assert.deepEqual(w.replicated_to, []);
     assert.deepEqual(w.missing, [1]);
-  } catch (e) {
-    printLogs(nodes, 40);
-    throw e;
-  } finally {
-    await Promise.all(nodes.map((n) => n.kill('SIGTERM')));
-    rmSync(dir, { recursive: true, force: true });
-  }
+  }, 40);
 });
