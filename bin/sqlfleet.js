@@ -59,6 +59,7 @@ async function build() {
   fs.mkdirSync(out, { recursive: true });
   writeAtomic(path.join(out, 'read-worker.cjs'), bundleReadWorker());
   writeAtomic(path.join(out, 'snapshot-worker.js'), fs.readFileSync(path.join(src, 'store', 'snapshot-worker.js')));
+  writeAtomic(path.join(out, 'checkpoint-worker.js'), fs.readFileSync(path.join(src, 'store', 'checkpoint-worker.js')));
   writeAtomic(cli, main.outputFiles[0].text); // last: its mtime says the set is complete
 }
 

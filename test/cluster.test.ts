@@ -1,6 +1,8 @@
 // Issue 2 end to end: a master and two slaves as real processes, exercised over HTTP.
 
 import assert from 'node:assert/strict';
+import { statSync } from 'node:fs';
+import { join } from 'node:path';
 import {
   assertError,
   assertSameChecksums,
@@ -12,6 +14,7 @@ import {
   query,
   rows,
   status,
+  waitFor,
   waitForIndex,
   useCluster,
   type TestNode,
@@ -361,6 +364,27 @@ it('group commit: concurrent writes share commits, yet each is its own entry and
   await assertRowsEverywhere('SELECT count(*) FROM grp', [[expected]]);
   await assertRowsEverywhere("SELECT count(*) FROM grp WHERE k LIKE '%half%'", [[0]]);
   await assertSameChecksums(nodes);
+});
+
+it('WAL checkpoints run off the commit path: written pages reach every database file with no further write', async () => {
+  const { master, nodes } = cluster();
+  await ddl('CREATE TABLE ckpt (id INTEGER PRIMARY KEY, b BLOB)');
+  const files = nodes.map((n) => join(n.spec.dataDir, `node-${n.id}.db`));
+  const before = files.map((f) => statSync(f).size);
+  // 40 writes of 64 KiB: ~650 pages, fewer than the 1000 at which SQLite's own checkpoint
+  // (inside a commit) would copy them; only a checkpoint between commits can.
+  let index = 0;
+  for (let i = 0; i < 40; i++) index = ok(await exec(master, 'INSERT INTO ckpt(b) VALUES (zeroblob(65536))'), `write ${i}`).index;
+  await waitForIndex(nodes, index);
+  const grown = (await waitFor(
+    () => {
+      const sizes = files.map((f) => statSync(f).size);
+      return sizes.every((s, i) => s - before[i]! >= 40 * 65536) && sizes;
+    },
+    { timeoutMs: 5000, message: 'database files holding the 40 blobs' },
+  ).catch(() => files.map((f) => statSync(f).size))) as number[];
+  grown.forEach((s, i) => assert.ok(s - before[i]! >= 40 * 65536, `${nodes[i]!.label()}: file grew ${s - before[i]!} bytes, WAL ${statSync(`${files[i]}-wal`).size}`));
+  await assertRowsEverywhere('SELECT count(*), sum(length(b)) FROM ckpt', [[40, 40 * 65536]]);
 });
 
 it('a transaction batch that fails half-way leaves every node unchanged and answers 409 CONSTRAINT', async () => {

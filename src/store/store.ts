@@ -10,6 +10,7 @@ import type { Durability } from '../config.js';
 import type { Checksum } from './checksum.js';
 import { installDeterminism } from './determinism.js';
 import { StatementCache, prepareFresh, runStatement, schemaCookieReader, toJsonValue, translateError } from './exec.js';
+import { BACKSTOP_PAGES, Checkpointer } from './checkpoint.js';
 import { ReadPool } from './read-pool.js';
 import { createInternalTables, prepareInternal, type InternalStatements } from './internal.js';
 import { DEFAULT_IDEMPOTENCY_RETAIN_MS, PRUNE_EVERY_MS, decodeResults, encodeResults } from './idempotency.js';
@@ -87,7 +88,11 @@ export interface StoreOptions {
   log?: (level: 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
   /** Observes the number of writes in each group commit. */
   onCommitGroup?: (writes: number) => void;
+  /** WAL checkpoints by a worker thread this often (default 100 ms); 0: SQLite's own, inside commits. */
+  checkpointIntervalMs?: number;
 }
+
+const DEFAULT_CHECKPOINT_INTERVAL_MS = 100;
 
 /** A node's SQLite database: data, replication log and applied index. */
 export class Store {
@@ -97,6 +102,7 @@ export class Store {
   private q!: InternalStatements;
   private det!: ReturnType<typeof installDeterminism>;
   private pool!: ReadPool;
+  private checkpointer: Checkpointer | null = null;
   private applied = 0;
   private hash = '';
   private epochCache = 0;
@@ -123,6 +129,11 @@ export class Store {
     this.writer.pragma('foreign_keys = ON');
     this.writer.pragma('busy_timeout = 5000');
     createInternalTables(this.writer);
+    const every = options.checkpointIntervalMs ?? DEFAULT_CHECKPOINT_INTERVAL_MS;
+    if (every > 0) {
+      this.writer.pragma(`wal_autocheckpoint = ${BACKSTOP_PAGES}`);
+      this.checkpointer = new Checkpointer({ path: options.path, intervalMs: every, log: options.log });
+    }
     this.reader = new Database(options.path, { readonly: true });
     this.reader.pragma('busy_timeout = 5000');
     this.wcache = new StatementCache(this.writer);
@@ -399,6 +410,8 @@ export class Store {
   /** Stops the read workers and closes both connections (checkpointing the WAL). */
   async close(): Promise<void> {
     await this.pool.close();
+    await this.checkpointer?.stop();
+    this.checkpointer = null;
     this.wcache.clear();
     this.reader.close();
     this.writer.close();

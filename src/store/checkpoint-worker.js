@@ -1,0 +1,34 @@
+// Worker thread: checkpoints the WAL on its own connection, so the copy of pages back into
+// the database file (and its fsyncs) never runs inside a commit on the node's event loop.
+// PASSIVE: it takes no lock that a reader or the writer waits for, and stops where a reader
+// still needs the WAL (the next round goes on from there). Plain JS: workers do not get tsx.
+import { parentPort, workerData } from 'node:worker_threads';
+import Database from 'better-sqlite3';
+
+const { path, intervalMs } = workerData;
+const db = new Database(path, { fileMustExist: true });
+db.pragma('busy_timeout = 0');
+db.pragma('wal_autocheckpoint = 0'); // this connection never writes; nothing of its own to checkpoint
+const checkpoint = db.prepare('PRAGMA wal_checkpoint(PASSIVE)');
+let timer = null;
+let stopped = false;
+
+function round() {
+  timer = null;
+  if (stopped) return;
+  try {
+    checkpoint.get();
+  } catch (e) {
+    parentPort.postMessage({ error: String(e && e.message ? e.message : e) });
+  }
+  timer = setTimeout(round, intervalMs);
+}
+
+parentPort.on('message', (m) => {
+  if (m !== 'stop') return;
+  stopped = true;
+  if (timer) clearTimeout(timer);
+  db.close();
+  parentPort.close();
+});
+timer = setTimeout(round, intervalMs);
