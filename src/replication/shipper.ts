@@ -121,9 +121,10 @@ export class Shipper {
         this.again.delete(id);
         const m = this.d.membership.get(id);
         if (this.stopped || !m || !m.url || m.state === 'down') return;
-        // The recent cache never holds trimmed entries (see forget), so a hit means the
-        // entry is still in the log and the query can be skipped.
-        const behindLog = !this.recent.has(m.applied + 1) && m.applied + 1 < this.d.store.firstLogIndex();
+        // A slave that has everything, or whose next entry is in the recent cache (which never
+        // holds trimmed entries, see forget), cannot be behind the log: the query is skipped.
+        const next = m.applied + 1;
+        const behindLog = next <= this.d.store.appliedIndex && !this.recent.has(next) && next < this.d.store.firstLogIndex();
         if (this.resync.has(id) || (behindLog && m.state !== 'diverged')) {
           this.d.log('info', 'sending snapshot', { slave: id, slave_index: m.applied, log_starts_at: this.d.store.firstLogIndex() });
           const index = await this.d.sendSnapshot(id, m.url);
