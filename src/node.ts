@@ -13,7 +13,8 @@ import { IndexWaiter } from './core/index-waiter.js';
 import { masterToken, slaveToken } from './cluster/token.js';
 import { createApp, type AppDeps } from './http/app.js';
 import { clusterTokenCheck } from './http/auth.js';
-import { withReplicationLane } from './http/lane.js';
+import { withReplicationLane, type LaneDeps } from './http/lane.js';
+import { serveReplicationStream } from './http/stream.js';
 import { createLogger, type LogFn } from './log.js';
 import { PeerClient } from './replication/client.js';
 import { createClassifier } from './sql/classify.js';
@@ -126,16 +127,15 @@ export async function startNode(config: Config, log: LogFn = createLogger(config
   const app = createApp(appDeps);
 
   // Replication appends and client queries take the lane on node:http; the rest goes to hono.
-  const listener = withReplicationLane(
-    { hasClusterToken: clusterTokenCheck(token), append: (body) => roles.current.append(body), maxBody: maxAppendBody, observe: observeRequest, log, query: appDeps },
-    getRequestListener(app.fetch),
-  );
+  const lane: LaneDeps = { hasClusterToken: clusterTokenCheck(token), append: (body) => roles.current.append(body), maxBody: maxAppendBody, observe: observeRequest, log, query: appDeps };
+  const listener = withReplicationLane(lane, getRequestListener(app.fetch));
   const server: http.Server = await new Promise((resolve, reject) => {
     const tls = config.tlsCert && config.tlsKey ? { key: fs.readFileSync(config.tlsKey), cert: fs.readFileSync(config.tlsCert) } : null;
     const s = tls ? https.createServer(tls, listener) : http.createServer(listener);
     s.once('error', reject);
     s.listen(config.port, config.host, () => resolve(s));
   });
+  const closeStreams = serveReplicationStream(server, lane);
   const port = (server.address() as AddressInfo).port;
   url = config.advertiseUrl ?? `${config.tlsCert ? 'https' : 'http'}://${urlHost(config.host)}:${port}`;
   roles.start(url);
@@ -152,6 +152,7 @@ export async function startNode(config: Config, log: LogFn = createLogger(config
       await ha?.stop();
       await roles.stop();
       waiter.cancelAll();
+      closeStreams();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await client.close();
       portable.close();

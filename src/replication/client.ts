@@ -3,6 +3,7 @@
 import type { Readable } from 'node:stream';
 import { Pool } from 'undici';
 import { SqlfleetError } from '../errors.js';
+import { AppendStreams } from './stream.js';
 
 /** Answer of a peer: HTTP status and parsed JSON body. */
 export interface PeerResponse<T = unknown> {
@@ -32,11 +33,21 @@ export class PeerUnreachableError extends Error {
 /** Keep-alive pools to every peer URL, authenticated with the cluster token. */
 export class PeerClient {
   private readonly pools = new Map<string, Pool>();
+  private readonly streams: AppendStreams;
 
   constructor(
     private readonly token: string,
     private readonly tls: { ca?: string } = {},
-  ) {}
+  ) {
+    this.streams = new AppendStreams(token, tls);
+  }
+
+  /** Sends an append body to a slave over its replication stream (stream.ts), or POST /internal/append when it has none; the slave's answer. */
+  async append<T>(url: string, body: string, opts: CallOptions): Promise<T | null> {
+    const answer = await this.streams.append(url, body, opts.timeoutMs);
+    if (answer !== null) return answer as T;
+    return (await this.post<T>(url, '/internal/append', body, opts)).body;
+  }
 
   /** POSTs a JSON body (object or pre-serialized string) and returns the parsed answer. */
   async post<T>(url: string, path: string, body: unknown, opts: CallOptions): Promise<PeerResponse<T>> {
@@ -55,6 +66,7 @@ export class PeerClient {
 
   /** Closes every pool. */
   async close(): Promise<void> {
+    this.streams.close();
     await Promise.all([...this.pools.values()].map((p) => p.destroy()));
     this.pools.clear();
   }

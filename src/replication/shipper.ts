@@ -199,13 +199,12 @@ export class Shipper {
     this.prepared.delete(url);
     const batch = p && p.from === from && p.epoch === this.d.epoch() ? p : this.build(from);
     this.d.onBatch?.(batch.count);
-    const pending = this.d.client.post<AppendAnswer>(url, '/internal/append', batch.body, { timeoutMs: this.d.timeoutMs });
+    const pending = this.d.client.append<AppendAnswer>(url, batch.body, { timeoutMs: this.d.timeoutMs });
     if (batch.full && from + batch.count <= this.d.store.appliedIndex) {
       await new Promise((r) => setImmediate(r)); // let the request go out first
       if (!this.stopped) this.prepared.set(url, this.build(from + batch.count));
     }
-    const res = await pending;
-    return res.body ?? { ok: false };
+    return (await pending) ?? { ok: false };
   }
 
   /** The append body for entries `from`… (up to the batch limits), from the cache or the log. */

@@ -1,0 +1,59 @@
+// The slave's end of the replication stream (src/replication/stream.ts): an HTTP/1.1
+// Upgrade to GET /internal/stream with the cluster token, then one append body per line
+// answered by one line, through the same `append` as POST /internal/append (lane.ts).
+import type { IncomingMessage, Server } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { SqlfleetError } from '../errors.js';
+import { LineReader, STREAM_PATH, STREAM_PROTOCOL } from '../replication/stream.js';
+import { errorOutcome, parseJson } from './app.js';
+import { stringify } from './json.js';
+import type { LaneDeps } from './lane.js';
+
+/** A stream with no frame for this long is closed (the master closes its own after 30 s). */
+const SERVER_IDLE_MS = 120_000;
+
+function refuse(socket: Duplex, status: number, reason: string, body?: unknown): void {
+  const json = body === undefined ? '' : JSON.stringify(body);
+  socket.end(`HTTP/1.1 ${status} ${reason}\r\nconnection: close\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(json)}\r\n\r\n${json}`);
+}
+
+/** Serves replication streams on `server`; the returned function closes every open one. */
+export function serveReplicationStream(server: Server, d: LaneDeps): () => void {
+  const open = new Set<Duplex>();
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    socket.on('error', () => socket.destroy());
+    const path = (req.url ?? '').split('?')[0];
+    if (req.method !== 'GET' || path !== STREAM_PATH || req.headers.upgrade !== STREAM_PROTOCOL) {
+      return refuse(socket, 404, 'Not Found', new SqlfleetError('NOT_FOUND', `no upgrade to ${req.headers.upgrade ?? '?'} at ${path}`).toJSON());
+    }
+    if (!d.hasClusterToken(req.headers.authorization)) {
+      return refuse(socket, 401, 'Unauthorized', new SqlfleetError('UNAUTHORIZED', 'internal endpoint: a valid cluster token is required').toJSON());
+    }
+    socket.write(`HTTP/1.1 101 Switching Protocols\r\nupgrade: ${STREAM_PROTOCOL}\r\nconnection: Upgrade\r\n\r\n`);
+    (socket as { setNoDelay?: (v: boolean) => void }).setNoDelay?.(true);
+    (socket as { setTimeout?: (ms: number, cb: () => void) => void }).setTimeout?.(SERVER_IDLE_MS, () => socket.destroy());
+    open.add(socket);
+    socket.on('close', () => open.delete(socket));
+    const reader = new LineReader(d.maxBody, (line) => {
+      let out;
+      try {
+        out = d.append(parseJson(line));
+      } catch (e) {
+        out = errorOutcome(e, d.log, STREAM_PATH);
+      }
+      socket.write(stringify(out.body) + '\n');
+      d.observe?.(STREAM_PATH, String(out.status));
+    });
+    const feed = (chunk: Buffer) => {
+      if (reader.push(chunk)) return;
+      d.log('warn', 'replication stream frame over the byte limit; closing it', { limit: d.maxBody });
+      socket.destroy();
+    };
+    socket.on('data', feed);
+    if (head.length) feed(head); // frames sent along with the upgrade request
+  });
+  return () => {
+    for (const s of open) s.destroy();
+    open.clear();
+  };
+}

@@ -1,0 +1,165 @@
+// The replication stream (src/replication/stream.ts, src/http/stream.ts): the master sends
+// appends to each slave over one upgraded connection, not one HTTP request per batch. What
+// a user and an operator see: the writes arrive, the slave's metrics count them on the
+// stream route, the stream refuses anyone without the cluster token, a peer that has no
+// stream is served over HTTP, and a slave that stops answering fails the append in time.
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import net from 'node:net';
+import { test } from 'node:test';
+import { PeerClient, PeerUnreachableError } from '../src/replication/client.js';
+import { AppendStreams, STREAM_PATH, STREAM_PROTOCOL } from '../src/replication/stream.js';
+import { exec, get, ok, query, rows, useCluster, waitForIndex } from './helpers/cluster.js';
+import { clusterToken } from './helpers/load.js';
+
+const { it, cluster } = useCluster({ slaves: 2 }, async (c) => {
+  const w = ok(await exec(c.master, 'CREATE TABLE s (id INTEGER PRIMARY KEY, v TEXT)'));
+  await waitForIndex(c.nodes, w.index);
+});
+
+const routeCount = async (url: string, route: string): Promise<number> => {
+  const text = (await get(`${url}/metrics`)).text;
+  return text
+    .split('\n')
+    .filter((l) => l.startsWith('sqlfleet_http_requests_total{') && l.includes(`route="${route}"`))
+    .reduce((sum, l) => sum + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
+};
+
+/** Sends raw bytes to a node and collects what comes back until it closes the connection (or `ms`). */
+function raw(url: string, bytes: string, ms = 2000): Promise<{ text: string; closed: boolean }> {
+  const u = new URL(url);
+  return new Promise((resolve, reject) => {
+    const s = net.connect(Number(u.port), u.hostname);
+    let text = '';
+    const timer = setTimeout(() => {
+      s.destroy();
+      resolve({ text, closed: false });
+    }, ms);
+    s.on('data', (d) => (text += d.toString('utf8')));
+    s.on('error', reject);
+    s.on('close', () => {
+      clearTimeout(timer);
+      resolve({ text, closed: true });
+    });
+    s.write(bytes);
+  });
+}
+
+const upgrade = (headers: Record<string, string>, path = STREAM_PATH) =>
+  `GET ${path} HTTP/1.1\r\nhost: x\r\nconnection: Upgrade\r\n${Object.entries(headers)
+    .map(([k, v]) => `${k}: ${v}\r\n`)
+    .join('')}\r\n`;
+
+it('writes reach every slave over the stream: the slaves count them on /internal/stream, none on /internal/append', async () => {
+  const { master, slaves, nodes } = cluster();
+  const before = await Promise.all(slaves.map(async (s) => [await routeCount(s.url, STREAM_PATH), await routeCount(s.url, '/internal/append')]));
+  let last = 0;
+  for (let i = 0; i < 20; i++) last = ok(await exec(master, 'INSERT INTO s(v) VALUES (?)', [`w${i}`]), `write ${i}`).index;
+  await waitForIndex(nodes, last);
+  for (const [i, s] of slaves.entries()) {
+    assert.deepEqual(rows(await query(s, "SELECT count(*) FROM s WHERE v LIKE 'w%'")), [[20]], `rows on ${s.label()}`);
+    const [stream, append] = [await routeCount(s.url, STREAM_PATH), await routeCount(s.url, '/internal/append')];
+    assert.ok(stream >= before[i]![0]! + 1, `${s.label()} counted no append on the stream (${before[i]![0]} → ${stream})`);
+    assert.equal(append, before[i]![1], `${s.label()} was sent appends over HTTP`);
+  }
+});
+
+it('the stream refuses an upgrade without the cluster token (401) or for another protocol or path (404), and closes', async () => {
+  const { slaves, dataDir } = cluster();
+  const token = clusterToken(dataDir);
+  const s = slaves[0]!;
+  const frame = JSON.stringify({ epoch: 999, master: 'http://127.0.0.1:1', master_index: 1, entries: [] }) + '\n';
+  for (const [headers, status] of [
+    [{ upgrade: STREAM_PROTOCOL }, 401],
+    [{ upgrade: STREAM_PROTOCOL, authorization: 'Bearer wrong' }, 401],
+    [{ upgrade: STREAM_PROTOCOL, authorization: `Bearer ${token}x` }, 401],
+    [{ upgrade: 'websocket', authorization: `Bearer ${token}` }, 404],
+  ] as const) {
+    const r = await raw(s.url, upgrade(headers) + frame);
+    assert.match(r.text, new RegExp(`^HTTP/1.1 ${status} `), `answer to ${JSON.stringify(headers)}: ${r.text}`);
+    assert.ok(r.closed, `connection left open after a ${status}`);
+    assert.ok(!r.text.includes('"ok":true'), `a frame was answered after a refused upgrade: ${r.text}`);
+  }
+  const other = await raw(s.url, upgrade({ upgrade: STREAM_PROTOCOL, authorization: `Bearer ${token}` }, '/internal/elsewhere'));
+  assert.match(other.text, /^HTTP\/1.1 404 /);
+  // With the token: the upgrade is accepted, and a frame from an unknown master in a made-up
+  // epoch is answered by the append route's own checks, not applied.
+  const accepted = await raw(s.url, upgrade({ upgrade: STREAM_PROTOCOL, authorization: `Bearer ${token}` }) + '{not json\n', 1000);
+  assert.match(accepted.text, /^HTTP\/1.1 101 /, accepted.text);
+  assert.match(accepted.text, /"code":"BAD_REQUEST"/, `malformed frame: ${accepted.text}`);
+});
+
+test('a peer without the stream (a node from before it) is sent appends over HTTP, and the upgrade is not retried at once', async () => {
+  const seen: string[] = [];
+  const server = http.createServer((req, res) => {
+    seen.push(`${req.method} ${req.url}`);
+    req.resume();
+    req.on('end', () => {
+      const ok = req.method === 'POST' && req.url === '/internal/append';
+      res.writeHead(ok ? 200 : 404, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(ok ? { ok: true, applied_index: seen.length } : { ok: false, error: { code: 'NOT_FOUND', message: 'no route' } }));
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const url = `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`;
+  const client = new PeerClient('t0ken-of-the-cluster');
+  try {
+    const a = await client.append<{ ok: boolean }>(url, '{"entries":[]}', { timeoutMs: 2000 });
+    const b = await client.append<{ ok: boolean }>(url, '{"entries":[]}', { timeoutMs: 2000 });
+    assert.equal(a?.ok, true);
+    assert.equal(b?.ok, true);
+    assert.deepEqual(seen, [`GET ${STREAM_PATH}`, 'POST /internal/append', 'POST /internal/append']);
+  } finally {
+    await client.close();
+    server.close();
+  }
+});
+
+test('a slave that takes the stream and never answers fails the append after its timeout (sent: true), and the next append reconnects', async () => {
+  let upgrades = 0;
+  const sockets: net.Socket[] = [];
+  const server = http.createServer((_req, res) => res.end());
+  server.on('upgrade', (_req, socket: net.Socket) => {
+    upgrades++;
+    sockets.push(socket);
+    socket.write(`HTTP/1.1 101 Switching Protocols\r\nupgrade: ${STREAM_PROTOCOL}\r\nconnection: Upgrade\r\n\r\n`);
+    socket.on('error', () => {});
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const url = `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`;
+  const streams = new AppendStreams('token');
+  try {
+    const started = Date.now();
+    const err = await streams.append(url, '{}', 300).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    assert.ok(err instanceof PeerUnreachableError, `no timeout error: ${String(err)}`);
+    assert.equal(err.sent, true);
+    const took = Date.now() - started;
+    assert.ok(took >= 290 && took < 2000, `timed out after ${took} ms`);
+    await assert.rejects(streams.append(url, '{}', 200), PeerUnreachableError);
+    assert.equal(upgrades, 2, 'the timed-out stream was reused instead of replaced');
+  } finally {
+    streams.close();
+    for (const s of sockets) s.destroy();
+    server.close();
+  }
+});
+
+test('a stream to a port nobody listens on fails as not sent', async () => {
+  const free = await new Promise<number>((r) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const p = (s.address() as net.AddressInfo).port;
+      s.close(() => r(p));
+    });
+  });
+  const streams = new AppendStreams('token');
+  const err = await streams.append(`http://127.0.0.1:${free}`, '{}', 1000).then(
+    () => null,
+    (e: unknown) => e,
+  );
+  streams.close();
+  assert.ok(err instanceof PeerUnreachableError, String(err));
+  assert.equal(err.sent, false);
+});
