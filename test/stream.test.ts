@@ -8,7 +8,7 @@ import http from 'node:http';
 import net from 'node:net';
 import { test } from 'node:test';
 import { PeerClient, PeerUnreachableError } from '../src/replication/client.js';
-import { AppendStreams, STREAM_PATH, STREAM_PROTOCOL } from '../src/replication/stream.js';
+import { STREAM_PATH, STREAM_PROTOCOL } from '../src/replication/stream.js';
 import { exec, get, ok, query, rows, useCluster, waitForIndex } from './helpers/cluster.js';
 import { clusterToken } from './helpers/load.js';
 
@@ -127,10 +127,10 @@ test('a slave that takes the stream and never answers fails the append after its
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const url = `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`;
-  const streams = new AppendStreams('token');
+  const streams = new PeerClient('token');
   try {
     const started = Date.now();
-    const err = await streams.append(url, '{}', 300).then(
+    const err = await streams.append(url, '{}', { timeoutMs: 300 }).then(
       () => null,
       (e: unknown) => e,
     );
@@ -138,10 +138,10 @@ test('a slave that takes the stream and never answers fails the append after its
     assert.equal(err.sent, true);
     const took = Date.now() - started;
     assert.ok(took >= 290 && took < 2000, `timed out after ${took} ms`);
-    await assert.rejects(streams.append(url, '{}', 200), PeerUnreachableError);
+    await assert.rejects(streams.append(url, '{}', { timeoutMs: 200 }), PeerUnreachableError);
     assert.equal(upgrades, 2, 'the timed-out stream was reused instead of replaced');
   } finally {
-    streams.close();
+    await streams.close();
     for (const s of sockets) s.destroy();
     server.close();
   }
@@ -154,12 +154,12 @@ test('a stream to a port nobody listens on fails as not sent', async () => {
       s.close(() => r(p));
     });
   });
-  const streams = new AppendStreams('token');
-  const err = await streams.append(`http://127.0.0.1:${free}`, '{}', 1000).then(
+  const streams = new PeerClient('token');
+  const err = await streams.append(`http://127.0.0.1:${free}`, '{}', { timeoutMs: 1000 }).then(
     () => null,
     (e: unknown) => e,
   );
-  streams.close();
+  await streams.close();
   assert.ok(err instanceof PeerUnreachableError, String(err));
   assert.equal(err.sent, false);
 });

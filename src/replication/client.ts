@@ -39,7 +39,7 @@ export class PeerClient {
     private readonly token: string,
     private readonly tls: { ca?: string } = {},
   ) {
-    this.streams = new AppendStreams(token, tls);
+    this.streams = new AppendStreams(token, (url) => this.pool(url));
   }
 
   /** Sends an append body to a slave over its replication stream (stream.ts), or POST /internal/append when it has none; the slave's answer. */

@@ -14,9 +14,8 @@
 //
 // A peer that answers the upgrade with anything but 101 (a node from before the stream)
 // is served over HTTP for a minute before the stream is tried again.
-import http from 'node:http';
-import https from 'node:https';
 import type { Duplex } from 'node:stream';
+import type { Dispatcher } from 'undici';
 import { PeerUnreachableError } from './client.js';
 
 export const STREAM_PATH = '/internal/stream';
@@ -80,7 +79,8 @@ export class AppendStreams {
 
   constructor(
     private readonly token: string,
-    private readonly tls: { ca?: string } = {},
+    /** The keep-alive pool of a peer (client.ts); an upgrade takes one of its connections for good. */
+    private readonly pool: (url: string) => Dispatcher,
     private readonly maxAnswer = 1024 * 1024,
   ) {}
 
@@ -118,63 +118,44 @@ export class AppendStreams {
     return p;
   }
 
-  private open(url: string): Promise<Conn | null> {
-    return new Promise((resolve, reject) => {
-      const target = new URL(STREAM_PATH, url);
-      const opts: https.RequestOptions = {
-        method: 'GET',
-        agent: false,
-        timeout: CONNECT_TIMEOUT_MS,
-        headers: { connection: 'Upgrade', upgrade: STREAM_PROTOCOL, authorization: `Bearer ${this.token}` },
-        ...(target.protocol === 'https:' && this.tls.ca ? { ca: this.tls.ca } : {}),
-      };
-      const req = (target.protocol === 'https:' ? https : http).request(target, opts);
-      let settled = false;
-      const fail = (e: Error) => {
-        if (settled) return;
-        settled = true;
-        req.destroy();
-        reject(new PeerUnreachableError(`stream to ${url}: ${(e as { code?: string }).code ?? e.message}`, false));
-      };
-      req.on('timeout', () => fail(new Error(`no upgrade in ${CONNECT_TIMEOUT_MS} ms`)));
-      req.on('error', fail);
-      req.on('response', (res) => {
-        // Not 101: a peer without the stream (or one refusing the token): HTTP says why.
-        settled = true;
-        res.resume();
-        req.destroy();
-        this.httpUntil.set(url, Date.now() + FALLBACK_MS);
-        resolve(null);
+  private async open(url: string): Promise<Conn | null> {
+    let socket: Duplex;
+    try {
+      const up = await this.pool(url).upgrade({
+        path: STREAM_PATH,
+        protocol: STREAM_PROTOCOL,
+        headers: { authorization: `Bearer ${this.token}` },
+        signal: AbortSignal.timeout(CONNECT_TIMEOUT_MS),
       });
-      req.on('upgrade', (res, socket, head) => {
-        if (settled) return void socket.destroy();
-        settled = true;
-        if (this.closed || res.headers.upgrade !== STREAM_PROTOCOL) {
-          socket.destroy();
-          if (!this.closed) this.httpUntil.set(url, Date.now() + FALLBACK_MS);
-          resolve(null);
-          return;
-        }
-        const conn: Conn = { socket, pending: null, idle: null };
-        (socket as { setNoDelay?: (v: boolean) => void }).setNoDelay?.(true);
-        const reader = new LineReader(this.maxAnswer, (line) => this.answer(url, conn, line));
-        socket.on('data', (chunk: Buffer) => {
-          if (!reader.push(chunk)) this.drop(url, conn, new PeerUnreachableError(`append to ${url}: answer over ${this.maxAnswer} bytes`, true));
-        });
-        socket.on('error', (e) => this.drop(url, conn, new PeerUnreachableError(`append to ${url}: ${(e as { code?: string }).code ?? e.message}`, true)));
-        socket.on('close', () => this.drop(url, conn, new PeerUnreachableError(`append to ${url}: stream closed`, true)));
-        if (head.length) {
-          // The slave speaks only when asked: bytes before any request are not this protocol.
-          socket.destroy();
-          this.httpUntil.set(url, Date.now() + FALLBACK_MS);
-          resolve(null);
-          return;
-        }
-        this.conns.set(url, conn);
-        resolve(conn);
-      });
-      req.end();
+      socket = up.socket;
+      if (up.headers.upgrade !== STREAM_PROTOCOL) {
+        socket.destroy();
+        return this.viaHttp(url);
+      }
+    } catch (e) {
+      // Any answer but 101 (a node from before the stream, a refused token): HTTP says why.
+      if ((e as Error).message === 'bad upgrade') return this.viaHttp(url);
+      throw new PeerUnreachableError(`stream to ${url}: ${(e as { code?: string }).code ?? (e as Error).message}`, false);
+    }
+    if (this.closed) {
+      socket.destroy();
+      throw new PeerUnreachableError(`append to ${url}: client closed`, false);
+    }
+    const conn: Conn = { socket, pending: null, idle: null };
+    (socket as { setNoDelay?: (v: boolean) => void }).setNoDelay?.(true);
+    const reader = new LineReader(this.maxAnswer, (line) => this.answer(url, conn, line));
+    socket.on('data', (chunk: Buffer) => {
+      if (!reader.push(chunk)) this.drop(url, conn, new PeerUnreachableError(`append to ${url}: answer over ${this.maxAnswer} bytes`, true));
     });
+    socket.on('error', (e) => this.drop(url, conn, new PeerUnreachableError(`append to ${url}: ${(e as { code?: string }).code ?? e.message}`, true)));
+    socket.on('close', () => this.drop(url, conn, new PeerUnreachableError(`append to ${url}: stream closed`, true)));
+    this.conns.set(url, conn);
+    return conn;
+  }
+
+  private viaHttp(url: string): null {
+    this.httpUntil.set(url, Date.now() + FALLBACK_MS);
+    return null;
   }
 
   private answer(url: string, conn: Conn, line: string): void {
