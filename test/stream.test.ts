@@ -1,14 +1,15 @@
 // The replication stream (src/replication/stream.ts, src/http/stream.ts): the master sends
-// appends to each slave over one upgraded connection, not one HTTP request per batch. What
+// appends to each slave over one tunnelled connection, not one HTTP request per batch. What
 // a user and an operator see: the writes arrive, the slave's metrics count them on the
-// stream route, the stream refuses anyone without the cluster token, a peer that has no
-// stream is served over HTTP, and a slave that stops answering fails the append in time.
+// stream route, the stream refuses anyone without the cluster token, an Upgrade offer from
+// a client stays plain HTTP, a peer that has no stream is served over HTTP, and a slave
+// that stops answering fails the append in time.
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
 import { test } from 'node:test';
 import { PeerClient, PeerUnreachableError } from '../src/replication/client.js';
-import { STREAM_PATH, STREAM_PROTOCOL } from '../src/replication/stream.js';
+import { STREAM_HEADER, STREAM_PATH, STREAM_PROTOCOL } from '../src/replication/stream.js';
 import { exec, get, ok, query, rows, useCluster, waitForIndex } from './helpers/cluster.js';
 import { clusterToken } from './helpers/load.js';
 
@@ -45,8 +46,8 @@ function raw(url: string, bytes: string, ms = 2000): Promise<{ text: string; clo
   });
 }
 
-const upgrade = (headers: Record<string, string>, path = STREAM_PATH) =>
-  `GET ${path} HTTP/1.1\r\nhost: x\r\nconnection: Upgrade\r\n${Object.entries(headers)
+const tunnel = (headers: Record<string, string>, path = STREAM_PATH) =>
+  `CONNECT ${path} HTTP/1.1\r\nhost: x\r\n${Object.entries(headers)
     .map(([k, v]) => `${k}: ${v}\r\n`)
     .join('')}\r\n`;
 
@@ -64,33 +65,45 @@ it('writes reach every slave over the stream: the slaves count them on /internal
   }
 });
 
-it('the stream refuses an upgrade without the cluster token (401) or for another protocol or path (404), and closes', async () => {
+it('the stream refuses a tunnel without the cluster token (401) or for another protocol or path (404), and closes', async () => {
   const { slaves, dataDir } = cluster();
   const token = clusterToken(dataDir);
   const s = slaves[0]!;
   const frame = JSON.stringify({ epoch: 999, master: 'http://127.0.0.1:1', master_index: 1, entries: [] }) + '\n';
   for (const [headers, status] of [
-    [{ upgrade: STREAM_PROTOCOL }, 401],
-    [{ upgrade: STREAM_PROTOCOL, authorization: 'Bearer wrong' }, 401],
-    [{ upgrade: STREAM_PROTOCOL, authorization: `Bearer ${token}x` }, 401],
-    [{ upgrade: 'websocket', authorization: `Bearer ${token}` }, 404],
+    [{ [STREAM_HEADER]: STREAM_PROTOCOL }, 401],
+    [{ [STREAM_HEADER]: STREAM_PROTOCOL, authorization: 'Bearer wrong' }, 401],
+    [{ [STREAM_HEADER]: STREAM_PROTOCOL, authorization: `Bearer ${token}x` }, 401],
+    [{ [STREAM_HEADER]: 'sqlfleet-append/0', authorization: `Bearer ${token}` }, 404],
+    [{ authorization: `Bearer ${token}` }, 404],
   ] as const) {
-    const r = await raw(s.url, upgrade(headers) + frame);
+    const r = await raw(s.url, tunnel(headers) + frame);
     assert.match(r.text, new RegExp(`^HTTP/1.1 ${status} `), `answer to ${JSON.stringify(headers)}: ${r.text}`);
     assert.ok(r.closed, `connection left open after a ${status}`);
-    assert.ok(!r.text.includes('"ok":true'), `a frame was answered after a refused upgrade: ${r.text}`);
+    assert.ok(!r.text.includes('"ok":true'), `a frame was answered after a refused tunnel: ${r.text}`);
   }
-  const other = await raw(s.url, upgrade({ upgrade: STREAM_PROTOCOL, authorization: `Bearer ${token}` }, '/internal/elsewhere'));
+  const other = await raw(s.url, tunnel({ [STREAM_HEADER]: STREAM_PROTOCOL, authorization: `Bearer ${token}` }, '/internal/elsewhere'));
   assert.match(other.text, /^HTTP\/1.1 404 /);
-  // With the token: the upgrade is accepted, and a frame from an unknown master in a made-up
-  // epoch is answered by the append route's own checks, not applied.
-  const accepted = await raw(s.url, upgrade({ upgrade: STREAM_PROTOCOL, authorization: `Bearer ${token}` }) + '{not json\n', 1000);
-  assert.match(accepted.text, /^HTTP\/1.1 101 /, accepted.text);
+  // With the token the tunnel opens, and a frame is answered by the append route's own checks.
+  const accepted = await raw(s.url, tunnel({ [STREAM_HEADER]: STREAM_PROTOCOL, authorization: `Bearer ${token}` }) + '{not json\n', 1000);
+  assert.match(accepted.text, /^HTTP\/1.1 200 /, accepted.text);
   assert.match(accepted.text, /"code":"BAD_REQUEST"/, `malformed frame: ${accepted.text}`);
 });
 
-test('a peer without the stream (a node from before it) is sent appends over HTTP, and the upgrade is not retried at once', async () => {
+it('an HTTP/1.1 request that offers an Upgrade (h2c, as Java\'s HttpClient sends) is answered as plain HTTP', async () => {
+  const { master } = cluster();
+  const body = JSON.stringify({ query: 'SELECT 41 + 1' });
+  const r = await raw(
+    master.url,
+    `POST / HTTP/1.1\r\nhost: x\r\nconnection: Upgrade, HTTP2-Settings, close\r\nupgrade: h2c\r\nhttp2-settings: AAMAAABkAAQAAP__\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n${body}`,
+  );
+  assert.match(r.text, /^HTTP\/1.1 200 /, r.text);
+  assert.match(r.text, /"rows":\[\[42\]\]/, r.text);
+});
+
+test('a peer without the stream (a node from before it) is sent appends over HTTP, and the tunnel is not retried at once', async () => {
   const seen: string[] = [];
+  const firstLines: string[] = [];
   const server = http.createServer((req, res) => {
     seen.push(`${req.method} ${req.url}`);
     req.resume();
@@ -100,6 +113,7 @@ test('a peer without the stream (a node from before it) is sent appends over HTT
       res.end(JSON.stringify(ok ? { ok: true, applied_index: seen.length } : { ok: false, error: { code: 'NOT_FOUND', message: 'no route' } }));
     });
   });
+  server.on('connection', (sock: net.Socket) => sock.once('data', (d: Buffer) => firstLines.push(d.toString('latin1').split(' ', 2).join(' '))));
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const url = `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`;
   const client = new PeerClient('t0ken-of-the-cluster');
@@ -108,7 +122,9 @@ test('a peer without the stream (a node from before it) is sent appends over HTT
     const b = await client.append<{ ok: boolean }>(url, '{"entries":[]}', { timeoutMs: 2000 });
     assert.equal(a?.ok, true);
     assert.equal(b?.ok, true);
-    assert.deepEqual(seen, [`GET ${STREAM_PATH}`, 'POST /internal/append', 'POST /internal/append']);
+    // Node closes a CONNECT nobody listens for; the second append does not try again.
+    assert.deepEqual(seen, ['POST /internal/append', 'POST /internal/append']);
+    assert.equal(firstLines.filter((l) => l.startsWith('CONNECT')).length, 1, `tunnels tried: ${JSON.stringify(firstLines)}`);
   } finally {
     await client.close();
     server.close();
@@ -116,13 +132,13 @@ test('a peer without the stream (a node from before it) is sent appends over HTT
 });
 
 test('a slave that takes the stream and never answers fails the append after its timeout (sent: true), and the next append reconnects', async () => {
-  let upgrades = 0;
+  let tunnels = 0;
   const sockets: net.Socket[] = [];
   const server = http.createServer((_req, res) => res.end());
-  server.on('upgrade', (_req, socket: net.Socket) => {
-    upgrades++;
+  server.on('connect', (_req, socket: net.Socket) => {
+    tunnels++;
     sockets.push(socket);
-    socket.write(`HTTP/1.1 101 Switching Protocols\r\nupgrade: ${STREAM_PROTOCOL}\r\nconnection: Upgrade\r\n\r\n`);
+    socket.write(`HTTP/1.1 200 Connection Established\r\n${STREAM_HEADER}: ${STREAM_PROTOCOL}\r\n\r\n`);
     socket.on('error', () => {});
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -139,7 +155,7 @@ test('a slave that takes the stream and never answers fails the append after its
     const took = Date.now() - started;
     assert.ok(took >= 290 && took < 2000, `timed out after ${took} ms`);
     await assert.rejects(streams.append(url, '{}', { timeoutMs: 200 }), PeerUnreachableError);
-    assert.equal(upgrades, 2, 'the timed-out stream was reused instead of replaced');
+    assert.equal(tunnels, 2, 'the timed-out stream was reused instead of replaced');
   } finally {
     await streams.close();
     for (const s of sockets) s.destroy();

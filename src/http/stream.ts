@@ -1,10 +1,11 @@
-// The slave's end of the replication stream (src/replication/stream.ts): an HTTP/1.1
-// Upgrade to GET /internal/stream with the cluster token, then one append body per line
+// The slave's end of the replication stream (src/replication/stream.ts): CONNECT
+// /internal/stream with the cluster token opens a tunnel, then one append body per line is
 // answered by one line, through the same `append` as POST /internal/append (lane.ts).
+// Only CONNECT is taken: Upgrade requests (h2c, WebSocket) stay plain HTTP requests.
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { SqlfleetError } from '../errors.js';
-import { LineReader, STREAM_PATH, STREAM_PROTOCOL } from '../replication/stream.js';
+import { LineReader, STREAM_HEADER, STREAM_PATH, STREAM_PROTOCOL } from '../replication/stream.js';
 import { errorOutcome, parseJson } from './app.js';
 import { stringify } from './json.js';
 import type { LaneDeps } from './lane.js';
@@ -20,16 +21,16 @@ function refuse(socket: Duplex, status: number, reason: string, body?: unknown):
 /** Serves replication streams on `server`; the returned function closes every open one. */
 export function serveReplicationStream(server: Server, d: LaneDeps): () => void {
   const open = new Set<Duplex>();
-  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+  server.on('connect', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on('error', () => socket.destroy());
     const path = (req.url ?? '').split('?')[0];
-    if (req.method !== 'GET' || path !== STREAM_PATH || req.headers.upgrade !== STREAM_PROTOCOL) {
-      return refuse(socket, 404, 'Not Found', new SqlfleetError('NOT_FOUND', `no upgrade to ${req.headers.upgrade ?? '?'} at ${path}`).toJSON());
+    if (path !== STREAM_PATH || req.headers[STREAM_HEADER] !== STREAM_PROTOCOL) {
+      return refuse(socket, 404, 'Not Found', new SqlfleetError('NOT_FOUND', `no tunnel to ${path} (${STREAM_HEADER}: ${req.headers[STREAM_HEADER] ?? 'none'})`).toJSON());
     }
     if (!d.hasClusterToken(req.headers.authorization)) {
       return refuse(socket, 401, 'Unauthorized', new SqlfleetError('UNAUTHORIZED', 'internal endpoint: a valid cluster token is required').toJSON());
     }
-    socket.write(`HTTP/1.1 101 Switching Protocols\r\nupgrade: ${STREAM_PROTOCOL}\r\nconnection: Upgrade\r\n\r\n`);
+    socket.write(`HTTP/1.1 200 Connection Established\r\n${STREAM_HEADER}: ${STREAM_PROTOCOL}\r\n\r\n`);
     (socket as { setNoDelay?: (v: boolean) => void }).setNoDelay?.(true);
     (socket as { setTimeout?: (ms: number, cb: () => void) => void }).setTimeout?.(SERVER_IDLE_MS, () => socket.destroy());
     open.add(socket);
@@ -50,7 +51,7 @@ export function serveReplicationStream(server: Server, d: LaneDeps): () => void 
       socket.destroy();
     };
     socket.on('data', feed);
-    if (head.length) feed(head); // frames sent along with the upgrade request
+    if (head.length) feed(head); // frames sent along with the CONNECT
   });
   return () => {
     for (const s of open) s.destroy();

@@ -1,25 +1,34 @@
 // The replication stream: the master's appends to a slave over one long-lived connection
-// instead of one HTTP request per batch. The master opens it with an HTTP/1.1 Upgrade to
-// GET /internal/stream carrying the cluster token (over TLS when the slave serves TLS);
-// after the 101 each request is one line holding exactly the JSON body of
+// instead of one HTTP request per batch. The master opens it as an HTTP tunnel (undici's
+// connect() from the peer's keep-alive pool, so TLS and its CA are the pool's): CONNECT
+// /internal/stream with the cluster token and `sqlfleet-stream: sqlfleet-append/1`. Not an
+// HTTP Upgrade: a Node server that listens for upgrades receives every Upgrade request
+// (h2c from Java's HttpClient, WebSocket) instead of answering it as plain HTTP/1.1.
+// After the 200 each request is one line holding exactly the JSON body of
 // POST /internal/append, and each answer is one line holding that route's JSON answer, in
 // order. JSON never holds a raw newline, so a newline ends a frame. One batch is in flight
 // per connection (the shipper's pump sends the next one after the answer), so answers match
 // requests by order alone.
 //
-// Why: at one client per write, an undici request costs the master ~80 µs of CPU per slave
-// and the slave's node:http request ~45 µs on this project's bench machine; a frame on an
-// open socket costs ~30 µs on each side (bench/README.md). Everything else (fencing by
-// epoch, hash checks, the slave's answers) is the append route's own.
+// Why: at one client per write, each slave cost the master ~350 µs of CPU per write and
+// the slave ~300 µs while every batch was an undici request answered by node:http; over
+// the stream ~120 µs and ~140 µs (bench/README.md, "What a slave costs at one client").
+// Everything else (fencing by epoch, hash checks, the slave's answers) is the append
+// route's own.
 //
-// A peer that answers the upgrade with anything but 101 (a node from before the stream)
-// is served over HTTP for a minute before the stream is tried again.
+// A peer that connects but refuses the tunnel (a node from before the stream closes a
+// CONNECT; a wrong token is answered 401) is served over HTTP for a minute before the
+// stream is tried again.
 import type { Duplex } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { PeerUnreachableError } from './client.js';
 
 export const STREAM_PATH = '/internal/stream';
 export const STREAM_PROTOCOL = 'sqlfleet-append/1';
+/** Request and answer header naming the protocol of the tunnel. */
+export const STREAM_HEADER = 'sqlfleet-stream';
+
+const NOT_CONNECTED = ['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'UND_ERR_ABORTED'];
 
 /** Splits a byte stream into lines (frames) and calls `onLine` with each, decoded as UTF-8. */
 export class LineReader {
@@ -66,7 +75,7 @@ interface Conn {
 
 /** A client stream left unused this long is closed (the slave's own limit is longer). */
 const CLIENT_IDLE_MS = 30_000;
-/** A peer that refused the upgrade is asked again after this long. */
+/** A peer that refused the tunnel is asked again after this long. */
 const FALLBACK_MS = 60_000;
 const CONNECT_TIMEOUT_MS = 2_000;
 
@@ -79,7 +88,7 @@ export class AppendStreams {
 
   constructor(
     private readonly token: string,
-    /** The keep-alive pool of a peer (client.ts); an upgrade takes one of its connections for good. */
+    /** The keep-alive pool of a peer (client.ts); a tunnel takes one of its connections for good. */
     private readonly pool: (url: string) => Dispatcher,
     private readonly maxAnswer = 1024 * 1024,
   ) {}
@@ -121,21 +130,26 @@ export class AppendStreams {
   private async open(url: string): Promise<Conn | null> {
     let socket: Duplex;
     try {
-      const up = await this.pool(url).upgrade({
+      const tunnel = await this.pool(url).connect({
+        origin: new URL(url).origin,
         path: STREAM_PATH,
-        protocol: STREAM_PROTOCOL,
-        headers: { authorization: `Bearer ${this.token}` },
+        headers: { authorization: `Bearer ${this.token}`, [STREAM_HEADER]: STREAM_PROTOCOL },
         signal: AbortSignal.timeout(CONNECT_TIMEOUT_MS),
       });
-      socket = up.socket;
-      if (up.headers.upgrade !== STREAM_PROTOCOL) {
+      socket = tunnel.socket;
+      if (tunnel.headers[STREAM_HEADER] !== STREAM_PROTOCOL) {
         socket.destroy();
         return this.viaHttp(url);
       }
     } catch (e) {
-      // Any answer but 101 (a node from before the stream, a refused token): HTTP says why.
-      if ((e as Error).message === 'bad upgrade') return this.viaHttp(url);
-      throw new PeerUnreachableError(`stream to ${url}: ${(e as { code?: string }).code ?? (e as Error).message}`, false);
+      const code = (e as { code?: string }).code ?? '';
+      // Never connected (refused, unreachable, timed out, TLS refused): the append was not sent.
+      if (NOT_CONNECTED.includes(code) || /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS|ERR_SSL/.test(code) || (e as Error).name === 'TimeoutError') {
+        throw new PeerUnreachableError(`stream to ${url}: ${code || (e as Error).message}`, false);
+      }
+      // Connected, then refused or closed (a node from before the stream closes a CONNECT;
+      // a wrong token is answered 401): POST /internal/append says why, or works.
+      return this.viaHttp(url);
     }
     if (this.closed) {
       socket.destroy();
