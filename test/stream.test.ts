@@ -179,3 +179,29 @@ test('a stream to a port nobody listens on fails as not sent', async () => {
   assert.ok(err instanceof PeerUnreachableError, String(err));
   assert.equal(err.sent, false);
 });
+
+test('a slave that accepts the connection and never answers the CONNECT fails the append after its timeout as sent (not as refused)', async () => {
+  const sockets: net.Socket[] = [];
+  const server = net.createServer((s) => {
+    sockets.push(s);
+    s.on('error', () => {});
+  }); // TCP accepted, nothing ever answered: a slave with a blocked event loop
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const client = new PeerClient('token');
+  try {
+    const started = Date.now();
+    const err = await client.append(`http://127.0.0.1:${(server.address() as net.AddressInfo).port}`, '{}', { timeoutMs: 400 }).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    const took = Date.now() - started;
+    assert.ok(err instanceof PeerUnreachableError, `no error: ${String(err)}`);
+    assert.equal(err.sent, true, 'a peer that took the connection was reported as never reached (the shipper marks it down)');
+    assert.ok(took >= 390 && took < 3000, `failed after ${took} ms`);
+    assert.doesNotMatch(err.message, /: 23$/, 'the message names the timeout');
+  } finally {
+    await client.close();
+    for (const s of sockets) s.destroy();
+    server.close();
+  }
+});

@@ -21,8 +21,11 @@ function refuse(socket: Duplex, status: number, reason: string, body?: unknown):
 /** Serves replication streams on `server`; the returned function closes every open one. */
 export function serveReplicationStream(server: Server, d: LaneDeps): () => void {
   const open = new Set<Duplex>();
+  let closing = false;
   server.on('connect', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on('error', () => socket.destroy());
+    // Stopping: a keep-alive connection still busy at close() could open one after it.
+    if (closing) return refuse(socket, 503, 'Service Unavailable', new SqlfleetError('UNAVAILABLE', 'node is stopping').toJSON());
     const path = (req.url ?? '').split('?')[0];
     if (path !== STREAM_PATH || req.headers[STREAM_HEADER] !== STREAM_PROTOCOL) {
       return refuse(socket, 404, 'Not Found', new SqlfleetError('NOT_FOUND', `no tunnel to ${path} (${STREAM_HEADER}: ${req.headers[STREAM_HEADER] ?? 'none'})`).toJSON());
@@ -54,6 +57,7 @@ export function serveReplicationStream(server: Server, d: LaneDeps): () => void 
     if (head.length) feed(head); // frames sent along with the CONNECT
   });
   return () => {
+    closing = true;
     for (const s of open) s.destroy();
     open.clear();
   };

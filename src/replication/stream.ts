@@ -28,7 +28,8 @@ export const STREAM_PROTOCOL = 'sqlfleet-append/1';
 /** Request and answer header naming the protocol of the tunnel. */
 export const STREAM_HEADER = 'sqlfleet-stream';
 
-const NOT_CONNECTED = ['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'UND_ERR_ABORTED'];
+/** The connection itself was refused or never made (as client.ts's HTTP calls): the append was not sent. */
+const NOT_CONNECTED = ['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH'];
 
 /** Splits a byte stream into lines (frames) and calls `onLine` with each, decoded as UTF-8. */
 export class LineReader {
@@ -77,7 +78,6 @@ interface Conn {
 const CLIENT_IDLE_MS = 30_000;
 /** A peer that refused the tunnel is asked again after this long. */
 const FALLBACK_MS = 60_000;
-const CONNECT_TIMEOUT_MS = 2_000;
 
 /** The master's streams, one per slave URL. */
 export class AppendStreams {
@@ -101,8 +101,12 @@ export class AppendStreams {
   async append(url: string, body: string, timeoutMs: number): Promise<unknown> {
     if (this.closed) throw new PeerUnreachableError(`append to ${url}: client closed`, false);
     if ((this.httpUntil.get(url) ?? 0) > Date.now()) return null;
-    const conn = this.conns.get(url) ?? (await this.connect(url));
+    const conn = this.conns.get(url) ?? (await this.connect(url, timeoutMs));
     if (!conn || conn.pending) return null; // no stream, or one already in flight: HTTP
+    if (conn.socket.destroyed || this.conns.get(url) !== conn) {
+      this.drop(url, conn, null); // closed since it was found: this one goes over HTTP
+      return null;
+    }
     if (conn.idle) clearTimeout(conn.idle);
     conn.idle = null;
     return new Promise((resolve, reject) => {
@@ -118,23 +122,23 @@ export class AppendStreams {
     for (const [url, c] of this.conns) this.drop(url, c, new PeerUnreachableError(`append to ${url}: client closed`, true));
   }
 
-  private connect(url: string): Promise<Conn | null> {
+  private connect(url: string, timeoutMs: number): Promise<Conn | null> {
     let p = this.connecting.get(url);
     if (!p) {
-      p = this.open(url).finally(() => this.connecting.delete(url));
+      p = this.open(url, timeoutMs).finally(() => this.connecting.delete(url));
       this.connecting.set(url, p);
     }
     return p;
   }
 
-  private async open(url: string): Promise<Conn | null> {
+  private async open(url: string, timeoutMs: number): Promise<Conn | null> {
     let socket: Duplex;
     try {
       const tunnel = await this.pool(url).connect({
         origin: new URL(url).origin,
         path: STREAM_PATH,
         headers: { authorization: `Bearer ${this.token}`, [STREAM_HEADER]: STREAM_PROTOCOL },
-        signal: AbortSignal.timeout(CONNECT_TIMEOUT_MS),
+        signal: AbortSignal.timeout(timeoutMs),
       });
       socket = tunnel.socket;
       if (tunnel.headers[STREAM_HEADER] !== STREAM_PROTOCOL) {
@@ -142,11 +146,14 @@ export class AppendStreams {
         return this.viaHttp(url);
       }
     } catch (e) {
-      const code = (e as { code?: string }).code ?? '';
-      // Never connected (refused, unreachable, timed out, TLS refused): the append was not sent.
-      if (NOT_CONNECTED.includes(code) || /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS|ERR_SSL/.test(code) || (e as Error).name === 'TimeoutError') {
-        throw new PeerUnreachableError(`stream to ${url}: ${code || (e as Error).message}`, false);
-      }
+      const err = e as Error & { code?: unknown };
+      const code = typeof err.code === 'string' ? err.code : '';
+      const why = `stream to ${url}: ${code || err.name}: ${err.message}`;
+      // Never connected (refused, unreachable, TLS refused): the append was not sent.
+      if (NOT_CONNECTED.includes(code) || /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS|ERR_SSL/.test(code)) throw new PeerUnreachableError(why, false);
+      // Connected and no answer in time (a slave whose event loop is busy): as an HTTP
+      // request that timed out, not as a refused connection (that marks the slave down).
+      if (err.name === 'TimeoutError' || err.name === 'AbortError' || code === 'UND_ERR_ABORTED') throw new PeerUnreachableError(why, true);
       // Connected, then refused or closed (a node from before the stream closes a CONNECT;
       // a wrong token is answered 401): POST /internal/append says why, or works.
       return this.viaHttp(url);
