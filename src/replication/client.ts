@@ -30,6 +30,15 @@ export class PeerUnreachableError extends Error {
   }
 }
 
+/**
+ * The connection to the peer was refused or never made (TLS refused before any request
+ * byte included), by the error code undici or node:net gives: the peer certainly did not
+ * act on the request.
+ */
+export function neverConnected(code: string): boolean {
+  return ['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH'].includes(code) || /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS|ERR_SSL/.test(code);
+}
+
 /** Keep-alive pools to every peer URL, authenticated with the cluster token. */
 export class PeerClient {
   private readonly pools = new Map<string, Pool>();
@@ -100,11 +109,7 @@ export class PeerClient {
       });
     } catch (e) {
       const code = (e as { code?: string }).code ?? '';
-      // Connection refused/reset before sending: the peer certainly did not act on it.
-      const notSent =
-        ['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH'].includes(code) ||
-        /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS|ERR_SSL/.test(code); // TLS refused before any request byte
-      throw new PeerUnreachableError(`${method} ${url}${path}: ${code || (e as Error).message}`, !notSent);
+      throw new PeerUnreachableError(`${method} ${url}${path}: ${code || (e as Error).message}`, !neverConnected(code));
     }
     let text: string;
     try {

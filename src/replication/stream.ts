@@ -21,15 +21,12 @@
 // stream is tried again.
 import type { Duplex } from 'node:stream';
 import type { Dispatcher } from 'undici';
-import { PeerUnreachableError } from './client.js';
+import { neverConnected, PeerUnreachableError } from './client.js';
 
 export const STREAM_PATH = '/internal/stream';
 export const STREAM_PROTOCOL = 'sqlfleet-append/1';
 /** Request and answer header naming the protocol of the tunnel. */
 export const STREAM_HEADER = 'sqlfleet-stream';
-
-/** The connection itself was refused or never made (as client.ts's HTTP calls): the append was not sent. */
-const NOT_CONNECTED = ['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH'];
 
 /** Splits a byte stream into lines (frames) and calls `onLine` with each, decoded as UTF-8. */
 export class LineReader {
@@ -150,7 +147,7 @@ export class AppendStreams {
       const code = typeof err.code === 'string' ? err.code : '';
       const why = `stream to ${url}: ${code || err.name}: ${err.message}`;
       // Never connected (refused, unreachable, TLS refused): the append was not sent.
-      if (NOT_CONNECTED.includes(code) || /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS|ERR_SSL/.test(code)) throw new PeerUnreachableError(why, false);
+      if (neverConnected(code)) throw new PeerUnreachableError(why, false);
       // Connected and no answer in time (a slave whose event loop is busy): as an HTTP
       // request that timed out, not as a refused connection (that marks the slave down).
       if (err.name === 'TimeoutError' || err.name === 'AbortError' || code === 'UND_ERR_ABORTED') throw new PeerUnreachableError(why, true);
