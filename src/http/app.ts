@@ -6,7 +6,7 @@ import { SqlfleetError } from '../errors.js';
 import type { QueryRequest } from '../core/request.js';
 import type { Outcome } from '../core/executor.js';
 import { hasRole, type Principal, type Role, type Users } from '../auth/users.js';
-import { clusterTokenCheck } from './auth.js';
+import { clusterTokenCheck, clusterTokenRequired } from './auth.js';
 import { readBody } from './body.js';
 import { consoleHtml } from './console.js';
 import { openapiDocument } from './openapi.js';
@@ -83,7 +83,7 @@ export function createApp(d: AppDeps): Hono {
   };
   const internal = async (c: Context, next: () => Promise<void>) => {
     if (!hasClusterToken(c.req.header('authorization'))) {
-      throw new SqlfleetError('UNAUTHORIZED', 'internal endpoint: a valid cluster token is required');
+      throw clusterTokenRequired();
     }
     await next();
   };

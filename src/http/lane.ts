@@ -8,9 +8,9 @@
 // (query.ts) and SqlfleetError mapping (errorOutcome); everything else goes on to hono.
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, OutgoingHttpHeaders, RequestListener, ServerResponse } from 'node:http';
-import { SqlfleetError } from '../errors.js';
 import type { Outcome } from '../core/executor.js';
 import { errorOutcome, parseJson, type AppDeps } from './app.js';
+import { clusterTokenRequired } from './auth.js';
 import { readIncoming } from './body.js';
 import { stringify } from './json.js';
 import { principalOf, requireRole, type HeaderFn } from './principal.js';
@@ -45,7 +45,7 @@ async function handle(d: LaneDeps, req: IncomingMessage, res: ServerResponse): P
   let out: Outcome;
   try {
     if (!d.hasClusterToken(req.headers.authorization)) {
-      throw new SqlfleetError('UNAUTHORIZED', 'internal endpoint: a valid cluster token is required');
+      throw clusterTokenRequired();
     }
     out = d.append(parseJson(await readIncoming(req, d.maxBody)));
   } catch (e) {

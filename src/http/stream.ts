@@ -7,6 +7,7 @@ import type { Duplex } from 'node:stream';
 import { SqlfleetError } from '../errors.js';
 import { LineReader, STREAM_HEADER, STREAM_PATH, STREAM_PROTOCOL } from '../replication/stream.js';
 import { errorOutcome, parseJson } from './app.js';
+import { clusterTokenRequired } from './auth.js';
 import { stringify } from './json.js';
 import type { LaneDeps } from './lane.js';
 
@@ -31,7 +32,7 @@ export function serveReplicationStream(server: Server, d: LaneDeps): () => void 
       return refuse(socket, 404, 'Not Found', new SqlfleetError('NOT_FOUND', `no tunnel to ${path} (${STREAM_HEADER}: ${req.headers[STREAM_HEADER] ?? 'none'})`).toJSON());
     }
     if (!d.hasClusterToken(req.headers.authorization)) {
-      return refuse(socket, 401, 'Unauthorized', new SqlfleetError('UNAUTHORIZED', 'internal endpoint: a valid cluster token is required').toJSON());
+      return refuse(socket, 401, 'Unauthorized', clusterTokenRequired().toJSON());
     }
     socket.write(`HTTP/1.1 200 Connection Established\r\n${STREAM_HEADER}: ${STREAM_PROTOCOL}\r\n\r\n`);
     (socket as { setNoDelay?: (v: boolean) => void }).setNoDelay?.(true);
