@@ -3,7 +3,7 @@
 // answer headers, a chunked body over --max-body, request metrics — and which requests
 // the log records at the default level (successful statements only at debug).
 import assert from 'node:assert/strict';
-import { exec, get, ok, post, request, useCluster, waitFor, waitForIndex, assertError } from './helpers/cluster.js';
+import { exec, get, ok, post, request, requestCount, useCluster, waitFor, waitForIndex, assertError } from './helpers/cluster.js';
 
 const MAX_BODY = 4096;
 const { it, cluster } = useCluster({ slaves: 1, extraArgs: ['--max-body', String(MAX_BODY)] }, async (c) => {
@@ -38,11 +38,7 @@ it('a chunked body over --max-body is refused 413 and the node goes on serving',
 
 it('POST / answers are counted in /metrics by route "/" and status', async () => {
   const { master } = cluster();
-  const count = async (code: string) => {
-    const text = (await get(`${master.url}/metrics`)).text;
-    const line = text.split('\n').find((l) => l.startsWith('sqlfleet_http_requests_total{') && l.includes('route="/"') && l.includes(`code="${code}"`));
-    return line ? Number(line.slice(line.lastIndexOf(' ') + 1)) : 0;
-  };
+  const count = async (code: string) => requestCount((await get(`${master.url}/metrics`)).text, { route: '/', code });
   const [ok0, bad0] = [await count('200'), await count('400')];
   ok(await post(master.url, { query: 'SELECT 1' }));
   assertError(await post(master.url, '{not json'), 400, 'BAD_REQUEST', 'malformed JSON');

@@ -10,7 +10,7 @@ import net from 'node:net';
 import { test } from 'node:test';
 import { PeerClient, PeerUnreachableError } from '../src/replication/client.js';
 import { STREAM_HEADER, STREAM_PATH, STREAM_PROTOCOL } from '../src/replication/stream.js';
-import { exec, get, ok, query, rows, useCluster, waitForIndex } from './helpers/cluster.js';
+import { exec, get, ok, query, requestCount, rows, useCluster, waitForIndex } from './helpers/cluster.js';
 import { clusterToken } from './helpers/load.js';
 
 const { it, cluster } = useCluster({ slaves: 2 }, async (c) => {
@@ -18,13 +18,7 @@ const { it, cluster } = useCluster({ slaves: 2 }, async (c) => {
   await waitForIndex(c.nodes, w.index);
 });
 
-const routeCount = async (url: string, route: string): Promise<number> => {
-  const text = (await get(`${url}/metrics`)).text;
-  return text
-    .split('\n')
-    .filter((l) => l.startsWith('sqlfleet_http_requests_total{') && l.includes(`route="${route}"`))
-    .reduce((sum, l) => sum + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
-};
+const routeCount = async (url: string, route: string): Promise<number> => requestCount((await get(`${url}/metrics`)).text, { route });
 
 /** Sends raw bytes to a node and collects what comes back until it closes the connection (or `ms`). */
 function raw(url: string, bytes: string, ms = 2000): Promise<{ text: string; closed: boolean }> {
@@ -143,10 +137,10 @@ test('a slave that takes the stream and never answers fails the append after its
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const url = `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`;
-  const streams = new PeerClient('token');
+  const client = new PeerClient('token');
   try {
     const started = Date.now();
-    const err = await streams.append(url, '{}', { timeoutMs: 300 }).then(
+    const err = await client.append(url, '{}', { timeoutMs: 300 }).then(
       () => null,
       (e: unknown) => e,
     );
@@ -154,10 +148,10 @@ test('a slave that takes the stream and never answers fails the append after its
     assert.equal(err.sent, true);
     const took = Date.now() - started;
     assert.ok(took >= 290 && took < 2000, `timed out after ${took} ms`);
-    await assert.rejects(streams.append(url, '{}', { timeoutMs: 200 }), PeerUnreachableError);
+    await assert.rejects(client.append(url, '{}', { timeoutMs: 200 }), PeerUnreachableError);
     assert.equal(tunnels, 2, 'the timed-out stream was reused instead of replaced');
   } finally {
-    await streams.close();
+    await client.close();
     for (const s of sockets) s.destroy();
     server.close();
   }
@@ -170,12 +164,12 @@ test('a stream to a port nobody listens on fails as not sent', async () => {
       s.close(() => r(p));
     });
   });
-  const streams = new PeerClient('token');
-  const err = await streams.append(`http://127.0.0.1:${free}`, '{}', { timeoutMs: 1000 }).then(
+  const client = new PeerClient('token');
+  const err = await client.append(`http://127.0.0.1:${free}`, '{}', { timeoutMs: 1000 }).then(
     () => null,
     (e: unknown) => e,
   );
-  await streams.close();
+  await client.close();
   assert.ok(err instanceof PeerUnreachableError, String(err));
   assert.equal(err.sent, false);
 });

@@ -16,6 +16,7 @@ import {
   checksums,
   clusterTest,
   ok,
+  requestCount,
   startCluster,
   status,
   tempDir,
@@ -127,9 +128,9 @@ it('DDL on the master, a write via the slave (forwarded over TLS), read back on 
   const sums = await checksums(nodes);
   assert.deepEqual(sums[1], sums[0], 'replicas differ');
   assert.equal(sums[0].index, w.index);
-  // The entries came over the replication stream, upgraded inside TLS, not over HTTP.
-  const metrics = (await send(`${slave.url}/metrics`, viaCa())).text.split('\n');
-  const count = (route: string) => metrics.filter((l) => l.startsWith('sqlfleet_http_requests_total{') && l.includes(`route="${route}"`)).reduce((n, l) => n + Number(l.split(' ').pop()), 0);
+  // The entries came over the replication stream, tunnelled inside TLS, not over HTTP.
+  const metrics = (await send(`${slave.url}/metrics`, viaCa())).text;
+  const count = (route: string) => requestCount(metrics, { route });
   assert.ok(count('/internal/stream') >= 2, `appends on the stream: ${count('/internal/stream')}`);
   assert.equal(count('/internal/append'), 0, 'appends sent over HTTP');
 });

@@ -480,6 +480,15 @@ export async function assertSameChecksums(nodes: readonly TestNode[]): Promise<a
   return all[0];
 }
 
+/** Sum of `sqlfleet_http_requests_total` in a /metrics text over the series carrying every given label. */
+export function requestCount(metricsText: string, labels: Record<string, string>): number {
+  const want = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);
+  return metricsText
+    .split('\n')
+    .filter((l) => l.startsWith('sqlfleet_http_requests_total{') && want.every((w) => l.includes(w)))
+    .reduce((sum, l) => sum + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
+}
+
 /** Prints the tail of every node's log to stderr (used when a test fails). */
 export function printLogs(nodes: readonly TestNode[], lines = 150): void {
   for (const n of nodes) {
