@@ -7,7 +7,7 @@
 //   tsx bench/per-slave.ts [seconds=6]
 import { removeTempDirs, startCluster, startYardstick } from './cluster.js';
 import { post, stopAll } from './procs.js';
-import { checkWrk, runWrk } from './wrk.js';
+import { checkWrk, cpuPerRequest, runWrk } from './wrk.js';
 
 const seconds = Number(process.argv[2] ?? 6);
 
@@ -19,7 +19,7 @@ async function main(): Promise<void> {
     const procs = [{ name: 'master', pid: c.master.pid }, ...c.slaves.map((s, i) => ({ name: `slave${i + 1}`, pid: s.pid }))];
     await runWrk({ url: c.master.url, mode: 'param', prefix: 'w', concurrency: 32, seconds: 3, procs }); // warm-up
     const r = await runWrk({ url: c.master.url, mode: 'param', prefix: 'm', concurrency: 1, seconds, procs });
-    const perOp = Object.entries(r.cpu).map(([k, ms]) => `${k} ${((ms * 1000) / r.requests).toFixed(0)}`).join(', ');
+    const perOp = cpuPerRequest(r);
     console.log(`${n} slave(s), c=1: ${r.rps.toFixed(0)} req/s, p50 ${r.p50_ms.toFixed(3)} ms, ${r.errors} errors; CPU µs/write ${perOp}`);
     for (const p of [c.master, ...c.slaves]) await p.stop(15_000);
   }

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { appliedIndex, removeTempDirs, startCluster } from './cluster.js';
 import { post, ROOT, stopAll, until } from './procs.js';
 import { pickProfile, render, summarize } from './profile-top.js';
-import { checkWrk, runWrk, type WrkMode } from './wrk.js';
+import { checkWrk, cpuPerRequest, runWrk, type WrkMode } from './wrk.js';
 
 const seconds = Number(process.argv[2] ?? process.env.BENCH_SECONDS ?? 10);
 const mode = (process.argv[3] ?? 'param') as WrkMode;
@@ -37,7 +37,7 @@ async function main(): Promise<void> {
   const window = { startUs: us(), endUs: 0 };
   const r = await runWrk({ url: node.url, mode, prefix: mode === 'read' ? 'r' : 'm', concurrency, seconds, procs });
   window.endUs = us();
-  const perOp = Object.entries(r.cpu).map(([k, ms]) => `${k} ${((ms * 1000) / r.requests).toFixed(0)}`).join(', ');
+  const perOp = cpuPerRequest(r);
   console.log(`${node.label} under c=${concurrency} ${mode}: ${r.rps.toFixed(0)} req/s, p50 ${r.p50_ms.toFixed(2)} ms, p99 ${r.p99_ms.toFixed(2)} ms, ${r.errors} errors; CPU µs/op ${perOp}`);
   for (const p of [c.master, ...c.slaves]) await p.stop(15_000);
   const name = mode === 'read' ? 'slave1' : 'master';

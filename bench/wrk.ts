@@ -29,6 +29,13 @@ export interface WrkResult {
   socketErrors: string;
 }
 
+/** "name µs, …": each measured process's CPU per request of a run. */
+export function cpuPerRequest(r: WrkResult): string {
+  return Object.entries(r.cpu)
+    .map(([k, ms]) => `${k} ${((ms * 1000) / r.requests).toFixed(0)}`)
+    .join(', ');
+}
+
 /** Fails early, with what to install, when wrk or the shared script is missing. */
 export async function checkWrk(): Promise<void> {
   if (!existsSync(SQL_LUA)) throw new Error(`the shared wrk script ${SQL_LUA} is missing (set BENCH_SQL_LUA)`);
