@@ -14,6 +14,7 @@
 //   BENCH_SECONDS          seconds per wrk run (default 5; four runs per figure and round)
 //   BENCH_ROUNDS           A-B-B-A rounds per figure (default 3; the median ratio is judged)
 //   BENCH_PHASES           comma list of wrk,batch,catchup,rss (default all of them)
+//   BENCH_FIGURES          comma list of wrk figures by mode and connections, e.g. param32,literal32,read32,param1 (default all)
 //   BENCH_MAX_REQUESTS     request cap per batch run (default 500000)
 //   BENCH_CATCHUP_ENTRIES  entries a stopped slave falls behind (default 100000)
 //   BENCH_CATCHUP_SECONDS  cap on the time spent writing them (default 60)
@@ -36,6 +37,7 @@ const CATCHUP_ENTRIES = num('BENCH_CATCHUP_ENTRIES', 100_000);
 const CATCHUP_SECONDS = num('BENCH_CATCHUP_SECONDS', 60);
 const RSS_WRITES = num('BENCH_RSS_WRITES', 0);
 const ETCD = process.argv.includes('--etcd');
+const ONLY_FIGURES = process.env.BENCH_FIGURES ? new Set(process.env.BENCH_FIGURES.split(',').map((s) => s.trim())) : null;
 const BATCH_ROWS = 1000;
 const READ_KEYS = 1000;
 
@@ -199,7 +201,9 @@ async function wrkPhase(c: BenchCluster, ys: Proc): Promise<void> {
       await runWrk({ url, mode, prefix: mode === 'read' ? 'r' : `warm${++prefixSeq}`, keys: READ_KEYS, concurrency: 8, seconds: 1, procs: fleet });
     }
   }
-  for (let round = 0; round < ROUNDS; round++) for (const f of FIGURES) await wrkRound(f, c, ys, round);
+  const chosen = FIGURES.filter((f) => !ONLY_FIGURES || ONLY_FIGURES.has(`${f.mode}${f.concurrency}`));
+  if (chosen.length === 0) throw new Error(`BENCH_FIGURES names none of ${FIGURES.map((f) => `${f.mode}${f.concurrency}`).join(', ')}`);
+  for (let round = 0; round < ROUNDS; round++) for (const f of chosen) await wrkRound(f, c, ys, round);
 }
 
 // ---- batch, catch-up, RSS (undici generator, bench/load.ts) -----------------------------------

@@ -1,5 +1,10 @@
 // The internal tables: replication log and node metadata, written in the same
 // transactions as user data so a crash leaves log, data and applied index consistent.
+//
+// The applied point (index and chain hash) is the log's last row: a commit writes no
+// metadata row (one B-tree page less in the WAL per commit, ~10 µs of CPU on every node
+// per write). The meta row holds it for when the log is empty: it is written in the same
+// transaction that trims the log, so max(last log row, meta row) is always right.
 import type { Database as Db, Statement } from 'better-sqlite3';
 import { INTERNAL_PREFIX } from './types.js';
 
@@ -7,6 +12,23 @@ export const LOG_TABLE = `${INTERNAL_PREFIX}log`;
 export const META_TABLE = `${INTERNAL_PREFIX}meta`;
 /** Idempotency keys of applied writes: key -> index and the first answer's results. */
 export const IDEM_TABLE = `${INTERNAL_PREFIX}idem`;
+
+/**
+ * The applied point of a database: its last log row, or the meta row when that is ahead
+ * (a trimmed log). One row: [index, hash]. Used by the store, the read workers, snapshots
+ * and backups alike.
+ */
+export const APPLIED_SQL = `SELECT idx, hash FROM (
+  SELECT idx, hash FROM ${LOG_TABLE} WHERE idx = (SELECT max(idx) FROM ${LOG_TABLE})
+  UNION ALL
+  SELECT (SELECT value FROM ${META_TABLE} WHERE key = 'applied_index'), (SELECT value FROM ${META_TABLE} WHERE key = 'last_hash')
+) ORDER BY idx DESC LIMIT 1`;
+
+/** Reads the applied point of `db` (see APPLIED_SQL). */
+export function readApplied(db: Db): { index: number; hash: string } {
+  const row = db.prepare(APPLIED_SQL).raw(true).get() as [number | null, string | null] | undefined;
+  return { index: Number(row?.[0] ?? 0), hash: String(row?.[1] ?? '') };
+}
 
 /** Creates the internal tables when missing. */
 export function createInternalTables(db: Db): void {
@@ -34,7 +56,7 @@ export function createInternalTables(db: Db): void {
 export interface InternalStatements {
   getMeta: Statement;
   setMeta: Statement;
-  /** Sets applied_index and last_hash in one statement. */
+  /** Sets applied_index and last_hash in one statement (before a trim, at close). */
   setApplied: Statement;
   appendLog: Statement;
   readLog: Statement;

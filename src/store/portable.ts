@@ -10,7 +10,7 @@ import type { Database as Db } from 'better-sqlite3';
 import { SqlfleetError } from '../errors.js';
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
-import { META_TABLE } from './internal.js';
+import { APPLIED_SQL } from './internal.js';
 import { INTERNAL_PREFIX } from './types.js';
 
 /** A read-only side connection on a node's file, reopened when a snapshot replaced the file. */
@@ -242,7 +242,7 @@ try {
   src = undefined;
   copy = new Database(w.full);
   copy.pragma('journal_mode = DELETE');
-  const index = Number(copy.prepare("SELECT value FROM " + w.meta + " WHERE key = 'applied_index'").pluck().get() || 0);
+  const index = Number(copy.prepare(w.appliedSql).pluck().get() || 0);
   const internal = copy.prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND substr(lower(name), 1, length(?)) = ?").pluck().all(w.prefix, w.prefix);
   for (const t of internal) copy.exec('DROP TABLE "' + t.split('"').join('""') + '"');
   copy.prepare('VACUUM INTO ?').run(w.out);
@@ -267,7 +267,7 @@ export async function backupFile(dbPath: string, out: string): Promise<BackupFil
   try {
     const index = await new Promise<number>((resolve, reject) => {
       const driver = createRequire(import.meta.url).resolve('better-sqlite3');
-      const w = new Worker(BACKUP_WORKER, { eval: true, workerData: { driver, dbPath, full, out, meta: META_TABLE, prefix: INTERNAL_PREFIX } });
+      const w = new Worker(BACKUP_WORKER, { eval: true, workerData: { driver, dbPath, full, out, appliedSql: APPLIED_SQL, prefix: INTERNAL_PREFIX } });
       w.once('message', (m: { ok: boolean; index?: number; error?: string }) => (m.ok ? resolve(m.index ?? 0) : reject(new Error(`backup failed: ${m.error}`))));
       w.once('error', reject);
       w.once('exit', (code) => code !== 0 && reject(new Error(`backup worker exited with ${code}`)));

@@ -5,13 +5,13 @@ import Database from 'better-sqlite3';
 import { isSqlfleetError } from '../errors.js';
 import { computeChecksum } from './checksum.js';
 import { StatementCache, runRead, translateError } from './exec.js';
-import { META_TABLE } from './internal.js';
+import { APPLIED_SQL } from './internal.js';
 import type { ReadJob, ReadReply } from './read-pool.js';
 
 const db = new Database((workerData as { path: string }).path, { readonly: true, fileMustExist: true });
 db.pragma('busy_timeout = 5000');
 const cache = new StatementCache(db);
-const appliedIndex = db.prepare(`SELECT value FROM ${META_TABLE} WHERE key = 'applied_index'`).pluck();
+const appliedIndex = db.prepare(APPLIED_SQL).pluck();
 
 parentPort!.on('message', (job: ReadJob) => {
   let reply: ReadReply;

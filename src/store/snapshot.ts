@@ -3,7 +3,7 @@
 import fs from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
-import { META_TABLE } from './internal.js';
+import { META_TABLE, readApplied } from './internal.js';
 
 /** A snapshot file and the log position it holds. */
 export interface SnapshotFile {
@@ -33,8 +33,8 @@ export function inspectSnapshot(file: string): { index: number; hash: string; ep
   try {
     const ok = db.pragma('quick_check', { simple: true });
     if (ok !== 'ok') throw new Error(`snapshot is corrupt: ${String(ok)}`);
-    const get = db.prepare(`SELECT value FROM ${META_TABLE} WHERE key = ?`).pluck();
-    return { index: Number(get.get('applied_index')), hash: String(get.get('last_hash')), epoch: Number(get.get('epoch')) };
+    const epoch = Number(db.prepare(`SELECT value FROM ${META_TABLE} WHERE key = 'epoch'`).pluck().get());
+    return { ...readApplied(db), epoch };
   } finally {
     db.close();
   }

@@ -12,7 +12,7 @@ import { installDeterminism } from './determinism.js';
 import { StatementCache, prepareFresh, runStatement, schemaCookieReader, toJsonValue, translateError } from './exec.js';
 import { BACKSTOP_PAGES, Checkpointer } from './checkpoint.js';
 import { ReadPool } from './read-pool.js';
-import { createInternalTables, prepareInternal, type InternalStatements } from './internal.js';
+import { createInternalTables, prepareInternal, readApplied, type InternalStatements } from './internal.js';
 import { DEFAULT_IDEMPOTENCY_RETAIN_MS, PRUNE_EVERY_MS, decodeResults, encodeResults } from './idempotency.js';
 import type { Entry, StatementResult, Stmt } from './types.js';
 
@@ -113,6 +113,7 @@ export class Store {
   private writeTx!: (e: Entry, stmtsJson: string) => StatementResult[];
   private applyTx!: (entries: readonly Entry[], jsons: string[]) => void;
   private groupTx!: (jobs: readonly PendingWrite[], out: Settled[]) => Entry | undefined;
+  private trimTx!: (upTo: number) => number;
   /** Writes waiting for the group commit at the end of this turn of the event loop. */
   private pending: PendingWrite[] = [];
 
@@ -139,23 +140,20 @@ export class Store {
     this.wcache = new StatementCache(this.writer);
     this.q = prepareInternal(this.writer);
     this.det = installDeterminism(this.writer);
-    this.applied = Number(this.q.getMeta.get('applied_index'));
-    this.hash = String(this.q.getMeta.get('last_hash'));
+    ({ index: this.applied, hash: this.hash } = readApplied(this.writer));
     this.epochCache = Number(this.q.getMeta.get('epoch'));
     this.readCookie = schemaCookieReader(this.writer);
     this.schemaCookie = this.readCookie();
     // Built once: better-sqlite3 wraps a function per transaction() call.
+    // The applied point is the log's last row (internal.ts): no metadata row per commit.
     const w = this.writer.transaction((e: Entry, stmtsJson: string) => {
       const results = this.runEntry(e, stmtsJson);
-      this.q.setApplied.run(e.index, e.hash);
       this.schemaCookie = this.readCookie(); // ~60 ns inside the transaction
       return results;
     });
     this.writeTx = (e, j) => w.immediate(e, j);
     const a = this.writer.transaction((entries: readonly Entry[], jsons: string[]) => {
       entries.forEach((e, i) => this.runEntry(e, jsons[i]));
-      const last = entries[entries.length - 1];
-      this.q.setApplied.run(last.index, last.hash); // once per batch, in the same transaction
       this.schemaCookie = this.readCookie();
     });
     this.applyTx = (entries, jsons) => a.immediate(entries, jsons);
@@ -185,13 +183,17 @@ export class Store {
           out.push({ error: e });
         }
       }
-      if (last) {
-        this.q.setApplied.run(last.index, last.hash);
-        this.schemaCookie = this.readCookie();
-      }
+      if (last) this.schemaCookie = this.readCookie();
       return last;
     });
     this.groupTx = (jobs, out) => g.immediate(jobs, out);
+    // The meta row takes the applied point before any log row goes: an emptied log still
+    // leaves it known (internal.ts).
+    const t = this.writer.transaction((upTo: number) => {
+      this.q.setApplied.run(this.applied, this.hash);
+      return this.q.trimLog.run(upTo).changes;
+    });
+    this.trimTx = (upTo) => t.immediate(upTo);
     this.pool = new ReadPool({
       path: options.path,
       size: options.readWorkers,
@@ -382,7 +384,7 @@ export class Store {
 
   /** Deletes log entries up to and including `upTo`. */
   trimLog(upTo: number): number {
-    return this.q.trimLog.run(upTo).changes;
+    return this.trimTx(upTo);
   }
 
   /** Digests of user tables at the applied index, computed on a read worker. */

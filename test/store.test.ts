@@ -1,0 +1,113 @@
+// The store's applied point (index and chain hash) lives in the log's last row; the meta row
+// is written only when the log is trimmed. What a restart relies on: a reopened file knows
+// the index and hash it had, with the log intact, trimmed, or trimmed to nothing, and a
+// snapshot of it says the same.
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, afterEach, test } from 'node:test';
+import Database from 'better-sqlite3';
+import { Store } from '../src/store/store.js';
+import { inspectSnapshot, takeSnapshot } from '../src/store/snapshot.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'sqlfleet-store-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+let seq = 0;
+/** Stores left open by a failed test: closed after it, so a failure fails and does not hang on their read workers. */
+const opened = new Set<Store>();
+afterEach(async () => {
+  for (const s of opened) await s.close().catch(() => {});
+  opened.clear();
+});
+
+function open(path: string): Store {
+  const s = new Store({ path, durability: 'normal', readWorkers: 1, queryTimeoutMs: 5000, maxRows: 1000 });
+  opened.add(s);
+  const close = s.close.bind(s);
+  s.close = () => {
+    opened.delete(s);
+    return close();
+  };
+  return s;
+}
+
+const hooks = { check: () => {}, onCommit: () => {} };
+
+async function writeN(s: Store, n: number): Promise<void> {
+  if (s.appliedIndex === 0) await s.write([{ sql: 'CREATE TABLE t (x)' }], 1, undefined, hooks);
+  for (let i = 0; i < n; i++) await s.write([{ sql: 'INSERT INTO t VALUES (?)', params: [i] }], 1, undefined, hooks);
+}
+
+async function reopened(path: string): Promise<{ index: number; hash: string; rows: number }> {
+  const s = open(path);
+  await s.ready();
+  try {
+    const r = await s.read([{ sql: 'SELECT count(*) FROM t' }]);
+    return { index: s.appliedIndex, hash: s.lastHash, rows: Number((r.results[0] as { rows: unknown[][] }).rows[0]![0]) };
+  } finally {
+    await s.close();
+  }
+}
+
+for (const [name, trimTo] of [
+  ['the whole log kept', (_: number) => 0],
+  ['the log trimmed to its last entry', (i: number) => i - 1],
+  ['the log trimmed to nothing', (i: number) => i],
+] as const) {
+  test(`a reopened store has the index and hash it had, ${name}`, async () => {
+    const path = join(dir, `n${++seq}.db`);
+    const s = open(path);
+    await s.ready();
+    await writeN(s, 20);
+    const before = { index: s.appliedIndex, hash: s.lastHash };
+    assert.equal(before.index, 21);
+    assert.match(before.hash, /^[0-9a-f]{64}$/);
+    const upTo = trimTo(before.index);
+    if (upTo > 0) assert.equal(s.trimLog(upTo), upTo, 'entries trimmed');
+    assert.deepEqual({ index: s.appliedIndex, hash: s.lastHash }, before, 'a trim moves nothing');
+    await s.close();
+    assert.deepEqual(await reopened(path), { ...before, rows: 20 });
+
+    // Writing on after the reopen continues the chain from there.
+    const again = open(path);
+    await again.ready();
+    await writeN(again, 1);
+    assert.equal(again.appliedIndex, before.index + 1);
+    const afterWrite = again.lastHash;
+    await again.close();
+    assert.deepEqual(await reopened(path), { index: before.index + 1, hash: afterWrite, rows: 21 });
+  });
+}
+
+test('a snapshot of a store whose log was trimmed to nothing reports its index and hash', async () => {
+  const path = join(dir, `n${++seq}.db`);
+  const s = open(path);
+  await s.ready();
+  await writeN(s, 5);
+  s.trimLog(s.appliedIndex);
+  await writeN(s, 3); // log holds 7..9 only
+  const snap = await takeSnapshot(path, join(dir, `snap${seq}.db`));
+  assert.deepEqual(inspectSnapshot(snap.file), { index: 9, hash: s.lastHash, epoch: 0 });
+  assert.equal(snap.index, 9);
+  await s.close();
+});
+
+test('no commit rewrites the meta row: the applied index there moves only with a trim', async () => {
+  const path = join(dir, `n${++seq}.db`);
+  const s = open(path);
+  await s.ready();
+  await writeN(s, 10);
+  const meta = () => {
+    const db = new Database(path, { readonly: true });
+    try {
+      return Number(db.prepare("SELECT value FROM _sqlfleet_meta WHERE key = 'applied_index'").pluck().get());
+    } finally {
+      db.close();
+    }
+  };
+  assert.equal(meta(), 0, 'commits wrote the meta row');
+  s.trimLog(5);
+  assert.equal(meta(), 11, 'the trim did not record the applied index');
+  await s.close();
+});
