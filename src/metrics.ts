@@ -5,6 +5,8 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 /** What the gauges read when Prometheus scrapes. */
 export interface MetricsSource {
   appliedIndex: () => number;
+  /** Reads answered on the event loop as lookups of one row by a unique key (no read worker). */
+  pointReads: () => number;
   nodes: () => Record<string, unknown>[];
 }
 
@@ -34,6 +36,15 @@ export class Metrics {
     this.batches = new Histogram({ name: 'sqlfleet_replication_batch_entries', help: 'Entries per batch shipped to or applied by a slave.', buckets: [1, 2, 5, 10, 50, 100, 500, 1000], registers });
     this.groups = new Histogram({ name: 'sqlfleet_commit_group_writes', help: 'Client writes per SQLite commit on the master (group commit of concurrent writes).', buckets: [1, 2, 4, 8, 16, 32, 64], registers });
     this.snapshots = new Counter({ name: 'sqlfleet_snapshot_transfers_total', help: 'Snapshots sent (master) or installed (slave).', labelNames: ['direction', 'result'], registers });
+    new Counter({
+      name: 'sqlfleet_point_reads_total',
+      help: 'Reads answered on the event loop as one lookup by a unique key, without a read worker.',
+      registers,
+      collect() {
+        this.reset();
+        this.inc(src.pointReads());
+      },
+    });
     new Gauge({ name: 'sqlfleet_applied_index', help: 'Highest log index applied on this node.', registers, collect() { this.set(src.appliedIndex()); } });
     new Gauge({
       name: 'sqlfleet_node_lag_entries',

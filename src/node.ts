@@ -64,7 +64,7 @@ export async function startNode(config: Config, log: LogFn = createLogger(config
   const client = new PeerClient(token, config.tlsCa ? { ca: fs.readFileSync(config.tlsCa, 'utf8') } : {});
   // Gauges read the role lazily at scrape time.
   let roles: Roles | undefined = undefined;
-  const metrics: Metrics = new Metrics(config.id, config.role, { appliedIndex: () => store.appliedIndex, nodes: (): Record<string, unknown>[] => roles?.current.nodes() ?? [] });
+  const metrics: Metrics = new Metrics(config.id, config.role, { appliedIndex: () => store.appliedIndex, pointReads: () => store.pointReads, nodes: (): Record<string, unknown>[] => roles?.current.nodes() ?? [] });
   roles = new Roles({ config, store, client, waiter, log, metrics });
   let url = '';
   // etcd mode: etcd decides who is master; every node starts as a follower of nobody yet.

@@ -170,7 +170,7 @@ function timeout(): SqlfleetError {
 }
 
 /** better-sqlite3 wants `?NNN` parameters as an object keyed by number. */
-function bindArgs(stmt: Statement, params: Params | undefined): unknown[] {
+export function bindArgs(stmt: Statement, params: Params | undefined): unknown[] {
   if (params === undefined) return [];
   if (!Array.isArray(params)) return [stripPrefixes(params)];
   if (/\?\d/.test(stmt.source)) {

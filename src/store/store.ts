@@ -11,6 +11,7 @@ import type { Checksum } from './checksum.js';
 import { installDeterminism } from './determinism.js';
 import { StatementCache, prepareFresh, runStatement, schemaCookieReader, toJsonValue, translateError } from './exec.js';
 import { BACKSTOP_PAGES, Checkpointer } from './checkpoint.js';
+import { PointReads } from './point-read.js';
 import { ReadPool } from './read-pool.js';
 import { createInternalTables, prepareInternal, readApplied, type InternalStatements } from './internal.js';
 import { DEFAULT_IDEMPOTENCY_RETAIN_MS, PRUNE_EVERY_MS, decodeResults, encodeResults } from './idempotency.js';
@@ -98,6 +99,7 @@ const DEFAULT_CHECKPOINT_INTERVAL_MS = 100;
 export class Store {
   private writer!: Db;
   private reader!: Db;
+  private points!: PointReads;
   private wcache!: StatementCache;
   private q!: InternalStatements;
   private det!: ReturnType<typeof installDeterminism>;
@@ -137,6 +139,7 @@ export class Store {
     }
     this.reader = new Database(options.path, { readonly: true });
     this.reader.pragma('busy_timeout = 5000');
+    this.points = new PointReads(this.reader);
     this.wcache = new StatementCache(this.writer);
     this.q = prepareInternal(this.writer);
     this.det = installDeterminism(this.writer);
@@ -203,6 +206,11 @@ export class Store {
     });
   }
 
+  /** Reads answered on the event loop as point reads since the store opened. */
+  get pointReads(): number {
+    return this.points.count;
+  }
+
   /** Read threads still stuck inside SQLite after their query overran (they block a clean exit). */
   get stuckReaders(): number {
     return this.pool.stuck;
@@ -249,11 +257,22 @@ export class Store {
   probe = (sql: string): { readonly: boolean } => ({ readonly: prepareFresh(this.reader, sql).readonly });
 
   /**
-   * Runs client reads on a read worker (bounded by --query-timeout and --max-rows).
+   * Runs client reads on a read worker (bounded by --query-timeout and --max-rows), or
+   * here when the read is one lookup by a unique key (point-read.ts).
    * `index` is what this node had applied when the read started: a lower bound.
    */
   async read(stmts: readonly Stmt[]): Promise<{ index: number; results: StatementResult[] }> {
     const index = this.applied;
+    if (stmts.length === 1) {
+      // A lookup of at most one row by a unique key runs here, without the worker round trip.
+      let point: StatementResult | undefined;
+      try {
+        point = this.points.tryRun(stmts[0], this.schemaCookie, { maxRows: this.options.maxRows, deadline: Date.now() + this.options.queryTimeoutMs });
+      } catch (e) {
+        throw translateError(e, 0);
+      }
+      if (point) return { index, results: [toJsonResult(point)] };
+    }
     const results = await this.pool.read(stmts, this.schemaCookie);
     return { index, results: results.map(toJsonResult) };
   }

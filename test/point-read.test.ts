@@ -1,0 +1,99 @@
+// Point reads (src/store/point-read.ts): a read that SQLite answers with one lookup of at
+// most one row by a unique key runs on the node's event loop instead of a read worker. What
+// a user sees must not change: the same rows, values and errors as before, and everything
+// else (scans, non-unique lookups, function calls) still on the workers, where
+// --query-timeout stops it. sqlfleet_point_reads_total tells which path a read took.
+import assert from 'node:assert/strict';
+import { assertError, exec, get, ok, query, rows, useCluster, waitForIndex, type TestNode } from './helpers/cluster.js';
+
+const { cluster, it } = useCluster({ slaves: 1, extraArgs: ['--query-timeout', '1000'] }, async (c) => {
+  ok(await exec(c.master, 'CREATE TABLE t (id INTEGER PRIMARY KEY, email TEXT UNIQUE, tag TEXT, big INTEGER, b BLOB, a INT, z INT, UNIQUE (a, z))'));
+  ok(await exec(c.master, 'CREATE INDEX t_tag ON t(tag)'));
+  ok(
+    await exec(
+      c.master,
+      "INSERT INTO t VALUES (1, 'ana@x', 'red', 9007199254740993, x'00ff10', 1, 1), (2, 'bo@x', 'red', 2, NULL, 1, 2), (3, 'cy@x', 'blue', -3, x'', 2, 1)",
+    ),
+  );
+  await waitForIndex(c.nodes, ok(await exec(c.master, 'SELECT 1')).index ?? 0);
+});
+
+const slave = (): TestNode => cluster().slaves[0]!;
+
+async function pointReads(node: TestNode): Promise<number> {
+  const text = (await get(`${node.url}/metrics`)).text;
+  const line = text.split('\n').find((l) => l.startsWith('sqlfleet_point_reads_total'));
+  assert.ok(line, `no sqlfleet_point_reads_total in /metrics of ${node.label()}`);
+  return Number(line.slice(line.lastIndexOf(' ') + 1));
+}
+
+/** Sends `sql` three times to the slave; returns the rows (the same every time) and how many took the point path. */
+async function thrice(sql: string, params: unknown[]): Promise<{ rows: unknown[][]; point: number }> {
+  const before = await pointReads(slave());
+  const answers = [];
+  for (let i = 0; i < 3; i++) answers.push(rows(await query(slave(), sql, params), sql));
+  assert.deepEqual(answers[1], answers[0], `${sql}: answers differ between runs`);
+  assert.deepEqual(answers[2], answers[0], `${sql}: answers differ between runs`);
+  return { rows: answers[0]!, point: (await pointReads(slave())) - before };
+}
+
+it('lookups by primary key, unique column and full unique key are point reads, with the same values (exact integers, base64 blobs)', async () => {
+  // A text is judged the second time it is seen: the first of three goes to a worker.
+  assert.deepEqual(await thrice('SELECT id, b FROM t WHERE id = ?', [1]), { rows: [[1, 'AP8Q']], point: 2 });
+  // Beyond 2^53 the JSON integer is exact in the answer's text (JSON.parse would round it).
+  const before = await pointReads(slave());
+  for (let i = 0; i < 3; i++) assert.match((await query(slave(), 'SELECT big FROM t WHERE id = ?', [1])).text, /\[\[9007199254740993\]\]/);
+  assert.equal((await pointReads(slave())) - before, 2);
+  assert.deepEqual(await thrice('SELECT * FROM t WHERE email = ?', ['bo@x']), { rows: [[2, 'bo@x', 'red', 2, null, 1, 2]], point: 2 });
+  assert.deepEqual(await thrice('SELECT id FROM t WHERE a = ? AND z = ?', [2, 1]), { rows: [[3]], point: 2 });
+  assert.deepEqual(await thrice('SELECT id FROM t WHERE id = ?', [42]), { rows: [], point: 2 }, 'a missing key');
+  assert.deepEqual(await thrice('SELECT b FROM t WHERE rowid = 3', []), { rows: [['']], point: 2 }, 'a literal key, an empty blob');
+});
+
+it('scans, non-unique and partial-key lookups, function calls and several statements still go to the read workers', async () => {
+  for (const [sql, params, want] of [
+    ['SELECT id FROM t WHERE tag = ? ORDER BY id', ['red'], [[1], [2]]],
+    ['SELECT id FROM t WHERE a = ? ORDER BY id', [1], [[1], [2]]],
+    ['SELECT count(*) FROM t WHERE id = ?', [1], [[1]]],
+    ['SELECT length(randomblob(?)) FROM t WHERE id = ?', [10, 1], [[10]]],
+    ['SELECT upper(email) FROM t WHERE id = ?', [3], [['CY@X']]],
+    ['SELECT id FROM t WHERE id = ? OR id = ?', [1, 3], [[1], [3]]],
+    ['SELECT (SELECT count(*) FROM t) FROM t WHERE id = ?', [1], [[3]]],
+    ['SELECT t.id FROM t JOIN t AS u ON u.id = t.id WHERE t.id = ?', [2], [[2]]],
+    ['SELECT id FROM t WHERE id > ? ORDER BY id', [1], [[2], [3]]],
+  ] as const) {
+    assert.deepEqual(await thrice(sql, [...params]), { rows: want, point: 0 }, sql);
+  }
+  const before = await pointReads(slave());
+  for (let i = 0; i < 3; i++) {
+    const r = ok(await query(slave(), 'SELECT id FROM t WHERE id = 1; SELECT id FROM t WHERE id = 2'));
+    assert.deepEqual(r.results.map((x: { rows: unknown[][] }) => x.rows), [[[1]], [[2]]]);
+  }
+  assert.equal(await pointReads(slave()), before, 'a multi-statement read took the point path');
+});
+
+it('a runaway query is still stopped by --query-timeout, and a bad parameter is refused as before', async () => {
+  const runaway = 'WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c WHERE x < 0';
+  for (let i = 0; i < 2; i++) assertError(await query(slave(), runaway), 504, 'TIMEOUT', 'runaway read');
+  for (let i = 0; i < 3; i++) {
+    assertError(await query(slave(), 'SELECT id FROM t WHERE id = ?', []), 400, 'BAD_REQUEST', 'missing parameter');
+    assertError(await query(slave(), 'SELECT nope FROM t WHERE id = ?', [1]), 400, 'SQL_ERROR', 'unknown column');
+  }
+  // The node answers at once afterwards: nothing blocked its event loop.
+  const t0 = Date.now();
+  assert.deepEqual(rows(await query(slave(), 'SELECT id FROM t WHERE id = ?', [2])), [[2]]);
+  assert.ok(Date.now() - t0 < 1000, `a point read after the runaway took ${Date.now() - t0} ms`);
+});
+
+it('after a schema change on the master, the slave judges again: the dropped unique index makes the same text a scan', async () => {
+  assert.equal((await thrice('SELECT id FROM t WHERE email = ?', ['cy@x'])).point, 2);
+  ok(await exec(cluster().master, 'CREATE TABLE t2 (id INTEGER PRIMARY KEY, email TEXT)'));
+  ok(await exec(cluster().master, "INSERT INTO t2 SELECT id, email FROM t"));
+  ok(await exec(cluster().master, 'DROP TABLE t'));
+  const w = ok(await exec(cluster().master, 'ALTER TABLE t2 RENAME TO t'));
+  await waitForIndex(cluster().nodes, w.index);
+  // Same text, new table: no unique index on email now, so a worker scans it.
+  assert.deepEqual(await thrice('SELECT id FROM t WHERE email = ?', ['cy@x']), { rows: [[3]], point: 0 });
+  assert.deepEqual(await thrice('SELECT email FROM t WHERE id = ?', [1]), { rows: [['ana@x']], point: 2 });
+  assertError(await query(slave(), 'SELECT tag FROM t WHERE id = ?', [1]), 400, 'SQL_ERROR', 'a column of the dropped table');
+});
