@@ -9,10 +9,12 @@ import { assertError, exec, get, ok, query, rows, useCluster, waitForIndex, type
 const { cluster, it } = useCluster({ slaves: 1, extraArgs: ['--query-timeout', '1000'] }, async (c) => {
   ok(await exec(c.master, 'CREATE TABLE t (id INTEGER PRIMARY KEY, email TEXT UNIQUE, tag TEXT, big INTEGER, b BLOB, a INT, z INT, UNIQUE (a, z))'));
   ok(await exec(c.master, 'CREATE INDEX t_tag ON t(tag)'));
+  ok(await exec(c.master, "CREATE TABLE w (k TEXT, n INT, v TEXT, PRIMARY KEY (k, n)) WITHOUT ROWID"));
+  ok(await exec(c.master, "INSERT INTO w VALUES ('a', 1, 'a1'), ('a', 2, 'a2')"));
   ok(
     await exec(
       c.master,
-      "INSERT INTO t VALUES (1, 'ana@x', 'red', 9007199254740993, x'00ff10', 1, 1), (2, 'bo@x', 'red', 2, NULL, 1, 2), (3, 'cy@x', 'blue', -3, x'', 2, 1)",
+      "INSERT INTO t VALUES (1, 'ana@x', 'red', 9007199254740993, x'00ff10', 1, 1), (2, 'bo@x', 'red', 2, NULL, 1, 2), (3, 'cy@x', 'blue', -3, x'', 2, 1), (4, NULL, 'blue', 4, NULL, NULL, NULL), (5, NULL, 'blue', 5, NULL, NULL, NULL)",
     ),
   );
   await waitForIndex(c.nodes, ok(await exec(c.master, 'SELECT 1')).index ?? 0);
@@ -45,22 +47,30 @@ it('lookups by primary key, unique column and full unique key are point reads, w
   for (let i = 0; i < 3; i++) assert.match((await query(slave(), 'SELECT big FROM t WHERE id = ?', [1])).text, /\[\[9007199254740993\]\]/);
   assert.equal((await pointReads(slave())) - before, 2);
   assert.deepEqual(await thrice('SELECT * FROM t WHERE email = ?', ['bo@x']), { rows: [[2, 'bo@x', 'red', 2, null, 1, 2]], point: 2 });
+  assert.deepEqual(await thrice('SELECT id FROM t WHERE email = ?', [null]), { rows: [], point: 2 }, '= NULL finds nothing');
   assert.deepEqual(await thrice('SELECT id FROM t WHERE a = ? AND z = ?', [2, 1]), { rows: [[3]], point: 2 });
   assert.deepEqual(await thrice('SELECT id FROM t WHERE id = ?', [42]), { rows: [], point: 2 }, 'a missing key');
   assert.deepEqual(await thrice('SELECT b FROM t WHERE rowid = 3', []), { rows: [['']], point: 2 }, 'a literal key, an empty blob');
+  assert.deepEqual(await thrice('SELECT v FROM w WHERE k = ? AND n = ?', ['a', 2]), { rows: [['a2']], point: 2 }, 'a WITHOUT ROWID key');
 });
 
 it('scans, non-unique and partial-key lookups, function calls and several statements still go to the read workers', async () => {
   for (const [sql, params, want] of [
     ['SELECT id FROM t WHERE tag = ? ORDER BY id', ['red'], [[1], [2]]],
+    ['SELECT id FROM t WHERE tag = ? ORDER BY id', ['blue'], [[3], [4], [5]]],
     ['SELECT id FROM t WHERE a = ? ORDER BY id', [1], [[1], [2]]],
     ['SELECT count(*) FROM t WHERE id = ?', [1], [[1]]],
     ['SELECT length(randomblob(?)) FROM t WHERE id = ?', [10, 1], [[10]]],
     ['SELECT upper(email) FROM t WHERE id = ?', [3], [['CY@X']]],
     ['SELECT id FROM t WHERE id = ? OR id = ?', [1, 3], [[1], [3]]],
-    ['SELECT (SELECT count(*) FROM t) FROM t WHERE id = ?', [1], [[3]]],
+    ['SELECT (SELECT count(*) FROM t) FROM t WHERE id = ?', [1], [[5]]],
     ['SELECT t.id FROM t JOIN t AS u ON u.id = t.id WHERE t.id = ?', [2], [[2]]],
-    ['SELECT id FROM t WHERE id > ? ORDER BY id', [1], [[2], [3]]],
+    ['SELECT id FROM t WHERE id > ? ORDER BY id', [1], [[2], [3], [4], [5]]],
+    // `IS` on a unique column finds every NULL; IN lists are loops; a partial WITHOUT ROWID key.
+    ['SELECT id FROM t WHERE email IS ? ORDER BY id', [null], [[4], [5]]],
+    ['SELECT id FROM t WHERE a IS ? AND z IS ? ORDER BY id', [null, null], [[4], [5]]],
+    ['SELECT id FROM t WHERE id IN (?, ?) ORDER BY id', [1, 3], [[1], [3]]],
+    ['SELECT v FROM w WHERE k = ? ORDER BY n', ['a'], [['a1'], ['a2']]],
   ] as const) {
     assert.deepEqual(await thrice(sql, [...params]), { rows: want, point: 0 }, sql);
   }
@@ -86,14 +96,14 @@ it('a runaway query is still stopped by --query-timeout, and a bad parameter is 
 });
 
 it('after a schema change on the master, the slave judges again: the dropped unique index makes the same text a scan', async () => {
-  assert.equal((await thrice('SELECT id FROM t WHERE email = ?', ['cy@x'])).point, 2);
+  assert.equal((await thrice('SELECT id AS i FROM t WHERE email = ?', ['cy@x'])).point, 2);
   ok(await exec(cluster().master, 'CREATE TABLE t2 (id INTEGER PRIMARY KEY, email TEXT)'));
   ok(await exec(cluster().master, "INSERT INTO t2 SELECT id, email FROM t"));
   ok(await exec(cluster().master, 'DROP TABLE t'));
   const w = ok(await exec(cluster().master, 'ALTER TABLE t2 RENAME TO t'));
   await waitForIndex(cluster().nodes, w.index);
   // Same text, new table: no unique index on email now, so a worker scans it.
-  assert.deepEqual(await thrice('SELECT id FROM t WHERE email = ?', ['cy@x']), { rows: [[3]], point: 0 });
+  assert.deepEqual(await thrice('SELECT id AS i FROM t WHERE email = ?', ['cy@x']), { rows: [[3]], point: 0 });
   assert.deepEqual(await thrice('SELECT email FROM t WHERE id = ?', [1]), { rows: [['ana@x']], point: 2 });
   assertError(await query(slave(), 'SELECT tag FROM t WHERE id = ?', [1]), 400, 'SQL_ERROR', 'a column of the dropped table');
 });

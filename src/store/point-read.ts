@@ -5,8 +5,12 @@
 // it runs here, on the node's own read-only connection. Which statements qualify is asked
 // of SQLite itself (EXPLAIN QUERY PLAN and EXPLAIN), once per SQL text and schema:
 //
-//  - the plan is a single step: SEARCH of one table by its INTEGER PRIMARY KEY, or by a
-//    UNIQUE index with `=` on every column of that index (no scan, join, subquery, sort);
+//  - the plan is a single step: SEARCH of one table by its INTEGER PRIMARY KEY, its
+//    WITHOUT ROWID primary key, or a UNIQUE index with `=` on every column of that index
+//    (no scan, join, subquery, sort);
+//  - the program has no loop: SQLite leaves out the loop over the index only when it proved
+//    the lookup finds at most one row (`email = ?` on a unique column has none; `email IS ?`
+//    does, as it may find every NULL; so do `IN (...)` lists);
 //  - the program calls no SQL function and no aggregate (randomblob(1e9), zeroblob, printf
 //    widths could make one row arbitrarily expensive), no virtual table and no trigger.
 //
@@ -15,12 +19,14 @@ import type { Database as Db } from 'better-sqlite3';
 import { StatementCache, bindArgs, runRead, type ReadLimits } from './exec.js';
 import type { StatementResult, Stmt } from './types.js';
 
-/** Opcodes that make a one-row program unbounded in cost, or hide another table. */
+/** Opcodes of a loop, or that make a one-row program unbounded in cost, or hide another table. */
 const UNBOUNDED_OPS = new Set([
+  'Next', 'Prev', 'Rewind', 'Last', 'SorterNext', 'Yield', 'InitCoroutine',
   'Function', 'PureFunc', 'AggStep', 'AggStep1', 'AggValue', 'AggFinal', 'AggInverse',
   'VOpen', 'VFilter', 'VNext', 'VColumn', 'Program', 'OpenEphemeral', 'SorterOpen',
 ]);
 const BY_ROWID = /^SEARCH (?:TABLE )?(\S+)(?: AS \S+)? USING INTEGER PRIMARY KEY \(rowid=\?\)$/;
+const BY_PRIMARY_KEY = /^SEARCH (?:TABLE )?(\S+)(?: AS \S+)? USING PRIMARY KEY \(([^()]*)\)$/;
 const BY_INDEX = /^SEARCH (?:TABLE )?(\S+)(?: AS \S+)? USING (?:COVERING )?INDEX (\S+) \(([^()]*)\)$/;
 /** Texts remembered (verdicts and first sightings), per schema. */
 const MAX_TEXTS = 2000;
@@ -83,6 +89,9 @@ export class PointReads {
 
   private uniqueLookup(detail: string): boolean {
     if (BY_ROWID.test(detail)) return true;
+    // A WITHOUT ROWID table's key: the loop-free program (judge) proves every column is pinned.
+    const pk = BY_PRIMARY_KEY.exec(detail);
+    if (pk) return pk[2].split(' AND ').every((t) => /^\S+=\?$/.test(t));
     const m = BY_INDEX.exec(detail);
     if (!m) return false;
     const [, table, index, terms] = m;
