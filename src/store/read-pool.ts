@@ -20,8 +20,16 @@ export type ReadJob =
       timeoutMs: number;
       /** The schema cookie the writer last committed: the worker re-reads its schema when it moved. */
       schema?: number;
+      /** Also judge whether the statement is a point read (point-read.ts). */
+      judge?: boolean;
     }
   | { id: number; kind: 'checksum' };
+
+/** A worker's answer to a read: the results, and the verdict when asked to judge. */
+export interface ReadAnswer {
+  results: StatementResult[];
+  point?: boolean;
+}
 
 /** A worker's answer. */
 export type ReadReply =
@@ -78,10 +86,11 @@ export class ReadPool {
   /**
    * Runs read statements (in one read transaction when several). `schema`: the writer's
    * schema cookie at submission, so a worker never answers from a schema older than that.
+   * `judge`: the worker also says whether the single statement is a point read.
    */
-  read(stmts: readonly Stmt[], schema?: number): Promise<StatementResult[]> {
+  read(stmts: readonly Stmt[], schema?: number, judge = false): Promise<ReadAnswer> {
     const t = this.o.timeoutMs;
-    return this.submit({ id: this.nextId++, kind: 'read', stmts, maxRows: this.o.maxRows, timeoutMs: t, schema }, t) as Promise<StatementResult[]>;
+    return this.submit({ id: this.nextId++, kind: 'read', stmts, maxRows: this.o.maxRows, timeoutMs: t, schema, judge }, t) as Promise<ReadAnswer>;
   }
 
   /** Computes the checksum on a worker. */

@@ -6,6 +6,7 @@ import { isSqlfleetError } from '../errors.js';
 import { computeChecksum } from './checksum.js';
 import { StatementCache, runRead, translateError } from './exec.js';
 import { APPLIED_SQL } from './internal.js';
+import { MAX_JUDGED_RUN_MS, isPointRead } from './point-read.js';
 import type { ReadJob, ReadReply } from './read-pool.js';
 
 const db = new Database((workerData as { path: string }).path, { readonly: true, fileMustExist: true });
@@ -30,8 +31,11 @@ parentPort!.on('message', (job: ReadJob) => {
             throw translateError(e, i);
           }
         });
+      const t0 = performance.now();
       const results = job.stmts.length === 1 ? run() : db.transaction(run).deferred();
-      reply = { id: job.id, ok: true, value: results };
+      // A point read runs in microseconds: a slower one is not judged (its EXPLAIN would cost as much).
+      const point = job.judge && job.stmts.length === 1 && performance.now() - t0 <= MAX_JUDGED_RUN_MS ? isPointRead(db, cache, job.stmts[0]) : undefined;
+      reply = { id: job.id, ok: true, value: point === undefined ? { results } : { results, point } };
     }
   } catch (e) {
     const err = isSqlfleetError(e) ? e : translateError(e);

@@ -263,17 +263,26 @@ export class Store {
    */
   async read(stmts: readonly Stmt[]): Promise<{ index: number; results: StatementResult[] }> {
     const index = this.applied;
-    if (stmts.length === 1) {
+    const cookie = this.schemaCookie;
+    const route = stmts.length === 1 ? this.points.route(stmts[0].sql, cookie) : 'worker';
+    if (route === 'run') {
       // A lookup of at most one row by a unique key runs here, without the worker round trip.
-      let point: StatementResult | undefined;
       try {
-        point = this.points.tryRun(stmts[0], this.schemaCookie, { maxRows: this.options.maxRows, deadline: Date.now() + this.options.queryTimeoutMs });
+        const limits = { maxRows: this.options.maxRows, deadline: Date.now() + this.options.queryTimeoutMs };
+        return { index, results: [toJsonResult(this.points.run(stmts[0], limits))] };
       } catch (e) {
         throw translateError(e, 0);
       }
-      if (point) return { index, results: [toJsonResult(point)] };
     }
-    const results = await this.pool.read(stmts, this.schemaCookie);
+    let answer;
+    try {
+      answer = await this.pool.read(stmts, cookie, route === 'judge');
+    } catch (e) {
+      if (route === 'judge') this.points.record(stmts[0].sql, cookie, false); // never judged again, so it cannot fail twice for it
+      throw e;
+    }
+    if (route === 'judge') this.points.record(stmts[0].sql, cookie, answer.point === true);
+    const { results } = answer;
     return { index, results: results.map(toJsonResult) };
   }
 
