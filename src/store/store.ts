@@ -100,6 +100,8 @@ export class Store {
   private writer!: Db;
   private reader!: Db;
   private points!: PointReads;
+  /** Reads answered as point reads since the process started (a snapshot install keeps it). */
+  private pointReadCount = 0;
   private wcache!: StatementCache;
   private q!: InternalStatements;
   private det!: ReturnType<typeof installDeterminism>;
@@ -206,9 +208,9 @@ export class Store {
     });
   }
 
-  /** Reads answered on the event loop as point reads since the store opened. */
+  /** Reads answered on the event loop as point reads since the process started. */
   get pointReads(): number {
-    return this.points.count;
+    return this.pointReadCount;
   }
 
   /** Read threads still stuck inside SQLite after their query overran (they block a clean exit). */
@@ -264,12 +266,15 @@ export class Store {
   async read(stmts: readonly Stmt[]): Promise<{ index: number; results: StatementResult[] }> {
     const index = this.applied;
     const cookie = this.schemaCookie;
-    const route = stmts.length === 1 ? this.points.route(stmts[0].sql, cookie) : 'worker';
+    // This file's verdicts: a snapshot installed meanwhile (replaceFile) starts new ones.
+    const points = this.points;
+    const route = stmts.length === 1 ? points.route(stmts[0].sql, cookie) : 'worker';
     if (route === 'run') {
       // A lookup of at most one row by a unique key runs here, without the worker round trip.
       try {
         const limits = { maxRows: this.options.maxRows, deadline: Date.now() + this.options.queryTimeoutMs };
-        return { index, results: [toJsonResult(this.points.run(stmts[0], limits))] };
+        this.pointReadCount++;
+        return { index, results: [toJsonResult(points.run(stmts[0], limits))] };
       } catch (e) {
         throw translateError(e, 0);
       }
@@ -278,10 +283,10 @@ export class Store {
     try {
       answer = await this.pool.read(stmts, cookie, route === 'judge');
     } catch (e) {
-      if (route === 'judge') this.points.record(stmts[0].sql, cookie, false); // never judged again, so it cannot fail twice for it
+      if (route === 'judge') points.record(stmts[0].sql, cookie, false); // never judged again, so it cannot fail twice for it
       throw e;
     }
-    if (route === 'judge') this.points.record(stmts[0].sql, cookie, answer.point === true);
+    if (route === 'judge') points.record(stmts[0].sql, cookie, answer.point === true);
     const { results } = answer;
     return { index, results: results.map(toJsonResult) };
   }
