@@ -5,9 +5,10 @@
 // of cheap opcodes, cannot run away, so it runs here, on the node's own read-only
 // connection. Which statements qualify is asked of SQLite itself (EXPLAIN QUERY PLAN and
 // EXPLAIN), by a read worker (`isPointRead`), never on the event loop: preparing client SQL
-// can take seconds (views or CTEs that expand, long texts). The worker judges a text the
-// second time it is seen, once per schema, after running it; the verdict comes back with
-// its answer. A text qualifies when:
+// can take seconds (views or CTEs that expand, long texts). The worker judges a text from
+// the second time it is seen, once per schema, after running it (when that run was quick:
+// otherwise the next request asks again); the verdict comes back with its answer. A text
+// qualifies when:
 //
 //  - the plan is a single step: SEARCH of one table by its INTEGER PRIMARY KEY, its
 //    WITHOUT ROWID primary key, or a UNIQUE index with `=` on every column of that index
@@ -29,7 +30,7 @@ import type { StatementResult, Stmt } from './types.js';
 export const MAX_POINT_OPS = 100;
 /** Longer texts are not judged (their prepare alone may cost more than the worker trip). */
 export const MAX_JUDGED_TEXT = 2000;
-/** A text whose run took longer than this in the worker is not a point read. */
+/** A run that took longer than this in the worker is not judged (a point read takes microseconds). */
 export const MAX_JUDGED_RUN_MS = 2;
 
 /** Opcodes of a one-row lookup: cursor seeks, column loads, literals, comparisons, CASE/CAST/arithmetic, LIMIT. */
@@ -97,7 +98,7 @@ export class PointReads {
   private readonly cache: StatementCache;
   /** SQL text → verdict, for the schema `cookie`. */
   private readonly verdicts = new Map<string, boolean>();
-  /** Texts seen once: a text is judged on its second sighting, so unique texts cost nothing extra. */
+  /** Texts seen: a text is judged from its second sighting on, so unique texts cost nothing extra. */
   private readonly seen = new Set<string>();
   private cookie: number | undefined;
 

@@ -286,7 +286,7 @@ export class Store {
       if (route === 'judge') points.record(stmts[0].sql, cookie, false); // never judged again, so it cannot fail twice for it
       throw e;
     }
-    if (route === 'judge') points.record(stmts[0].sql, cookie, answer.point === true);
+    if (route === 'judge' && answer.point !== undefined) points.record(stmts[0].sql, cookie, answer.point);
     const { results } = answer;
     return { index, results: results.map(toJsonResult) };
   }
