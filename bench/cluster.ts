@@ -3,7 +3,7 @@
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { freePort, getJson, Proc, ROOT, start, until } from './procs.js';
+import { freePort, getJson, Proc, ROOT, start, stopAll, until } from './procs.js';
 
 const CLI = 'bin/sqlfleet.js'; // what `npm run master` runs
 const temps: string[] = [];
@@ -18,6 +18,23 @@ export function tempDir(prefix: string): string {
 /** Removes every data dir this module created (call after the processes stopped). */
 export function removeTempDirs(): void {
   for (const d of temps.splice(0)) rmSync(d, { recursive: true, force: true });
+}
+
+/**
+ * Runs a bench script's `main`: on Ctrl-C, on failure (exit code 1, named `name`) and at the
+ * end, every process it started is stopped by PID and its data dirs are removed.
+ */
+export async function runScript(name: string, main: () => Promise<void>): Promise<void> {
+  process.on('SIGINT', () => void stopAll().then(() => process.exit(130)));
+  try {
+    await main();
+  } catch (e) {
+    console.error(`${name} failed: ${(e as Error).stack ?? e}`);
+    process.exitCode = 1;
+  } finally {
+    await stopAll();
+    removeTempDirs();
+  }
 }
 
 /** Status of one node as the master reports it. */

@@ -7,9 +7,9 @@
 //   tsx bench/cost.ts batch --profile   also writes CPU profiles of every node to .bench/cost-profile/
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { appliedIndex, removeTempDirs, startBaseline, startCluster, type BenchCluster } from './cluster.js';
+import { appliedIndex, runScript, startBaseline, startCluster, type BenchCluster } from './cluster.js';
 import { runLoad, type BodyFn } from './load.js';
-import { cpuMs, post, ROOT, stopAll, until, type Proc } from './procs.js';
+import { cpuMs, post, ROOT, until, type Proc } from './procs.js';
 import { pickProfile, render, summarize } from './profile-top.js';
 
 const INSERT = 'INSERT INTO kv(k,v,n) VALUES (?,?,?)';
@@ -139,13 +139,4 @@ async function catchup(c: BenchCluster, nodes: () => { name: string; pid: number
   console.log(line('sqlfleet', m.used.filter((u) => u.name !== 'slave1'), m.ops, m.wall));
 }
 
-process.on('SIGINT', () => void stopAll().then(() => process.exit(130)));
-try {
-  await main();
-} catch (e) {
-  console.error(`cost failed: ${(e as Error).stack ?? e}`);
-  process.exitCode = 1;
-} finally {
-  await stopAll();
-  removeTempDirs();
-}
+await runScript('cost', main);

@@ -5,9 +5,9 @@
 // before the load. The issue's bound: etcd mode within 10 % of static.
 //
 //   tsx bench/etcd-cost.ts [seconds=6]
-import { removeTempDirs, startCluster } from './cluster.js';
+import { runScript, startCluster } from './cluster.js';
 import { startEtcd } from './etcd.js';
-import { cpuMs, post, stopAll } from './procs.js';
+import { cpuMs, post } from './procs.js';
 import { checkWrk, runWrk } from './wrk.js';
 
 const seconds = Number(process.argv[2] ?? 6);
@@ -50,13 +50,4 @@ async function main(): Promise<void> {
   }
 }
 
-process.on('SIGINT', () => void stopAll().then(() => process.exit(130)));
-try {
-  await main();
-} catch (e) {
-  console.error(`etcd-cost failed: ${(e as Error).stack ?? e}`);
-  process.exitCode = 1;
-} finally {
-  await stopAll();
-  removeTempDirs();
-}
+await runScript('etcd-cost', main);

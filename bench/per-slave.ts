@@ -5,8 +5,8 @@
 // hop's price (bench/README.md, "What a slave costs at one client").
 //
 //   tsx bench/per-slave.ts [seconds=6]
-import { removeTempDirs, startCluster, startYardstick } from './cluster.js';
-import { post, stopAll } from './procs.js';
+import { runScript, startCluster, startYardstick } from './cluster.js';
+import { post } from './procs.js';
 import { checkWrk, cpuPerRequest, runWrk } from './wrk.js';
 
 const seconds = Number(process.argv[2] ?? 6);
@@ -30,13 +30,4 @@ async function main(): Promise<void> {
   console.log(`yardstick, c=1: ${r.rps.toFixed(0)} req/s, p50 ${r.p50_ms.toFixed(3)} ms; CPU µs/write ${((r.cpu.yardstick * 1000) / r.requests).toFixed(0)}`);
 }
 
-process.on('SIGINT', () => void stopAll().then(() => process.exit(130)));
-try {
-  await main();
-} catch (e) {
-  console.error(`per-slave failed: ${(e as Error).stack ?? e}`);
-  process.exitCode = 1;
-} finally {
-  await stopAll();
-  removeTempDirs();
-}
+await runScript('per-slave', main);

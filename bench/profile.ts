@@ -8,8 +8,8 @@
 //       (the master for writes, slave 1 for reads) on stdout and in .bench/profile-top.json
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { appliedIndex, removeTempDirs, startCluster } from './cluster.js';
-import { post, ROOT, stopAll, until } from './procs.js';
+import { appliedIndex, runScript, startCluster } from './cluster.js';
+import { post, ROOT, until } from './procs.js';
 import { pickProfile, render, summarize } from './profile-top.js';
 import { checkWrk, cpuPerRequest, runWrk, type WrkMode } from './wrk.js';
 
@@ -46,13 +46,4 @@ async function main(): Promise<void> {
   writeFileSync(join(ROOT, '.bench', 'profile-top.json'), JSON.stringify({ load: r, window, ...s }, null, 2) + '\n');
 }
 
-process.on('SIGINT', () => void stopAll().then(() => process.exit(130)));
-try {
-  await main();
-} catch (e) {
-  console.error(`profile failed: ${(e as Error).stack ?? e}`);
-  process.exitCode = 1;
-} finally {
-  await stopAll();
-  removeTempDirs();
-}
+await runScript('profile', main);
