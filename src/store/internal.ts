@@ -56,7 +56,7 @@ export function createInternalTables(db: Db): void {
 export interface InternalStatements {
   getMeta: Statement;
   setMeta: Statement;
-  /** Sets applied_index and last_hash in one statement (before a trim, at close). */
+  /** Sets applied_index and last_hash in one statement (in the transaction that trims the log). */
   setApplied: Statement;
   appendLog: Statement;
   readLog: Statement;

@@ -27,9 +27,9 @@ import { StatementCache, bindArgs, runRead, type ReadLimits } from './exec.js';
 import type { StatementResult, Stmt } from './types.js';
 
 /** Longest program a point read may have (a lookup of one row has 10–25 opcodes). */
-export const MAX_POINT_OPS = 100;
+const MAX_POINT_OPS = 100;
 /** Longer texts are not judged (their prepare alone may cost more than the worker trip). */
-export const MAX_JUDGED_TEXT = 2000;
+const MAX_JUDGED_TEXT = 2000;
 /** A run that took longer than this in the worker is not judged (a point read takes microseconds). */
 export const MAX_JUDGED_RUN_MS = 2;
 
