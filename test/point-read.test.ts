@@ -4,7 +4,7 @@
 // else (scans, non-unique lookups, function calls) still on the workers, where
 // --query-timeout stops it. sqlfleet_point_reads_total tells which path a read took.
 import assert from 'node:assert/strict';
-import { assertError, exec, get, ok, query, rows, useCluster, waitForIndex, type TestNode } from './helpers/cluster.js';
+import { assertError, exec, get, metricSum, ok, query, rows, useCluster, waitForIndex, type TestNode } from './helpers/cluster.js';
 
 const NESTED = 18;
 
@@ -30,9 +30,8 @@ const slave = (): TestNode => cluster().slaves[0]!;
 
 async function pointReads(node: TestNode): Promise<number> {
   const text = (await get(`${node.url}/metrics`)).text;
-  const line = text.split('\n').find((l) => l.startsWith('sqlfleet_point_reads_total'));
-  assert.ok(line, `no sqlfleet_point_reads_total in /metrics of ${node.label()}`);
-  return Number(line.slice(line.lastIndexOf(' ') + 1));
+  assert.match(text, /^sqlfleet_point_reads_total\{/m, `no sqlfleet_point_reads_total in /metrics of ${node.label()}`);
+  return metricSum(text, 'sqlfleet_point_reads_total');
 }
 
 /**

@@ -480,13 +480,18 @@ export async function assertSameChecksums(nodes: readonly TestNode[]): Promise<a
   return all[0];
 }
 
-/** Sum of `sqlfleet_http_requests_total` in a /metrics text over the series carrying every given label. */
-export function requestCount(metricsText: string, labels: Record<string, string>): number {
+/** Sum of metric `name` in a /metrics text over the series carrying every given label. */
+export function metricSum(metricsText: string, name: string, labels: Record<string, string> = {}): number {
   const want = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);
   return metricsText
     .split('\n')
-    .filter((l) => l.startsWith('sqlfleet_http_requests_total{') && want.every((w) => l.includes(w)))
+    .filter((l) => l.startsWith(`${name}{`) && want.every((w) => l.includes(w)))
     .reduce((sum, l) => sum + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
+}
+
+/** Sum of `sqlfleet_http_requests_total` in a /metrics text over the series carrying every given label. */
+export function requestCount(metricsText: string, labels: Record<string, string>): number {
+  return metricSum(metricsText, 'sqlfleet_http_requests_total', labels);
 }
 
 /** Prints the tail of every node's log to stderr (used when a test fails). */
