@@ -1,7 +1,10 @@
 #!/usr/bin/env node
 // The sqlfleet command. Runs the TypeScript sources as one JavaScript bundle built by
-// esbuild (a dependency): bundled once, rebuilt when a source file is newer, kept in
-// node_modules/.cache/sqlfleet/. A node started this way carries no TypeScript loader:
+// esbuild (a dependency): bundled once, kept in node_modules/.cache/sqlfleet/, rebuilt when
+// anything that shapes it changed (stamp.json: the sources' newest time, this file, the
+// project root, the resolved better-sqlite3 and its version, Node's version). The bundle
+// embeds no path: a copied or moved install (cp -a, a Docker stage, a CI cache) rebuilds
+// anyway, and never runs workers against another folder's SQLite (src/store/driver.ts). A node started this way carries no TypeScript loader:
 // no loader thread, no transpile cache, about 40 MB less resident memory per node and a
 // faster start than `tsx src/cli.ts` (which still works, and is what the tests also run).
 // When the cache cannot be written, it falls back to tsx.
@@ -14,6 +17,7 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const src = path.join(root, 'src');
 const out = path.join(root, 'node_modules', '.cache', 'sqlfleet');
 const cli = path.join(out, 'cli.mjs');
+const stampFile = path.join(out, 'stamp.json');
 
 /** Newest modification time of the sources and of the files that shape the bundle. */
 function newestSource(dir = src) {
@@ -25,11 +29,26 @@ function newestSource(dir = src) {
   return newest;
 }
 
-function mtime(p) {
+/** What the cached bundle was built from; any difference means build again. */
+function stamp() {
+  const require = createRequire(path.join(root, 'package.json'));
+  const driver = require.resolve('better-sqlite3');
+  const self = fs.statSync(fileURLToPath(import.meta.url));
+  return JSON.stringify({
+    root,
+    driver,
+    driverVersion: require('better-sqlite3/package.json').version,
+    node: process.version,
+    bin: [self.mtimeMs, self.size],
+    sources: newestSource(),
+  });
+}
+
+function readStamp() {
   try {
-    return fs.statSync(p).mtimeMs;
+    return fs.existsSync(cli) ? fs.readFileSync(stampFile, 'utf8') : null;
   } catch {
-    return -1;
+    return null;
   }
 }
 
@@ -40,7 +59,7 @@ function writeAtomic(file, text) {
   fs.renameSync(tmp, file);
 }
 
-async function build() {
+async function build(want) {
   const require = createRequire(path.join(root, 'package.json'));
   const esbuild = require('esbuild');
   // The server: dependencies stay in node_modules (resolved from the cache directory upward).
@@ -60,12 +79,14 @@ async function build() {
   writeAtomic(path.join(out, 'read-worker.cjs'), bundleReadWorker());
   writeAtomic(path.join(out, 'snapshot-worker.js'), fs.readFileSync(path.join(src, 'store', 'snapshot-worker.js')));
   writeAtomic(path.join(out, 'checkpoint-worker.js'), fs.readFileSync(path.join(src, 'store', 'checkpoint-worker.js')));
-  writeAtomic(cli, main.outputFiles[0].text); // last: its mtime says the set is complete
+  writeAtomic(cli, main.outputFiles[0].text);
+  writeAtomic(stampFile, want); // last: the stamp says the set is complete
 }
 
 let entry = cli;
 try {
-  if (mtime(cli) < newestSource()) await build();
+  const want = stamp();
+  if (readStamp() !== want) await build(want);
 } catch (e) {
   process.stderr.write(`sqlfleet: could not build ${cli} (${e.message}); running the sources through tsx\n`);
   const { register } = await import('tsx/esm/api');

@@ -2,10 +2,12 @@
 // the database file (and its fsyncs) never runs inside a commit on the node's event loop.
 // PASSIVE: it takes no lock that a reader or the writer waits for, and stops where a reader
 // still needs the WAL (the next round goes on from there). Plain JS: workers do not get tsx.
+import { createRequire } from 'node:module';
 import { parentPort, workerData } from 'node:worker_threads';
-import Database from 'better-sqlite3';
 
-const { path, intervalMs } = workerData;
+const { path, intervalMs, driver } = workerData;
+// The main thread's driver, by path (driver.ts): never a second SQLite in the process.
+const Database = createRequire(import.meta.url)(driver);
 const db = new Database(path, { fileMustExist: true });
 db.pragma('busy_timeout = 0');
 db.pragma('wal_autocheckpoint = 0'); // this connection never writes; nothing of its own to checkpoint

@@ -5,6 +5,7 @@
 // writer keeps an automatic checkpoint at `backstopPages` only as a bound on the WAL should
 // the worker fall behind or fail.
 import { Worker } from 'node:worker_threads';
+import { DRIVER_PATH } from './driver.js';
 
 /** Options of the checkpointer. */
 export interface CheckpointerOptions {
@@ -23,7 +24,7 @@ export class Checkpointer {
 
   constructor(o: CheckpointerOptions) {
     this.worker = new Worker(new URL('./checkpoint-worker.js', import.meta.url), {
-      workerData: { path: o.path, intervalMs: o.intervalMs },
+      workerData: { path: o.path, intervalMs: o.intervalMs, driver: DRIVER_PATH },
     });
     this.worker.unref();
     this.worker.on('message', (m: { error?: string }) => o.log?.('warn', 'WAL checkpoint failed', { err: m.error }));

@@ -8,7 +8,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import type { Database as Db } from 'better-sqlite3';
 import { SqlfleetError } from '../errors.js';
-import { createRequire } from 'node:module';
+import { DRIVER_PATH } from './driver.js';
 import { Worker } from 'node:worker_threads';
 import { APPLIED_SQL } from './internal.js';
 import { INTERNAL_PREFIX } from './types.js';
@@ -266,8 +266,7 @@ export async function backupFile(dbPath: string, out: string): Promise<BackupFil
   fs.rmSync(out, { force: true });
   try {
     const index = await new Promise<number>((resolve, reject) => {
-      const driver = createRequire(import.meta.url).resolve('better-sqlite3');
-      const w = new Worker(BACKUP_WORKER, { eval: true, workerData: { driver, dbPath, full, out, appliedSql: APPLIED_SQL, prefix: INTERNAL_PREFIX } });
+      const w = new Worker(BACKUP_WORKER, { eval: true, workerData: { driver: DRIVER_PATH, dbPath, full, out, appliedSql: APPLIED_SQL, prefix: INTERNAL_PREFIX } });
       w.once('message', (m: { ok: boolean; index?: number; error?: string }) => (m.ok ? resolve(m.index ?? 0) : reject(new Error(`backup failed: ${m.error}`))));
       w.once('error', reject);
       w.once('exit', (code) => code !== 0 && reject(new Error(`backup worker exited with ${code}`)));

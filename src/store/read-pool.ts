@@ -5,6 +5,7 @@
 // call (an aggregate over an endless CTE) is abandoned and ends when the query does.
 import fs from 'node:fs';
 import { Worker } from 'node:worker_threads';
+import { DRIVER_PATH } from './driver.js';
 import { bundleReadWorker } from './read-worker-bundle.js';
 import { SqlfleetError, type ErrorCode } from '../errors.js';
 import type { Checksum } from './checksum.js';
@@ -68,13 +69,20 @@ export class ReadPool {
   private closed = false;
   private readonly firstReady: Promise<void>;
   private markFirstReady: () => void = () => {};
+  private failFirstReady: (e: Error) => void = () => {};
+  /** Set when a worker found the process unfit to read (two SQLite libraries): no read is answered, no worker respawned. */
+  private fatal: SqlfleetError | null = null;
   /** Workers given up on because a query overran and could not be stopped. */
   abandoned = 0;
   /** Abandoned workers whose thread has not ended yet (their query still runs in SQLite). */
   stuck = 0;
 
   constructor(private readonly o: ReadPoolOptions) {
-    this.firstReady = new Promise((r) => (this.markFirstReady = r));
+    this.firstReady = new Promise((resolve, reject) => {
+      this.markFirstReady = resolve;
+      this.failFirstReady = reject;
+    });
+    this.firstReady.catch(() => {}); // also reported through every job; ready() callers see it
     for (let i = 0; i < o.size; i++) this.slots.push(this.spawn());
   }
 
@@ -111,6 +119,7 @@ export class ReadPool {
 
   private submit(msg: ReadJob, timeoutMs: number | null): Promise<unknown> {
     if (this.closed) return Promise.reject(new SqlfleetError('UNAVAILABLE', 'node is stopping'));
+    if (this.fatal) return Promise.reject(this.fatal);
     return new Promise((resolve, reject) => {
       this.queue.push({ msg, timeoutMs, resolve, reject });
       this.dispatch();
@@ -154,16 +163,29 @@ export class ReadPool {
     this.slots[idx] = this.spawn();
   }
 
+  /** A worker found the process unfit to read: every queued and future job fails with that error. */
+  private failAll(e: SqlfleetError): void {
+    if (this.fatal) return;
+    this.fatal = e;
+    this.failFirstReady(e);
+    for (const j of this.queue.splice(0)) j.reject(e);
+    for (const s of this.slots) if (s.job) s.job.reject(e);
+  }
+
   private spawn(): Slot {
     const script = workerScript();
     const worker = script
-      ? new Worker(script, { eval: true, workerData: { path: this.o.path } })
+      ? new Worker(script, { eval: true, workerData: { path: this.o.path, driver: DRIVER_PATH } })
       : new Worker(new URL('./read-worker-boot.mjs', import.meta.url), {
-          workerData: { path: this.o.path, entry: new URL('./read-worker.ts', import.meta.url).href },
+          workerData: { path: this.o.path, driver: DRIVER_PATH, entry: new URL('./read-worker.ts', import.meta.url).href },
         });
     worker.unref();
     const slot: Slot = { worker, ready: false, job: null, timer: null };
     worker.on('message', (m: ReadReply) => {
+      if (m.id === 0 && !m.ok) {
+        this.failAll(new SqlfleetError(m.error.code, m.error.message, m.error.details));
+        return;
+      }
       if (m.id === 0) {
         slot.ready = true;
         this.markFirstReady();
@@ -181,7 +203,7 @@ export class ReadPool {
       slot.ready = false;
       // Respawn after a pause, so a worker that cannot start does not spin.
       setTimeout(() => {
-        if (this.closed || this.slots[idx] !== slot) return;
+        if (this.closed || this.fatal || this.slots[idx] !== slot) return;
         this.slots[idx] = this.spawn();
       }, 200).unref();
     });

@@ -6,13 +6,14 @@ import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 
 /**
- * The worker's script text; better-sqlite3 stays external (resolved from this package).
+ * The worker's script text. It embeds no path: the worker requires better-sqlite3 by the
+ * absolute path the main thread resolved (workerData.driver, see driver.ts), so a bundle
+ * copied or moved with its node_modules still loads this installation's driver.
  * @returns {string}
  */
 export function bundleReadWorker() {
   const require = createRequire(import.meta.url);
   const esbuild = require('esbuild');
-  const driver = require.resolve('better-sqlite3');
   const out = esbuild.buildSync({
     entryPoints: [fileURLToPath(new URL('./read-worker.ts', import.meta.url))],
     bundle: true,
@@ -20,8 +21,7 @@ export function bundleReadWorker() {
     format: 'cjs',
     target: 'node20',
     write: false,
-    alias: { 'better-sqlite3': driver },
-    external: [driver],
+    external: ['better-sqlite3'], // type imports only; a value import would fail loudly, not load a second copy
     logLevel: 'silent',
   });
   return out.outputFiles[0].text;

@@ -1,15 +1,28 @@
 // Worker thread with its own read-only connection: client reads run here so a slow or
 // runaway query never blocks the node's event loop (heartbeats, replication, writes).
+import { createRequire } from 'node:module';
 import { parentPort, workerData } from 'node:worker_threads';
-import Database from 'better-sqlite3';
+import type DatabaseCtor from 'better-sqlite3';
 import { isSqlfleetError } from '../errors.js';
 import { computeChecksum } from './checksum.js';
 import { StatementCache, runRead, translateError } from './exec.js';
 import { APPLIED_SQL } from './internal.js';
 import { MAX_JUDGED_RUN_MS, isPointRead } from './point-read.js';
 import type { ReadJob, ReadReply } from './read-pool.js';
+import { sqliteLibraries } from './sqlite-libraries.js';
 
-const db = new Database((workerData as { path: string }).path, { readonly: true, fileMustExist: true });
+
+// Exactly the driver the main thread loaded, by its absolute path (driver.ts): a worker that
+// resolved 'better-sqlite3' by itself could load a second SQLite into the process.
+const { path: dbPath, driver } = workerData as { path: string; driver: string };
+const Database = createRequire(`${process.cwd()}/`)(driver) as typeof DatabaseCtor;
+const libs = sqliteLibraries();
+if (libs.length > 1) {
+  // Fatal for the node (read-pool.ts): answering reads now could return corrupt pages.
+  parentPort!.postMessage({ id: 0, ok: false, error: { code: 'INTERNAL', message: `two SQLite libraries in one process: ${libs.join(', ')}`, details: { libraries: libs } } } satisfies ReadReply);
+  process.exit(1);
+}
+const db = new Database(dbPath, { readonly: true, fileMustExist: true });
 db.pragma('busy_timeout = 5000');
 const cache = new StatementCache(db);
 const appliedIndex = db.prepare(APPLIED_SQL).pluck();

@@ -3,6 +3,7 @@
 import fs from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
+import { DRIVER_PATH } from './driver.js';
 import { META_TABLE, readApplied } from './internal.js';
 
 /** A snapshot file and the log position it holds. */
@@ -18,7 +19,7 @@ export async function takeSnapshot(dbPath: string, out: string): Promise<Snapsho
   const started = Date.now();
   fs.rmSync(out, { force: true });
   await new Promise<void>((resolve, reject) => {
-    const w = new Worker(new URL('./snapshot-worker.js', import.meta.url), { workerData: { dbPath, out } });
+    const w = new Worker(new URL('./snapshot-worker.js', import.meta.url), { workerData: { dbPath, out, driver: DRIVER_PATH } });
     w.once('message', (m: { ok: boolean; error?: string }) => (m.ok ? resolve() : reject(new Error(`snapshot failed: ${m.error}`))));
     w.once('error', reject);
     w.once('exit', (code) => code !== 0 && reject(new Error(`snapshot worker exited with ${code}`)));
