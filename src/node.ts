@@ -19,6 +19,7 @@ import { createLogger, type LogFn } from './log.js';
 import { PeerClient } from './replication/client.js';
 import { createClassifier } from './sql/classify.js';
 import { Store } from './store/store.js';
+import { oneSqliteLibrary } from './store/driver.js';
 import { Portable } from './store/portable.js';
 import { splitStatements } from './sql/split.js';
 import { HaLoop } from './ha/loop.js';
@@ -49,6 +50,10 @@ export async function startNode(config: Config, log: LogFn = createLogger(config
     log,
     onCommitGroup: (n) => metrics.commitGroup(n), // called on writes only, after metrics exists
   });
+  // The read workers have loaded their driver once ready: a process holding two SQLite
+  // libraries (a copied install, driver.ts) stops here instead of serving corrupt reads.
+  await withTimeout(store.ready(), 60_000, 'the read workers did not start within 60 s');
+  oneSqliteLibrary();
   const classifier = createClassifier({ probe: store.probe, maxStatements: config.maxStatements });
   // Backup, load and declared column types for rqlite's /db/* (DESIGN §7).
   const portable = new Portable({
@@ -192,4 +197,14 @@ async function startFollowing(saved: SavedRole | null, config: Config, epoch: nu
   const best = answers.filter((a) => a !== null).sort((a, b) => b.epoch - a.epoch)[0];
   if (best && asMaster) log('warn', 'a newer master exists; starting as its follower', { master: best.url, epoch: best.epoch, own_epoch: epoch });
   return best?.url ?? null;
+}
+
+/** Resolves as `p` does, or rejects with `message` after `ms`. */
+async function withTimeout<T>(p: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([p, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(message)), ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
