@@ -36,7 +36,7 @@ export class Client {
   private readonly readYourWrites: boolean;
   private readonly discover: boolean;
   private readonly ack: ClientConfig['ack'];
-  private discovery: Promise<void> | null = null;
+  private discovery: Promise<{ res: HttpAnswer; url: string } | undefined> | null = null;
   private lastWrite = 0;
   private closed = false;
 
@@ -124,7 +124,7 @@ export class Client {
     let attempts = 0;
     let last: unknown;
     while (!d.over) {
-      if (this.router.master === undefined) await this.findMaster(d);
+      if (this.router.master === undefined) await this.findMaster(d, attempts, undefined);
       const url = this.router.master ?? this.router.nextRead();
       attempts++;
       try {
@@ -133,6 +133,7 @@ export class Client {
           this.router.answered(url);
           return res.body as ClusterStatus;
         }
+        if (isCredentialRefusal(res.status)) throw this.serverError(res, url, attempts, undefined);
         last = this.serverError(res, url, attempts, undefined);
       } catch (e) {
         if (!(e instanceof TransportError)) throw e;
@@ -162,7 +163,7 @@ export class Client {
     let unknown = false;
     let last: unknown;
     for (let backoff = BACKOFF_FIRST_MS; !d.over; backoff = Math.min(backoff * 2, BACKOFF_MAX_MS)) {
-      if (this.router.master === undefined) await this.findMaster(d);
+      if (this.router.master === undefined) await this.findMaster(d, attempts, unknown ? 'unknown' : 'not_applied');
       const url = this.router.master;
       if (url === undefined) {
         last = new SqlfleetClientError('no node named a master', { code: 'NO_MASTER', attempts });
@@ -210,7 +211,7 @@ export class Client {
     let attempts = 0;
     let last: unknown;
     for (let backoff = BACKOFF_FIRST_MS; !d.over; backoff = Math.min(backoff * 2, BACKOFF_MAX_MS)) {
-      if (strong && this.router.master === undefined) await this.findMaster(d);
+      if (strong && this.router.master === undefined) await this.findMaster(d, attempts, undefined);
       const url = strong ? (this.router.master ?? this.router.nextRead()) : this.router.nextRead();
       attempts++;
       let res: HttpAnswer;
@@ -242,8 +243,12 @@ export class Client {
 
   // ---- discovery ---------------------------------------------------------------------
 
-  /** Asks every known node's /status who the master is (one round shared by concurrent calls). */
-  private findMaster(d: Deadline): Promise<void> {
+  /**
+   * Asks every known node's /status who the master is (one round shared by concurrent
+   * calls). Throws UNAUTHORIZED / FORBIDDEN at once when no master was found and a node
+   * refused the credentials: retrying cannot change that answer.
+   */
+  private async findMaster(d: Deadline, attempts: number, outcome: WriteOutcome | undefined): Promise<void> {
     if (!this.discovery) {
       const round = this.discoveryRound(d).finally(() => {
         this.discovery = null;
@@ -251,15 +256,26 @@ export class Client {
       this.discovery = round;
     }
     // A round started by another call may outlive this call's budget: stop waiting at ours.
-    return Promise.race([this.discovery, new Promise<void>((r) => d.signal.addEventListener('abort', () => r(), { once: true }))]);
+    // The listener goes with the wait, so retries do not pile them up on the call's signal.
+    const end = d.ended();
+    let refusal: { res: HttpAnswer; url: string } | undefined | void;
+    try {
+      refusal = await Promise.race([this.discovery, end.promise]);
+    } finally {
+      end.stop();
+    }
+    if (refusal && this.router.master === undefined) throw this.serverError(refusal.res, refusal.url, attempts, outcome);
   }
 
-  private async discoveryRound(d: Deadline): Promise<void> {
+  /** One round of /status requests; the credential refusal a node answered, if any. */
+  private async discoveryRound(d: Deadline): Promise<{ res: HttpAnswer; url: string } | undefined> {
     const signal = AbortSignal.timeout(Math.max(1, Math.min(STATUS_TIMEOUT_MS, d.remaining())));
+    let refusal: { res: HttpAnswer; url: string } | undefined;
     const answers = await Promise.all(
       this.router.candidates().map(async (url) => {
         try {
           const res = await this.transport.send(url, 'GET', '/status', undefined, signal);
+          if (isCredentialRefusal(res.status)) refusal ??= { res, url };
           if (res.status !== 200) return undefined;
           this.router.answered(url);
           return { url, status: res.body as ClusterStatus };
@@ -270,6 +286,7 @@ export class Client {
       }),
     );
     this.router.learn(answers.filter((a) => a !== undefined));
+    return refusal;
   }
 
   // ---- errors ------------------------------------------------------------------------
@@ -313,6 +330,11 @@ export class Client {
     const code = last instanceof SqlfleetClientError ? last.code : last instanceof TransportError && !last.badResponse && attempts > 0 && !isTimeout(last) ? 'NETWORK' : 'DEADLINE';
     return new SqlfleetClientError(`no answer within the deadline after ${attempts} request(s)${why}`, { code: last instanceof TransportError && last.badResponse ? 'BAD_RESPONSE' : code, outcome, attempts, cause: last });
   }
+}
+
+/** 401 and 403 are definite: the same credentials get the same answer on a retry. */
+function isCredentialRefusal(status: number): boolean {
+  return status === 401 || status === 403;
 }
 
 /** Writes are retried (same key) on 5xx answers and on refusals that name another master. */

@@ -38,10 +38,26 @@ export class Deadline {
     return AbortSignal.any([this.signal, AbortSignal.timeout(ms)]);
   }
 
-  /** Waits `ms` (less if the budget ends first); never throws. */
+  /**
+   * Waits `ms` (less if the budget ends first); never throws. The timer is ref'd: between
+   * retries it may be the only thing alive, and a script awaiting the call must not end
+   * (silently, exit code 13) before the call settles. It never outlives the budget.
+   */
   async pause(ms: number): Promise<void> {
     const wait = Math.min(ms, this.remaining());
     if (wait <= 0 || this.signal.aborted) return;
-    await sleep(wait, undefined, { signal: this.signal, ref: false }).catch(() => {});
+    await sleep(wait, undefined, { signal: this.signal }).catch(() => {});
+  }
+
+  /** Resolves when the budget ends (caller abort or deadline); `stop()` drops the listener. */
+  ended(): { promise: Promise<void>; stop: () => void } {
+    let stop = (): void => {};
+    const promise = new Promise<void>((resolve) => {
+      if (this.signal.aborted) return resolve();
+      const on = (): void => resolve();
+      this.signal.addEventListener('abort', on, { once: true });
+      stop = () => this.signal.removeEventListener('abort', on);
+    });
+    return { promise, stop };
   }
 }
