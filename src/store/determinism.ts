@@ -9,6 +9,22 @@ export interface EntryContext {
   seed: string;
 }
 
+/**
+ * An entry applied in several steps (an interactive transaction, store/interactive.ts):
+ * the random generator's state is kept between steps, so the steps draw exactly what one
+ * withEntry over all of them draws when a replica replays the entry.
+ */
+export interface DetSession {
+  readonly ctx: EntryContext;
+  rng?: unknown;
+}
+
+/** The overrides' controls on one connection. */
+export interface Determinism {
+  withEntry<T>(ctx: EntryContext, fn: () => T): T;
+  withSession<T>(s: DetSession, fn: () => T): T;
+}
+
 /** Largest randomblob() a statement may ask for. */
 const MAX_RANDOMBLOB = 16 * 1024 * 1024;
 const MASK64 = (1n << 64n) - 1n;
@@ -46,7 +62,7 @@ const DATE_FUNCS: Record<string, { lead: number; defaultNow: boolean }> = {
  * `withEntry`; outside an entry they fall back to the real clock and crypto randomness,
  * which only happens for statements that are never replicated.
  */
-export function installDeterminism(db: Db): { withEntry<T>(ctx: EntryContext, fn: () => T): T } {
+export function installDeterminism(db: Db): Determinism {
   // A connection with no overrides computes the built-in results for us.
   const clean = new Database(':memory:');
   const cleanStmts = new Map<string, Statement>();
@@ -97,6 +113,17 @@ export function installDeterminism(db: Db): { withEntry<T>(ctx: EntryContext, fn
   });
 
   return {
+    withSession<T>(s: DetSession, fn: () => T): T {
+      ctx = s.ctx;
+      rng = (s.rng as SplitMix64 | null | undefined) ?? null;
+      try {
+        return fn();
+      } finally {
+        s.rng = rng;
+        ctx = null;
+        rng = null;
+      }
+    },
     withEntry<T>(c: EntryContext, fn: () => T): T {
       ctx = c;
       rng = null;

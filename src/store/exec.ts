@@ -175,15 +175,29 @@ export function bindArgs(stmt: Statement, params: Params | undefined): unknown[]
   if (!Array.isArray(params)) return [stripPrefixes(params)];
   if (/\?\d/.test(stmt.source)) {
     const obj: Record<string, unknown> = {};
-    params.forEach((v, i) => (obj[String(i + 1)] = v));
+    params.forEach((v, i) => (obj[String(i + 1)] = logValue(v)));
     return [obj];
   }
-  return params;
+  return params.some(isTagged) ? params.map(logValue) : params;
+}
+
+// Interactive transactions log integer and blob parameters as {"$i": "12"} and
+// {"$b": "<base64>"} (store/interactive.ts: the log carries JSON); bound as bigint and bytes.
+function isTagged(v: unknown): boolean {
+  return typeof v === 'object' && v !== null && !(v instanceof Uint8Array);
+}
+
+function logValue(v: unknown): unknown {
+  if (!isTagged(v)) return v;
+  const t = v as { $i?: unknown; $b?: unknown };
+  if (typeof t.$i === 'string') return BigInt(t.$i);
+  if (typeof t.$b === 'string') return Buffer.from(t.$b, 'base64');
+  return v;
 }
 
 function stripPrefixes(params: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(params)) out[/^[:@$]/.test(k) ? k.slice(1) : k] = v;
+  for (const [k, v] of Object.entries(params)) out[/^[:@$]/.test(k) ? k.slice(1) : k] = logValue(v);
   return out;
 }
 

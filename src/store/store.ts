@@ -5,13 +5,14 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import type { Database as Db } from 'better-sqlite3';
-import { SqlfleetError } from '../errors.js';
+import { SqlfleetError, type ErrorCode } from '../errors.js';
 import type { Durability } from '../config.js';
 import type { Checksum } from './checksum.js';
 import { installDeterminism } from './determinism.js';
 import { StatementCache, prepareFresh, runStatement, schemaCookieReader, toJsonValue, translateError } from './exec.js';
 import { BACKSTOP_PAGES, Checkpointer } from './checkpoint.js';
 import { PointReads } from './point-read.js';
+import { ReadSnapshot, WriterTx } from './interactive.js';
 import { ReadPool } from './read-pool.js';
 import { createInternalTables, prepareInternal, readApplied, type InternalStatements } from './internal.js';
 import { DEFAULT_IDEMPOTENCY_RETAIN_MS, PRUNE_EVERY_MS, decodeResults, encodeResults } from './idempotency.js';
@@ -120,6 +121,11 @@ export class Store {
   private trimTx!: (upTo: number) => number;
   /** Writes waiting for the group commit at the end of this turn of the event loop. */
   private pending: PendingWrite[] = [];
+  /** The interactive transaction holding the writer (DESIGN §8): group commits wait for it. */
+  private tx: WriterTx | null = null;
+  /** Callers of beginTx() waiting for the writer, in order; work deferred until it is free. */
+  private txWaiters: (() => void)[] = [];
+  private afterTx: (() => void)[] = [];
 
   constructor(readonly options: StoreOptions) {
     fs.mkdirSync(path.dirname(options.path), { recursive: true });
@@ -240,6 +246,7 @@ export class Store {
 
   /** Records a new highest epoch. */
   setEpoch(epoch: number): void {
+    if (epoch > this.epochCache) this.abortTx('NOT_MASTER', `a newer master (epoch ${epoch}) took over; the transaction was rolled back`);
     this.q.setMeta.run('epoch', epoch);
     this.epochCache = epoch;
   }
@@ -252,6 +259,10 @@ export class Store {
 
   /** Stores a metadata value as JSON. */
   setMeta(key: string, value: unknown): void {
+    if (this.tx) {
+      this.afterTx.push(() => this.setMeta(key, value)); // not inside a client's transaction
+      return;
+    }
     this.q.setMeta.run(key, JSON.stringify(value));
   }
 
@@ -263,7 +274,7 @@ export class Store {
    * here when the read is one lookup by a unique key (point-read.ts).
    * `index` is what this node had applied when the read started: a lower bound.
    */
-  async read(stmts: readonly Stmt[]): Promise<{ index: number; results: StatementResult[] }> {
+  async read(stmts: readonly Stmt[], raw = false): Promise<{ index: number; results: StatementResult[] }> {
     const index = this.applied;
     const cookie = this.schemaCookie;
     // This file's verdicts: a snapshot installed meanwhile (replaceFile) starts new ones.
@@ -274,7 +285,8 @@ export class Store {
       try {
         const limits = { maxRows: this.options.maxRows, deadline: Date.now() + this.options.queryTimeoutMs };
         this.pointReadCount++;
-        return { index, results: [toJsonResult(points.run(stmts[0], limits))] };
+        const r = points.run(stmts[0], limits);
+        return { index, results: [raw ? r : toJsonResult(r)] };
       } catch (e) {
         throw translateError(e, 0);
       }
@@ -288,7 +300,7 @@ export class Store {
     }
     if (route === 'judge' && answer.point !== undefined) points.record(stmts[0].sql, cookie, answer.point);
     const { results } = answer;
-    return { index, results: results.map(toJsonResult) };
+    return { index, results: raw ? results : results.map(toJsonResult) }; // raw: bigint integers, byte blobs
   }
 
   /**
@@ -310,6 +322,7 @@ export class Store {
   }
 
   private flush(): void {
+    if (this.tx) return; // the transaction's release() flushes what waited
     const jobs = this.pending;
     this.pending = [];
     this.options.onCommitGroup?.(jobs.length);
@@ -356,11 +369,73 @@ export class Store {
   }
 
   /**
+   * Waits (at most `waitMs`) until no other interactive transaction holds the writer, then
+   * opens one on it (BEGIN IMMEDIATE). Writes queued meanwhile wait for its end; the writer
+   * goes to them first, then to the next transaction. TRANSACTION_BUSY when it stays held.
+   */
+  async beginTx(waitMs: number, maxRows = this.options.maxRows): Promise<WriterTx> {
+    const deadline = Date.now() + waitMs;
+    while (this.tx) {
+      const left = deadline - Date.now();
+      if (left <= 0) throw new SqlfleetError('TIMEOUT', `another transaction held the writer for more than ${waitMs} ms`, { hrana_code: 'TRANSACTION_BUSY' });
+      await new Promise<void>((resolve) => {
+        const wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+        const timer = setTimeout(() => {
+          this.txWaiters = this.txWaiters.filter((w) => w !== wake);
+          resolve();
+        }, left);
+        this.txWaiters.push(wake);
+      });
+    }
+    const tx: WriterTx = new WriterTx({
+      db: this.writer,
+      cache: this.wcache,
+      det: this.det,
+      maxRows,
+      append: (stmts, epoch, ts, seed) => {
+        const stmtsJson = JSON.stringify(stmts);
+        const base = { index: this.applied + 1, epoch, ts, seed };
+        const entry: Entry = { ...base, hash: entryHash(this.hash, base, stmtsJson), stmts };
+        this.q.appendLog.run(entry.index, epoch, ts, seed, entry.hash, stmtsJson, null);
+        return { entry, json: entryJson(entry, stmtsJson) };
+      },
+      committed: (entry) => {
+        this.schemaCookie = this.readCookie();
+        this.committed(entry);
+      },
+      release: () => {
+        if (this.tx !== tx) return;
+        this.tx = null;
+        for (const fn of this.afterTx.splice(0)) fn();
+        if (this.pending.length > 0) setImmediate(() => this.flush());
+        const next = this.txWaiters.shift();
+        if (next) setImmediate(next);
+      },
+    });
+    this.tx = tx;
+    return tx;
+  }
+
+  /** A read-only transaction on its own connection: one snapshot of the database. */
+  openSnapshot(maxRows = this.options.maxRows): ReadSnapshot {
+    return new ReadSnapshot(this.options.path, maxRows);
+  }
+
+  /** Rolls back the open interactive transaction, if any (the node stops writing or replaces its file). */
+  abortTx(code: ErrorCode, message: string): void {
+    this.tx?.abort(new SqlfleetError(code, message, { hrana_code: code === 'NOT_MASTER' ? 'NOT_MASTER' : 'TRANSACTION_ABORTED' }));
+  }
+
+  /**
    * Slave: applies a batch of entries in one transaction. Each must follow the last one
    * applied and chain to its hash; otherwise nothing is applied and an error says why.
    */
   apply(entries: readonly Entry[]): void {
     if (entries.length === 0) return;
+    this.abortTx('NOT_MASTER', 'this node follows another master now; the transaction was rolled back');
     let prev = this.hash;
     let next = this.applied + 1;
     const jsons: string[] = [];
@@ -417,6 +492,7 @@ export class Store {
 
   /** Deletes log entries up to and including `upTo`. */
   trimLog(upTo: number): number {
+    if (this.tx) return 0; // the next trim does it
     return this.trimTx(upTo);
   }
 
@@ -430,6 +506,7 @@ export class Store {
    * connections, swaps the file in with a rename (atomic), and reopens.
    */
   async replaceFile(snapshot: string): Promise<void> {
+    this.abortTx('NOT_MASTER', 'the database is being replaced by a snapshot');
     await this.close();
     for (const suffix of ['-wal', '-shm']) fs.rmSync(this.options.path + suffix, { force: true });
     fs.renameSync(snapshot, this.options.path);
@@ -444,6 +521,7 @@ export class Store {
 
   /** Stops the read workers and closes both connections (checkpointing the WAL). */
   async close(): Promise<void> {
+    this.abortTx('UNAVAILABLE', 'the node is stopping; the transaction was rolled back');
     await this.pool.close();
     await this.checkpointer?.stop();
     this.checkpointer = null;
@@ -454,7 +532,7 @@ export class Store {
 
   private runEntry(e: Entry, stmtsJson: string): StatementResult[] {
     const results = this.det.withEntry({ ts: e.ts, seed: e.seed }, () =>
-      e.stmts.map((s, i) => this.guard(i, () => runStatement(this.wcache, s))),
+      e.stmts.map((s, i) => (s.fails ? this.failing(s) : this.guard(i, () => runStatement(this.wcache, s)))),
     );
     this.q.appendLog.run(e.index, e.epoch, e.ts, e.seed, e.hash, stmtsJson, e.key ?? null);
     // Keys are recorded by master and slaves alike, in the entry's transaction, so a promoted
@@ -470,6 +548,16 @@ export class Store {
   private committed(last: Entry): void {
     this.applied = last.index;
     this.hash = last.hash;
+  }
+
+  /** A statement that failed inside an interactive transaction on the master: it fails here too, changing nothing. */
+  private failing(s: Stmt): StatementResult {
+    try {
+      runStatement(this.wcache, s);
+    } catch {
+      return { changes: 0, last_insert_rowid: 0 };
+    }
+    throw new SqlfleetError('DIVERGED', `a statement that failed on the master succeeded here: ${s.sql.slice(0, 200)}`);
   }
 
   private guard<T>(i: number, fn: () => T): T {

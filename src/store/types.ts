@@ -10,6 +10,8 @@ export type Params = SqlValue[] | Record<string, SqlValue>;
 export interface Stmt {
   readonly sql: string;
   readonly params?: Params;
+  /** In an interactive transaction's entry: this statement failed on the master, and must fail (harmlessly) on replay too. */
+  readonly fails?: true;
 }
 
 /** A replication log entry: one atomic write (a statement or a batch). */

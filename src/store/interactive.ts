@@ -1,0 +1,221 @@
+// Interactive transactions (DESIGN §8): a write transaction that holds the master's writer
+// across requests and becomes ONE log entry at COMMIT, and a read-only snapshot.
+import { randomBytes } from 'node:crypto';
+import Database from 'better-sqlite3';
+import type { Database as Db } from 'better-sqlite3';
+import { SqlfleetError } from '../errors.js';
+import type { DetSession, Determinism } from './determinism.js';
+import { StatementCache, bindArgs, translateError } from './exec.js';
+import type { Entry, Params, Stmt } from './types.js';
+
+/** A value as SQLite gave it: integers as bigint, reals as number, blobs as bytes. */
+export type RawValue = null | bigint | number | string | Uint8Array;
+
+/** One statement's result with SQLite's own types (the Hrana front needs integer vs real, text vs blob). */
+export interface TypedResult {
+  cols: { name: string; decltype: string | null }[];
+  rows: RawValue[][];
+  changes: number;
+  lastInsertRowid: bigint | null;
+  /** SQLite's verdict: the statement does not write. */
+  readonly: boolean;
+}
+
+/** Runs one statement on `cache`'s connection, keeping SQLite's value types. */
+export function runTyped(cache: StatementCache, s: Stmt, maxRows: number): TypedResult {
+  const stmt = cache.get(s.sql);
+  const args = bindArgs(stmt, s.params);
+  const before = stmt.readonly ? 0n : cache.connectionRowid();
+  let rows: RawValue[][] = [];
+  let cols: TypedResult['cols'] = [];
+  let changes = 0;
+  if (stmt.reader) {
+    stmt.raw(true);
+    const it = stmt.iterate(...args) as IterableIterator<RawValue[]>;
+    for (const r of it) {
+      if (rows.length >= maxRows) {
+        it.return?.();
+        break;
+      }
+      rows.push(r);
+    }
+    cols = stmt.columns().map((c) => ({ name: c.name, decltype: c.type }));
+    if (!stmt.readonly) changes = Number(cache.get('SELECT changes()').pluck(true).get());
+  } else {
+    changes = Number(stmt.run(...args).changes);
+  }
+  if (stmt.readonly) return { cols, rows, changes: 0, lastInsertRowid: null, readonly: true };
+  const after = cache.connectionRowid();
+  if (after !== before || (changes > 0 && /^\s*(?:WITH\b[\s\S]*?\)\s*)?(?:INSERT|REPLACE)\b/i.test(s.sql))) cache.lastUserRowid = after;
+  return { cols, rows, changes, lastInsertRowid: cache.lastUserRowid, readonly: false };
+}
+
+/**
+ * Parameters as the log carries them: JSON scalars. Integers bound as integers travel as
+ * {"$i": "123"}, blobs as {"$b": "<base64>"}; exec.ts's bindArgs turns them back.
+ */
+export function logParams(p: Params | undefined): Params | undefined {
+  if (p === undefined) return undefined;
+  const enc = (v: unknown): unknown =>
+    typeof v === 'bigint' ? { $i: v.toString() } : v instanceof Uint8Array ? { $b: Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('base64') } : v;
+  if (Array.isArray(p)) return p.map(enc) as unknown as Params;
+  return Object.fromEntries(Object.entries(p).map(([k, v]) => [k, enc(v)])) as unknown as Params;
+}
+
+/** What the store lends an interactive transaction. */
+export interface TxHost {
+  db: Db;
+  cache: StatementCache;
+  det: Determinism;
+  maxRows: number;
+  /** Inside the open transaction: appends the entry to the log; returns it with its JSON. */
+  append(stmts: Stmt[], epoch: number, ts: number, seed: string): { entry: Entry; json: string };
+  /** After COMMIT: the store's applied point moves to `entry`. */
+  committed(entry: Entry): void;
+  /** The writer is free again (after COMMIT, ROLLBACK or abort). */
+  release(): void;
+}
+
+/** An entry committed by a transaction, ready to ship. */
+export interface TxWritten {
+  entry: Entry;
+  json: string;
+}
+
+/**
+ * A write transaction on the writer connection. Every statement runs under one timestamp
+ * and one random seed fixed at BEGIN (the generator's state carries over between
+ * statements); COMMIT appends all of them, reads and failed statements included, in
+ * order, as one log entry, so a replica replaying it computes exactly what ran here.
+ */
+export class WriterTx {
+  readonly ts = Date.now();
+  readonly seed = randomBytes(8).toString('hex');
+  private readonly session: DetSession;
+  private readonly stmts: Stmt[] = [];
+  private wrote = false;
+  private ended: SqlfleetError | null = null;
+  private readonly aborted: ((e: SqlfleetError) => void)[] = [];
+
+  constructor(private readonly host: TxHost) {
+    this.session = { ctx: { ts: this.ts, seed: this.seed } };
+    host.db.exec('BEGIN IMMEDIATE');
+  }
+
+  /** True until COMMIT, ROLLBACK or abort. */
+  get open(): boolean {
+    return this.ended === null;
+  }
+
+  /** Called once if the transaction is aborted (timeout, role lost, SQLite rolled it back). */
+  onAbort(fn: (e: SqlfleetError) => void): void {
+    this.aborted.push(fn);
+  }
+
+  /** Runs one statement inside the transaction; a failing one is logged as failing (replicas expect it to fail too). */
+  run(s: Stmt): TypedResult {
+    if (this.ended) throw this.ended;
+    const logged: Stmt = s.params === undefined ? { sql: s.sql } : { sql: s.sql, params: logParams(s.params) };
+    try {
+      const r = this.host.det.withSession(this.session, () => runTyped(this.host.cache, s, this.host.maxRows));
+      this.stmts.push(logged);
+      if (!r.readonly) this.wrote = true;
+      return r;
+    } catch (e) {
+      const err = translateError(e);
+      if (!this.host.db.inTransaction) {
+        // SQLite ended the transaction itself (ON CONFLICT ROLLBACK, disk full): nothing of it stays.
+        this.finish(new SqlfleetError('SQL_ERROR', `the transaction was rolled back by SQLite: ${err.message}`, { hrana_code: 'TRANSACTION_ABORTED' }));
+        throw err;
+      }
+      this.stmts.push({ ...logged, fails: true });
+      throw err;
+    }
+  }
+
+  /**
+   * COMMIT: `check()` (may this node still write?) runs first; then the entry is appended
+   * and committed. Null when the transaction wrote nothing (no entry is needed).
+   */
+  commit(epoch: number, check: () => void): TxWritten | null {
+    if (this.ended) throw this.ended;
+    try {
+      check();
+    } catch (e) {
+      this.rollback();
+      throw e;
+    }
+    let written: TxWritten | null = null;
+    try {
+      if (this.wrote) written = this.host.append(this.stmts, epoch, this.ts, this.seed);
+      this.host.db.exec('COMMIT');
+    } catch (e) {
+      this.rollback();
+      throw translateError(e);
+    }
+    if (written) this.host.committed(written.entry);
+    this.finish(null);
+    return written;
+  }
+
+  /** ROLLBACK: nothing of the transaction is kept or logged. */
+  rollback(): void {
+    if (this.ended) return;
+    this.finish(null);
+  }
+
+  /** Rolls back and tells the owner why (timeout, role lost). */
+  abort(e: SqlfleetError): void {
+    if (this.ended) return;
+    this.finish(e);
+  }
+
+  private finish(reason: SqlfleetError | null): void {
+    if (this.host.db.inTransaction) {
+      try {
+        this.host.db.exec('ROLLBACK');
+      } catch {
+        /* already rolled back by SQLite */
+      }
+    }
+    this.ended = reason ?? new SqlfleetError('BAD_REQUEST', 'the transaction has ended', { hrana_code: 'TRANSACTION_CLOSED' });
+    this.host.release();
+    if (reason) for (const fn of this.aborted) fn(reason);
+  }
+}
+
+/** A read-only transaction: its own connection holding one snapshot of the database. */
+export class ReadSnapshot {
+  private readonly db: Db;
+  private readonly cache: StatementCache;
+
+  constructor(
+    file: string,
+    private readonly maxRows: number,
+  ) {
+    this.db = new Database(file, { readonly: true, fileMustExist: true });
+    this.cache = new StatementCache(this.db, 50);
+    this.db.exec('BEGIN');
+    // The snapshot starts at the first read: take it now, at BEGIN.
+    this.db.prepare('SELECT count(*) FROM sqlite_schema').get();
+  }
+
+  /** Runs a statement against the snapshot (a write fails: the connection is read-only). */
+  run(s: Stmt): TypedResult {
+    try {
+      return runTyped(this.cache, s, this.maxRows);
+    } catch (e) {
+      throw translateError(e);
+    }
+  }
+
+  /** Ends the snapshot and closes its connection. */
+  close(): void {
+    this.cache.clear();
+    try {
+      this.db.close();
+    } catch {
+      /* closing twice */
+    }
+  }
+}
