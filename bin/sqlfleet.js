@@ -86,7 +86,11 @@ async function build(want) {
 let entry = cli;
 try {
   const want = stamp();
-  if (readStamp() !== want) await build(want);
+  if (readStamp() !== want) {
+    // Say why the first start pauses (a second or two; more on a busy machine).
+    process.stderr.write(`sqlfleet: bundling src/ into ${out} (first run, or a source changed)…\n`);
+    await build(want);
+  }
 } catch (e) {
   process.stderr.write(`sqlfleet: could not build ${cli} (${e.message}); running the sources through tsx\n`);
   const { register } = await import('tsx/esm/api');

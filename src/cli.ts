@@ -1,6 +1,5 @@
 // Command line: the only file that reads argv/env or calls process.exit.
-import { spawn, type ChildProcess } from 'node:child_process';
-import readline from 'node:readline';
+import fs from 'node:fs';
 import v8 from 'node:v8';
 import { fileURLToPath } from 'node:url';
 import yargs, { type Argv } from 'yargs';
@@ -9,6 +8,8 @@ import { resolveConfig, type ConfigInput, type Durability } from './config.js';
 import { hashPassword, newToken } from './auth/users.js';
 import { masterToken } from './cluster/token.js';
 import { startNode, type RunningNode } from './node.js';
+import { announceListening, runCluster } from './launcher.js';
+import { armFailpoints } from './failpoints.js';
 
 const common = (y: Argv) =>
   y
@@ -29,6 +30,12 @@ const common = (y: Argv) =>
     .option('query-timeout', { type: 'number', default: 5000, describe: 'ms a read may run before it is stopped (504)' })
     .option('max-rows', { type: 'number', default: 100000, describe: 'most rows one statement returns (more: truncated)' })
     .option('read-workers', { type: 'number', default: 2, describe: 'threads running client reads' })
+    .option('tx-timeout', { type: 'number', default: 5000, describe: 'ms an interactive (Hrana) transaction may stay open before it is rolled back' })
+    .option('max-streams', { type: 'number', default: 1000, describe: 'open Hrana streams per node' })
+    .option('max-streams-per-user', { type: 'number', default: 200, describe: 'open Hrana streams per user' })
+    .option('stream-idle', { type: 'number', default: 10000, describe: 'ms after which an idle Hrana stream expires' })
+    // Tests only (src/failpoints.ts): named places made to fail, to prove a node survives them.
+    .option('failpoints', { type: 'string', hidden: true })
     .option('verify-ms', { type: 'number', default: 10000, describe: 'ms between checksum comparisons (master)' })
     .option('idempotency-window', { type: 'number', default: 600, describe: 's an idempotency key is honoured (retries after it are refused or, for non-UUIDv7 keys, new)' })
     .option('etcd', { type: 'string', describe: 'etcd URLs (comma-separated): automatic failover' })
@@ -73,6 +80,10 @@ function toInput(a: Args, id: number, numSlaves: number): ConfigInput {
     queryTimeoutMs: a['query-timeout'],
     maxRows: a['max-rows'],
     readWorkers: a['read-workers'],
+    txTimeoutMs: a['tx-timeout'],
+    maxStreams: a['max-streams'],
+    maxStreamsPerUser: a['max-streams-per-user'],
+    streamIdleMs: a['stream-idle'],
     authFile: a.auth,
     insecure: a.insecure,
     tlsCert: a['tls-cert'],
@@ -97,8 +108,15 @@ function tuneHeap(): void {
   v8.setFlagsFromString('--heap-growing-percent=20');
 }
 
-async function runNode(input: ConfigInput): Promise<void> {
+async function runNode(input: ConfigInput, failpoints?: string): Promise<void> {
   tuneHeap();
+  armFailpoints(failpoints ?? '');
+  // A backstop, not the fix: every promise and timer handles its own failure. Should one be
+  // missed, a node that logs it and goes on serving beats one that exits (Node's default).
+  const lastResort = (what: string) => (e: unknown) =>
+    process.stderr.write(`${JSON.stringify({ level: 'error', node: input.id, msg: what, err: e instanceof Error ? (e.stack ?? e.message) : String(e) })}\n`);
+  process.on('unhandledRejection', lastResort('unhandled rejection (a bug: please report it)'));
+  process.on('uncaughtException', lastResort('uncaught exception (a bug: please report it)'));
   let node: RunningNode;
   try {
     node = await startNode(resolveConfig(input));
@@ -121,91 +139,49 @@ async function runNode(input: ConfigInput): Promise<void> {
   };
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
+  announceListening(input.id, node.url, () => void stop());
 }
 
-/** `cluster N`: the master and N slaves as child processes, logs prefixed by node. */
-function runCluster(a: Args, numSlaves: number, argv: string[]): void {
+/** `cluster N`: the master and N slaves as child processes, logs prefixed by node (src/launcher.ts). */
+async function cluster(a: Args, numSlaves: number, argv: string[]): Promise<void> {
   if (a.port !== undefined) {
     process.stderr.write('sqlfleet: cluster gives node <id> port --base-port + id; use --base-port, not --port\n');
     process.exit(2);
   }
-  const cfg = resolveConfig(toInput(a, 0, numSlaves));
-  masterToken(cfg.clusterToken, cfg.tokenPath); // create it before the slaves look for it
-  const self = fileURLToPath(import.meta.url);
+  let cfg: ReturnType<typeof resolveConfig>;
+  let ca: string | null;
+  try {
+    cfg = resolveConfig(toInput(a, 0, numSlaves));
+    ca = cfg.tlsCa ? fs.readFileSync(cfg.tlsCa, 'utf8') : null;
+    masterToken(cfg.clusterToken, cfg.tokenPath); // create it before the slaves look for it
+  } catch (e) {
+    process.stderr.write(`sqlfleet: cannot start the cluster: ${(e as Error).message}\n`);
+    process.exit(2);
+  }
   const passthrough = argv.slice(argv.indexOf('cluster') + 2).filter((x) => x !== '--with-etcd');
   // Children write to pipes: pass on the terminal's preference for readable logs.
   if (a.pretty ?? process.stdout.isTTY) passthrough.push('--pretty');
-  const children: ChildProcess[] = [];
-  const launch = (args: string[], label: string) => {
-    const child = spawn(process.execPath, [...process.execArgv, self, ...args, ...passthrough], { stdio: ['ignore', 'pipe', 'pipe'] });
-    for (const stream of [child.stdout!, child.stderr!]) {
-      readline.createInterface({ input: stream }).on('line', (line) => process.stdout.write(`[${label}] ${line}\n`));
-    }
-    child.on('exit', (code, signal) => process.stdout.write(`[${label}] exited (${signal ?? code})\n`));
-    children.push(child);
-  };
-  if (a['with-etcd']) {
-    // A local etcd for trying automatic failover on one machine (Debian's etcd-server).
-    // etcd's usual port beside the default node ports, else the two ports after the last node's.
-    const port = cfg.basePort === 8080 ? 2379 : cfg.basePort + numSlaves + 1;
-    const url = `http://127.0.0.1:${port}`;
-    const etcd = spawn(
-      'etcd',
-      ['--name', 'sqlfleet', '--data-dir', `${cfg.dataDir}/etcd`, '--listen-client-urls', url, '--advertise-client-urls', url,
-        '--listen-peer-urls', `http://127.0.0.1:${port + 1}`, '--initial-advertise-peer-urls', `http://127.0.0.1:${port + 1}`,
-        '--initial-cluster', `sqlfleet=http://127.0.0.1:${port + 1}`, '--log-level', 'warn'],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    etcd.on('error', (e) => {
-      process.stderr.write(`sqlfleet: --with-etcd needs etcd on PATH (Debian: apt-get install etcd-server): ${e.message}\n`);
-      process.exit(2);
-    });
-    for (const stream of [etcd.stdout!, etcd.stderr!]) readline.createInterface({ input: stream }).on('line', (line) => process.stdout.write(`[etcd] ${line}\n`));
-    etcd.on('exit', (code, signal) => process.stdout.write(`[etcd] exited (${signal ?? code})\n`));
-    children.push(etcd);
-    passthrough.push('--etcd', url);
-    process.stdout.write(`[cluster] etcd on ${url} (data in ${cfg.dataDir}/etcd); nodes elect their master through it\n`);
-  }
-  launch(['master', String(numSlaves)], 'node 0');
-  for (let id = 1; id <= numSlaves; id++) launch(['node', String(id), String(numSlaves)], `node ${id}`);
-  void reportReady(cfg.basePort, cfg.host, numSlaves, !!cfg.tlsCert, !!a['with-etcd']);
-  let stopping = false;
-  const stop = () => {
-    if (stopping) return;
-    stopping = true;
-    for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
-    setTimeout(() => process.exit(0), 6000).unref();
-  };
-  process.on('SIGINT', stop);
-  process.on('SIGTERM', stop);
-  let alive = children.length;
-  for (const c of children) c.on('exit', () => --alive === 0 && process.exit(0));
+  const code = await runCluster({
+    script: fileURLToPath(import.meta.url),
+    execArgv: process.execArgv,
+    numSlaves,
+    host: cfg.host,
+    basePort: cfg.basePort,
+    dataDir: cfg.dataDir,
+    tls: !!cfg.tlsCert,
+    ca,
+    withEtcd: !!a['with-etcd'],
+    passthrough,
+    say: (line) => process.stdout.write(`${line}\n`),
+  });
+  process.exit(code);
 }
 
-/** Prints one line once every node's /health is 200: every slave is in sync with the master. */
-async function reportReady(basePort: number, host: string, numSlaves: number, tls: boolean, etcd: boolean): Promise<void> {
-  const urls = Array.from({ length: numSlaves + 1 }, (_, id) => `${tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${basePort + id}`);
-  const deadline = Date.now() + 120_000;
-  while (Date.now() < deadline) {
-    const ok = await Promise.all(urls.map((u) => fetch(`${u}/health`, { signal: AbortSignal.timeout(1000) }).then((r) => r.ok, () => false)));
-    // With etcd, also every slave in the master's sync set: ack "all" then covers them all.
-    if (ok.every(Boolean) && (!etcd || (await inSyncSet(urls, numSlaves)))) {
-      process.stdout.write(`[cluster] ready: ${urls.length} nodes healthy, every slave in sync with the master (${urls.join(' ')})\n`);
-      return;
-    }
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
-/** True when one of `urls` is master with `numSlaves` slaves in its sync set (etcd mode). */
-async function inSyncSet(urls: string[], numSlaves: number): Promise<boolean> {
-  for (const u of urls) {
-    const r = await fetch(`${u}/status`, { signal: AbortSignal.timeout(1000) }).catch(() => null);
-    if (r?.status === 401) return true; // --auth: /status needs credentials; /health has to do
-    const s = r?.ok ? ((await r.json().catch(() => null)) as { role?: string; sync_set?: number[] } | null) : null;
-    if (s?.role === 'master') return (s.sync_set?.length ?? 0) >= numSlaves;
-  }
-  return false;
+/** Refuses a count that is not a whole number >= 0 with one line (yargs turns "abc" into NaN). */
+function count(name: string, value: unknown, raw: string | undefined): number {
+  if (typeof value === 'number' && Number.isInteger(value) && value >= 0) return value;
+  process.stderr.write(`sqlfleet: <${name}> must be a whole number >= 0, got ${JSON.stringify(raw ?? String(value))}\n`);
+  process.exit(2);
 }
 
 const argv = hideBin(process.argv);
@@ -216,13 +192,13 @@ await yargs(argv)
     'master <numSlaves>',
     'run the master (node 0)',
     (y) => common(y).positional('numSlaves', { type: 'number', demandOption: true }),
-    (a) => runNode(toInput(a as unknown as Args, 0, a.numSlaves as number)),
+    (a) => runNode(toInput(a as unknown as Args, 0, a.numSlaves as number), a.failpoints as string | undefined),
   )
   .command(
     'node <id> <numSlaves>',
     'run slave <id> (or the master when id is 0)',
     (y) => common(y).positional('id', { type: 'number', demandOption: true }).positional('numSlaves', { type: 'number', demandOption: true }),
-    (a) => runNode(toInput(a as unknown as Args, a.id as number, a.numSlaves as number)),
+    (a) => runNode(toInput(a as unknown as Args, a.id as number, a.numSlaves as number), a.failpoints as string | undefined),
   )
   .command(
     'cluster <numSlaves>',
@@ -231,7 +207,7 @@ await yargs(argv)
       common(y)
         .positional('numSlaves', { type: 'number', demandOption: true })
         .option('with-etcd', { type: 'boolean', default: false, describe: 'start a local etcd (on PATH) and run every node with --etcd: automatic failover' }),
-    (a) => runCluster(a as unknown as Args, a.numSlaves as number, argv),
+    (a) => cluster(a as unknown as Args, count('numSlaves', a.numSlaves, argv[argv.indexOf('cluster') + 1]), argv),
   )
   .command('hash-password', 'read a password on stdin and print its scrypt hash for the --auth file', {}, async () => {
     const chunks: Buffer[] = [];

@@ -24,7 +24,7 @@ import { Portable } from './store/portable.js';
 import { splitStatements } from './sql/split.js';
 import { HaLoop } from './ha/loop.js';
 import { Promoter } from './wiring/promote.js';
-import { Roles, readRole, type SavedRole } from './wiring/roles.js';
+import { Roles, readRole, rolePath, type SavedRole } from './wiring/roles.js';
 import { Metrics } from './metrics.js';
 
 /** A running node. */
@@ -34,6 +34,28 @@ export interface RunningNode {
   stop(): Promise<void>;
   /** Threads stuck in SQLite: Node cannot exit normally while any runs. */
   stuckThreads(): number;
+}
+
+/**
+ * Says at start what the data dir brought from an earlier run: a saved role decides over the
+ * command line (a node failed over stays what it became), which surprises whoever forgot it.
+ */
+function announceSaved(config: Config, saved: SavedRole | null, store: Store, log: LogFn): void {
+  const fresh = 'remove the data dir (or pass another --data-dir) to start fresh';
+  if (saved) {
+    log('info', 'found a saved role: it decides over the command line', {
+      from: rolePath(config),
+      role: saved.role,
+      epoch: saved.epoch,
+      ...(saved.master ? { master: saved.master } : {}),
+      command_line_role: config.role,
+      db: config.dbPath,
+      applied_index: store.appliedIndex,
+      hint: fresh,
+    });
+  } else if (store.appliedIndex > 0) {
+    log('info', 'found an existing database', { from: config.dbPath, applied_index: store.appliedIndex, epoch: store.epoch, hint: fresh });
+  } else log('info', 'starting with an empty database', { db: config.dbPath, role: config.role });
 }
 
 /** Starts a node and resolves once it listens. */
@@ -76,6 +98,7 @@ export async function startNode(config: Config, log: LogFn = createLogger(config
   const ha = config.etcd.length ? new HaLoop({ config, store, roles, log, selfUrl: () => url }) : null;
   if (ha) roles.ha = ha.hooks;
   const saved = readRole(config);
+  announceSaved(config, saved, store, log);
   if (ha) roles.initFollower(saved);
   else roles.init(saved, await startFollowing(saved, config, store.epoch, client, log));
   const executor = new Executor({

@@ -1,6 +1,7 @@
 // Divergence detection: the master compares each slave's checksum with its own at the
 // same log index, and marks a slave whose data differs as diverged (it stops receiving
 // entries until it is re-seeded with POST /nodes/:id/resync).
+import { failpoint } from '../failpoints.js';
 import type { Checksum } from '../store/checksum.js';
 import type { Membership } from './membership.js';
 
@@ -27,9 +28,19 @@ export class Verifier {
 
   constructor(private readonly d: VerifierDeps) {}
 
-  /** Compares every reachable slave whose index equals the master's; marks differing ones diverged. */
+  /** Compares every reachable slave whose index equals the master's; marks differing ones diverged. Never rejects. */
   async verifyOnce(): Promise<Verdict[]> {
-    const mine = await this.d.localChecksum();
+    let mine: Checksum;
+    try {
+      failpoint('verify');
+      mine = await this.d.localChecksum();
+    } catch (e) {
+      // A read worker that failed, a SQLite error, or the pool closing at shutdown: no
+      // verdict this round, and never an unhandled rejection (it would end the process).
+      this.d.log('warn', 'could not checksum the master for verification; trying again next round', { err: e instanceof Error ? e.message : String(e) });
+      this.last = this.d.membership.slaves().map((m) => ({ id: m.id, index: null, equal: m.state === 'diverged' ? false : null }));
+      return this.last;
+    }
     const out: Verdict[] = [];
     for (const m of this.d.membership.slaves()) {
       if (!m.url || m.state === 'down' || m.state === 'diverged') {

@@ -12,6 +12,7 @@ import type { Outcome } from '../core/executor.js';
 import { errorOutcome, parseJson, type AppDeps } from './app.js';
 import { clusterTokenRequired } from './auth.js';
 import { readIncoming } from './body.js';
+import { failpoint } from '../failpoints.js';
 import { stringify } from './json.js';
 import { principalOf, requireRole, type HeaderFn } from './principal.js';
 import { runQuery } from './query.js';
@@ -35,10 +36,16 @@ const isPath = (url: string, path: string) => url === path || (url.startsWith(pa
 export function withReplicationLane(d: LaneDeps, next: RequestListener): RequestListener {
   return (req, res) => {
     const url = req.url ?? '';
-    if (req.method === 'POST' && isPath(url, ROUTE)) void handle(d, req, res);
-    else if (req.method === 'POST' && d.query && isPath(url, '/')) void handleQuery(d, d.query, req, res);
+    if (req.method === 'POST' && isPath(url, ROUTE)) handle(d, req, res).catch((e: unknown) => failed(d, res, e));
+    else if (req.method === 'POST' && d.query && isPath(url, '/')) handleQuery(d, d.query, req, res).catch((e: unknown) => failed(d, res, e));
     else next(req, res);
   };
+}
+
+/** The last resort of a lane request: logged, its response destroyed, the node goes on. */
+function failed(d: LaneDeps, res: ServerResponse, e: unknown): void {
+  d.log('error', 'request failed unexpectedly', { err: e instanceof Error ? e.message : String(e) });
+  res.destroy();
 }
 
 async function handle(d: LaneDeps, req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -51,7 +58,7 @@ async function handle(d: LaneDeps, req: IncomingMessage, res: ServerResponse): P
   } catch (e) {
     out = errorOutcome(e, d.log, ROUTE);
   }
-  reply(res, out, { 'content-type': 'application/json' });
+  reply(res, out, { 'content-type': 'application/json' }, d.log);
   d.observe?.(ROUTE, String(out.status));
 }
 
@@ -77,13 +84,31 @@ async function handleQuery(d: LaneDeps, q: AppDeps, req: IncomingMessage, res: S
     // the answer can be sent and the connection reused.
     if (!req.readableEnded) req.resume();
   }
-  reply(res, out, headers);
+  reply(res, out, headers, q.log);
   q.observe?.request('/', String(out.status));
 }
 
-function reply(res: ServerResponse, out: Outcome, headers: OutgoingHttpHeaders): void {
-  const json = stringify(out.body);
-  headers['content-length'] = Buffer.byteLength(json);
-  res.writeHead(out.status, headers);
-  res.end(json);
+/**
+ * Sends `out`. Never throws: an answer that cannot be encoded (a RangeError from a string
+ * too long for V8) becomes a 500, and a failure to write (the client went away, headers
+ * already sent) destroys the response; both are logged.
+ */
+function reply(res: ServerResponse, out: Outcome, headers: OutgoingHttpHeaders, log?: AppDeps['log']): void {
+  try {
+    failpoint('lane.reply');
+    let json: string;
+    try {
+      json = stringify(out.body);
+    } catch (e) {
+      log?.('error', 'answer could not be encoded', { err: e instanceof Error ? e.message : String(e) });
+      out = { status: 500, body: { ok: false, error: { code: 'INTERNAL', message: 'the answer could not be encoded (too large?); see the node log' } } };
+      json = JSON.stringify(out.body);
+    }
+    headers['content-length'] = Buffer.byteLength(json);
+    res.writeHead(out.status, headers);
+    res.end(json);
+  } catch (e) {
+    log?.('error', 'could not send an answer', { err: e instanceof Error ? e.message : String(e) });
+    res.destroy();
+  }
 }

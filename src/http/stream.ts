@@ -8,6 +8,7 @@ import { SqlfleetError } from '../errors.js';
 import { LineReader, STREAM_HEADER, STREAM_PATH, STREAM_PROTOCOL } from '../replication/stream.js';
 import { errorOutcome, parseJson } from './app.js';
 import { clusterTokenRequired } from './auth.js';
+import { failpoint } from '../failpoints.js';
 import { stringify } from './json.js';
 import type { LaneDeps } from './lane.js';
 
@@ -46,7 +47,15 @@ export function serveReplicationStream(server: Server, d: LaneDeps): () => void 
       } catch (e) {
         out = errorOutcome(e, d.log, STREAM_PATH);
       }
-      socket.write(stringify(out.body) + '\n');
+      try {
+        failpoint('stream.write');
+        socket.write(stringify(out.body) + '\n');
+      } catch (e) {
+        // The master sees the stream close and resends from the slave's index.
+        d.log('error', 'could not answer on the replication stream; closing it', { err: e instanceof Error ? e.message : String(e) });
+        socket.destroy();
+        return;
+      }
       d.observe?.(STREAM_PATH, String(out.status));
     });
     const feed = (chunk: Buffer) => {

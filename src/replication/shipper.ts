@@ -1,5 +1,6 @@
 // Master side of log shipping: one pump per slave pushes entries it has not applied,
 // batching whatever queued while the previous batch was in flight.
+import { failpoint } from '../failpoints.js';
 import type { Membership } from '../cluster/membership.js';
 import type { Store } from '../store/store.js';
 import type { Entry } from '../store/types.js';
@@ -200,15 +201,22 @@ export class Shipper {
     const batch = p && p.from === from && p.epoch === this.d.epoch() ? p : this.build(from);
     this.d.onBatch?.(batch.count);
     const pending = this.d.client.append<AppendAnswer>(url, batch.body, { timeoutMs: this.d.timeoutMs });
+    pending.catch(() => undefined); // awaited below; handled now in case building the next batch throws first
     if (batch.full && from + batch.count <= this.d.store.appliedIndex) {
       await new Promise((r) => setImmediate(r)); // let the request go out first
-      if (!this.stopped) this.prepared.set(url, this.build(from + batch.count));
+      try {
+        if (!this.stopped) this.prepared.set(url, this.build(from + batch.count));
+      } catch (e) {
+        // Only a read-ahead: the next send() builds that batch again and reports a failure there.
+        this.d.log('warn', 'could not prepare the next batch', { from: from + batch.count, err: e instanceof Error ? e.message : String(e) });
+      }
     }
     return (await pending) ?? { ok: false };
   }
 
   /** The append body for entries `from`… (up to the batch limits), from the cache or the log. */
   private build(from: number): Batch {
+    failpoint('shipper.build');
     const parts: string[] = [];
     let bytes = 0;
     const last = this.d.store.appliedIndex;

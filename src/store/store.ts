@@ -337,8 +337,15 @@ export class Store {
       return;
     }
     if (last) this.committed(last);
+    // Runs from setImmediate: a hook that throws must not become an uncaught exception (it
+    // would end the process); the write is committed, so its caller still gets its answer.
     out.forEach((s, i) => {
-      if ('written' in s && s.written.fresh) jobs[i].hooks.onCommit(s.written.fresh.entry, s.written.fresh.json);
+      if (!('written' in s) || !s.written.fresh) return;
+      try {
+        jobs[i].hooks.onCommit(s.written.fresh.entry, s.written.fresh.json);
+      } catch (e) {
+        this.options.log?.('error', 'a commit hook failed; the write is committed', { index: s.written.fresh.entry.index, err: e instanceof Error ? e.message : String(e) });
+      }
     });
     out.forEach((s, i) => ('written' in s ? jobs[i].resolve(s.written) : jobs[i].reject(s.error)));
   }

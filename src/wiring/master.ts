@@ -1,4 +1,5 @@
 // Wires the master: membership, log shipping, acknowledgements, heartbeats in, log trimming.
+import { failpoint } from '../failpoints.js';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Config } from '../config.js';
@@ -134,6 +135,8 @@ export function wireMaster(config: Config, store: Store, client: PeerClient, _wa
     verifying = true;
     try {
       await verifier.verifyOnce();
+    } catch (e) {
+      log('error', 'verification failed', { err: e instanceof Error ? e.message : String(e) });
     } finally {
       verifying = false;
     }
@@ -162,9 +165,16 @@ export function wireMaster(config: Config, store: Store, client: PeerClient, _wa
     const minApplied = slaves.length ? Math.min(...slaves.map((m) => m.applied)) : store.appliedIndex;
     const upTo = Math.min(minApplied, store.appliedIndex - config.logRetain);
     if (upTo > 0 && upTo >= store.firstLogIndex()) {
-      const n = store.trimLog(upTo);
-      shipper.forget(upTo);
-      if (n > 0) log('debug', 'log trimmed', { up_to: upTo, entries: n });
+      // Runs from a timer: SQLITE_FULL or an I/O error here must not end the process; the
+      // log is kept whole and the next round tries again.
+      try {
+        failpoint('trim');
+        const n = store.trimLog(upTo);
+        shipper.forget(upTo);
+        if (n > 0) log('debug', 'log trimmed', { up_to: upTo, entries: n });
+      } catch (e) {
+        log('error', 'could not trim the log; keeping it and trying again', { up_to: upTo, err: e instanceof Error ? e.message : String(e) });
+      }
     }
   };
 

@@ -35,7 +35,8 @@ export function readRole(config: Config): SavedRole | null {
   }
 }
 
-function rolePath(config: Config): string {
+/** Where the role file of this node is (start-up says so when it finds one). */
+export function rolePath(config: Config): string {
   return path.join(config.dataDir, `node-${config.id}.role.json`);
 }
 

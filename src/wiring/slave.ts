@@ -47,6 +47,10 @@ export function wireSlave(config: Config, store: Store, client: PeerClient, wait
   let masterReachable = false;
   let warnedUnreachable = false;
   let unreachableSince = 0;
+  // Slaves started beside their master (npm run cluster) ask before it listens: until the
+  // master was reached once or the start-up grace passed, its silence is not news (debug).
+  let everReached = false;
+  const quietUntil = Date.now() + Math.max(10_000, config.downAfterMs);
   let lastDiscovery = 0;
   let trimTimer: NodeJS.Timeout | null = null;
   let stopped = false;
@@ -134,6 +138,7 @@ export function wireSlave(config: Config, store: Store, client: PeerClient, wait
     onAnswer: (a) => {
       if (!masterReachable) log('info', 'master reachable', { master: masterUrl });
       masterReachable = true;
+      everReached = true;
       warnedUnreachable = false;
       unreachableSince = 0;
       view = a.nodes ?? [];
@@ -143,8 +148,9 @@ export function wireSlave(config: Config, store: Store, client: PeerClient, wait
       checkSynced();
     },
     onFailure: (e) => {
-      if (!warnedUnreachable) log('warn', 'master unreachable', { master: masterUrl, err: String((e as Error).message ?? e) });
-      warnedUnreachable = true;
+      const starting = !everReached && Date.now() < quietUntil;
+      if (!warnedUnreachable) log(starting ? 'debug' : 'warn', starting ? 'master not answering yet' : 'master unreachable', { master: masterUrl, err: String((e as Error).message ?? e) });
+      if (!starting) warnedUnreachable = true;
       masterReachable = false;
       if (unreachableSince === 0) unreachableSince = Date.now();
       if (opts.discover && Date.now() - unreachableSince >= config.downAfterMs) void discover();

@@ -59,6 +59,8 @@ export interface NodeSpec {
   readonly readyTimeoutMs?: number;
   /** Per-request deadline of the harness's /status and /checksum requests; default 5 s and 15 s. */
   readonly requestTimeoutMs?: number;
+  /** Extra environment variables of the node process (e.g. SQLFLEET_FAILPOINTS). */
+  readonly env?: Record<string, string>;
   /** Spawns the node process somewhere else (e.g. `net.spawn(i, …)` into a network namespace); default: here. */
   readonly spawnIn?: (cmd: string, args: string[], opts: SpawnOptions) => ChildProcess;
 }
@@ -127,7 +129,7 @@ export class TestNode {
     args.push(...(spec.extraArgs ?? []));
     this.note(`spawn node ${args.join(' ')}`);
 
-    const opts: SpawnOptions = { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] };
+    const opts: SpawnOptions = { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'], ...(spec.env ? { env: { ...process.env, ...spec.env } } : {}) };
     const child = spec.spawnIn ? spec.spawnIn(process.execPath, args, opts) : spawn(process.execPath, args, opts);
     this.proc = child;
     killOnExit(child);
@@ -235,7 +237,7 @@ export interface Cluster {
 }
 
 /** Options of `startCluster`; `extraArgs` (e.g. ['--max-body', '4096']), `headers` and the deadlines apply to every node. */
-export interface ClusterOptions extends Pick<NodeSpec, 'extraArgs' | 'headers' | 'readyTimeoutMs' | 'requestTimeoutMs'> {
+export interface ClusterOptions extends Pick<NodeSpec, 'extraArgs' | 'headers' | 'readyTimeoutMs' | 'requestTimeoutMs' | 'env'> {
   readonly slaves: number;
   /** Reused as is (and left in place by stop()); default: a fresh temp dir. */
   readonly dataDir?: string;
@@ -259,6 +261,7 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
     numSlaves: opts.slaves,
     dataDir,
     extraArgs: opts.extraArgs ?? [],
+    env: opts.env,
     headers: opts.headers,
     dispatcher,
     readyTimeoutMs: opts.readyTimeoutMs,
