@@ -1,7 +1,9 @@
 // npm run promote -- <id> [--force] [--master-url URL | --base-port 8080 [--host H]] [--node-url URL]
 //                         [--data-dir ./data | --cluster-token T | --user NAME:PASSWORD]
 // Makes node <id> the master (DESIGN §6): a switchover through the master when it answers,
-// else a failover ordered through node <id> itself. Prints the answer; exits 1 on refusal.
+// else a failover ordered through node <id> itself. With --etcd only --force is taken: the way
+// out when no node may take the leader key; the answer names what may be lost. Prints the
+// answer; exits 1 on refusal.
 import fs from 'node:fs';
 import path from 'node:path';
 import yargs from 'yargs';
@@ -12,7 +14,7 @@ async function main(): Promise<number> {
     .scriptName('promote')
     .usage('$0 <id> [--force]')
     .positional('id', { type: 'number' })
-    .option('force', { type: 'boolean', default: false, describe: 'failover even if entries a reachable node has cannot be copied (they are set aside there)' })
+    .option('force', { type: 'boolean', default: false, describe: 'failover even if entries a reachable node has cannot be copied (they are set aside there); with --etcd: take the leader key although no sync-set member is alive (names the writes that may be lost)' })
     .option('master-url', { type: 'string', describe: "the master's URL (default http://<host>:<base-port>)" })
     .option('node-url', { type: 'string', describe: "node <id>'s URL, used when the master does not answer (default http://<host>:<base-port + id>)" })
     .option('base-port', { type: 'number', default: 8080 })
@@ -52,6 +54,8 @@ async function main(): Promise<number> {
     }
     const text = await res.text();
     process.stdout.write(text + '\n');
+    const lost = (JSON.parse(text || '{}') as { may_be_lost?: unknown }).may_be_lost;
+    if (typeof lost === 'string') process.stderr.write(`promote: node ${id} is master; may be lost: ${lost}\n`);
     return res.status === 200 ? 0 : 1;
   }
   process.stderr.write('promote: no node answered\n');

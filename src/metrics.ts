@@ -8,6 +8,8 @@ export interface MetricsSource {
   /** Reads answered on the event loop as lookups of one row by a unique key (no read worker). */
   pointReads: () => number;
   nodes: () => Record<string, unknown>[];
+  /** etcd mode: the reason code while no node may take the leader key on its own, else null. */
+  masterless?: () => string | null;
 }
 
 const STATES = ['up', 'down', 'catching_up', 'diverged'] as const;
@@ -54,6 +56,17 @@ export class Metrics {
       collect() {
         this.reset();
         for (const n of src.nodes()) this.set({ id: String(n.id) }, Number(n.lag ?? 0));
+      },
+    });
+    new Gauge({
+      name: 'sqlfleet_ha_masterless',
+      help: 'etcd mode: 1 while there is no master and no node may take the leader key on its own, by reason (sync_set_empty, sync_members_gone); npm run promote -- <id> --force is the way out.',
+      labelNames: ['reason'],
+      registers,
+      collect() {
+        this.reset();
+        const r = src.masterless?.();
+        if (r) this.set({ reason: r }, 1);
       },
     });
     new Gauge({

@@ -22,7 +22,7 @@ import { Store } from './store/store.js';
 import { oneSqliteLibrary } from './store/driver.js';
 import { Portable } from './store/portable.js';
 import { splitStatements } from './sql/split.js';
-import { HaLoop } from './ha/loop.js';
+import { HaLoop, type CopyFn } from './ha/loop.js';
 import { Promoter } from './wiring/promote.js';
 import { Roles, readRole, rolePath, type SavedRole } from './wiring/roles.js';
 import { Metrics } from './metrics.js';
@@ -91,7 +91,7 @@ export async function startNode(config: Config, log: LogFn = createLogger(config
   const client = new PeerClient(token, config.tlsCa ? { ca: fs.readFileSync(config.tlsCa, 'utf8') } : {});
   // Gauges read the role lazily at scrape time.
   let roles: Roles | undefined = undefined;
-  const metrics: Metrics = new Metrics(config.id, config.role, { appliedIndex: () => store.appliedIndex, pointReads: () => store.pointReads, nodes: (): Record<string, unknown>[] => roles?.current.nodes() ?? [] });
+  const metrics: Metrics = new Metrics(config.id, config.role, { appliedIndex: () => store.appliedIndex, pointReads: () => store.pointReads, nodes: (): Record<string, unknown>[] => roles?.current.nodes() ?? [], masterless: () => ha?.masterless() ?? null });
   roles = new Roles({ config, store, client, waiter, log, metrics });
   let url = '';
   // etcd mode: etcd decides who is master; every node starts as a follower of nobody yet.
@@ -117,7 +117,7 @@ export async function startNode(config: Config, log: LogFn = createLogger(config
     masterUrl: () => roles.current.masterUrl(),
     diverged: () => roles.current.diverged(),
   });
-  const promoter = new Promoter({ config, store, client, roles, log, selfUrl: () => url, automatic: () => ha !== null });
+  const promoter = new Promoter({ config, store, client, roles, log, selfUrl: () => url, automatic: () => ha !== null, ...(ha ? { force: (copy: CopyFn) => ha.force(copy) } : {}) });
   const role = {
     nodes: () => roles.current.nodes(),
     statusExtra: () => ({ ...roles.current.statusExtra(), ...(ha ? ha.status() : {}) }),
@@ -141,7 +141,7 @@ export async function startNode(config: Config, log: LogFn = createLogger(config
       status: () => ({ node: config.id, role: roles.current.kind, url, applied_index: store.appliedIndex, ...role.statusExtra(), nodes: role.nodes() }),
       checksum: () => store.checksum(),
       metrics: () => metrics.render(),
-      ready: () => ready && roles.current.ready(),
+      ready: () => ready && roles.current.ready() && (ha?.ready() ?? true),
       heartbeat: (body) => roles.current.heartbeat(body),
       removeNode: (id) => roles.removeNode(id),
       resyncNode: (id) => roles.current.resyncNode(id),

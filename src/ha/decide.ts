@@ -47,3 +47,25 @@ export function decide(view: EtcdView, me: LocalState): Action {
   }
   return { kind: 'acquire' };
 }
+
+/** Why no node will take the leader key without an operator, by a stable reason code. */
+export interface Masterless {
+  reason: 'sync_set_empty' | 'sync_members_gone';
+  why: string;
+}
+
+/**
+ * Null while a master holds the key or some node may still take it (a fresh cluster, or a
+ * sync-set member is alive). Otherwise the cluster is without a master until the lost one
+ * returns or an operator forces a promotion: say so, with the reason.
+ */
+export function masterless(view: EtcdView): Masterless | null {
+  const { leader, sync } = view;
+  if (leader || !sync) return null;
+  const eligible = [sync.leader, ...sync.members];
+  if (view.members.some((m) => eligible.includes(m.id))) return null;
+  if (sync.members.length === 0) {
+    return { reason: 'sync_set_empty', why: `the master (node ${sync.leader}) is gone and its sync set was empty: no other node is known to hold every write it acknowledged` };
+  }
+  return { reason: 'sync_members_gone', why: `the master (node ${sync.leader}) and every member of its sync set [${sync.members.join(',')}] are gone` };
+}

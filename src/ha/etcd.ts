@@ -38,7 +38,7 @@ export class EtcdCluster {
   private readonly client: Etcd3;
   private lease: Lease | null = null;
   private leaseId: string | null = null;
-  private watcher: Watcher | null = null;
+  private watchers: Watcher[] = [];
   private readonly prefix: string;
   private readonly hostCount: number;
 
@@ -124,10 +124,12 @@ export class EtcdCluster {
   }
 
   /**
-   * Takes the leader key if nobody holds it, bound to this node's lease. Resolves with the
-   * revision of the write (the epoch is derived from it), or null when someone else has it.
+   * Takes the leader key if nobody holds it, bound to this node's lease, and writes the sync
+   * set `members` in the same transaction (a new master never shows an empty set for a
+   * moment). Resolves with the epoch (derived from etcd's revision), or null when someone
+   * else has the key.
    */
-  async acquire(id: number, url: string, minEpoch: number): Promise<{ epoch: number; raw: string } | null> {
+  async acquire(id: number, url: string, minEpoch: number, members: number[]): Promise<{ epoch: number; raw: string } | null> {
     const lease = await this.leaseIdOrGrant();
     // The epoch must be known before the key is written: the next revision is the current + 1.
     const head = await this.client.get(this.key('leader')).exec();
@@ -135,7 +137,7 @@ export class EtcdCluster {
     const raw = JSON.stringify({ id, url, epoch } satisfies LeaderValue);
     const res = await this.client
       .if(this.key('leader'), 'Create', '==', 0)
-      .then(this.client.put(this.key('leader')).value(raw).lease(lease))
+      .then(this.client.put(this.key('leader')).value(raw).lease(lease), this.client.put(this.key('sync')).value(JSON.stringify({ leader: id, members } satisfies SyncValue)))
       .commit();
     return res.succeeded ? { epoch, raw } : null;
   }
@@ -154,10 +156,17 @@ export class EtcdCluster {
     await this.client.if(this.key('leader'), 'Value', '==', leaderRaw).then(this.client.delete().key(this.key('leader'))).commit();
   }
 
-  /** Calls `fn` whenever the leader key changes (so followers react before their next tick). */
+  /** Calls `fn` whenever the leader key or the sync set changes (so nodes react before their next tick). */
   async watchLeader(fn: () => void): Promise<void> {
-    this.watcher = await this.client.watch().key(this.key('leader')).create();
-    this.watcher.on('put', fn).on('delete', fn).on('error', () => undefined);
+    const made = await Promise.allSettled(['leader', 'sync'].map((k) => this.client.watch().key(this.key(k)).create()));
+    const ok = made.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+    const failed = made.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) {
+      await Promise.all(ok.map((w) => w.cancel().catch(() => undefined)));
+      throw failed.reason;
+    }
+    for (const w of ok) w.on('put', fn).on('delete', fn).on('error', () => undefined);
+    this.watchers.push(...ok);
   }
 
   /** Closes the watch and the connection; the lease is left to expire (or revoked when `revoke`). */
@@ -167,7 +176,7 @@ export class EtcdCluster {
     } catch {
       // etcd unreachable: the lease expires on its own
     }
-    await this.watcher?.cancel().catch(() => undefined);
+    await Promise.all(this.watchers.map((w) => w.cancel().catch(() => undefined)));
     this.lease?.release();
     this.client.close();
   }

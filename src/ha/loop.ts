@@ -1,14 +1,20 @@
 // The HA loop of etcd mode (Patroni's ha.py, in small): each cycle renews this node's
 // lease, reads the cluster's keys, and runs the one action decide() picks. The master also
-// keeps the sync set: it adds a slave only once it holds every acknowledged write, and
-// removes one in etcd before any write is answered without it.
+// keeps the sync set: it adds a slave as soon as it holds every acknowledged write, and
+// removes one in etcd before any write is answered without it. When no node can take the
+// key, every node says why (log, /status, metric) and force() is the operator's way out.
 import type { Config } from '../config.js';
+import { SqlfleetError } from '../errors.js';
 import type { LogFn } from '../log.js';
 import type { Store } from '../store/store.js';
 import type { HaHooks, MasterParts } from '../wiring/master.js';
 import type { Roles } from '../wiring/roles.js';
-import { decide, type Action } from './decide.js';
-import { EtcdCluster, type EtcdView } from './etcd.js';
+import { decide, masterless, type Action, type Masterless } from './decide.js';
+import { EtcdCluster, type EtcdView, type MemberValue } from './etcd.js';
+import { SyncSet } from './syncset.js';
+
+/** What a forced promotion copies from the most advanced live node before taking the key. */
+export type CopyFn = (from: MemberValue) => Promise<number>;
 
 /** What the loop needs from the node. */
 export interface HaDeps {
@@ -28,7 +34,13 @@ export class HaLoop {
   /** performance.now() until which this node's lease is certainly alive in etcd (minus a margin). */
   private validUntil = 0;
   private leaderRaw: string | null = null;
-  private sync = new Set<number>();
+  private readonly sync = new SyncSet((members) => (this.leaderRaw ? this.etcd.putSync(this.leaderRaw, { leader: this.d.config.id, members }) : Promise.resolve(false)));
+  /** The last view read (a slave is ready only once the sync set there names it). */
+  private seen: EtcdView | null = null;
+  /** The leader as last seen with its member key: how far it had applied, and when. */
+  private lastLeader: { id: number; applied: number; at: number } | null = null;
+  private stuck: Masterless | null = null;
+  private forcing = false;
   private connected = false;
   private lastWhy = '';
   private lastError = '';
@@ -37,13 +49,14 @@ export class HaLoop {
   private again = false;
   private stopped = false;
   private watching = false;
-  private dropping: Promise<void> = Promise.resolve();
 
   /** Lent to every master this node becomes. */
   readonly hooks: HaHooks = {
     leaseOk: () => performance.now() < this.validUntil,
     inSync: (id) => this.sync.has(id),
     drop: (ids) => this.drop(ids),
+    admit: (ids) => this.admit(ids),
+    published: () => (this.sync.published() ? Promise.resolve() : this.sync.sync()),
   };
 
   constructor(private readonly d: HaDeps) {
@@ -60,15 +73,36 @@ export class HaLoop {
   /** What /status shows of etcd mode. */
   status(): Record<string, unknown> {
     const left = Math.round(this.validUntil - performance.now());
+    const master = this.d.roles.current.kind === 'master';
     return {
       etcd: {
         connected: this.connected,
         cluster: this.d.config.clusterName,
         ...(this.lastError ? { error: this.lastError } : {}),
         ...(this.lastWhy ? { waiting: this.lastWhy } : {}),
+        ...(!master && this.seen?.sync ? { sync_set: this.seen.sync.members, in_sync_set: this.inSeenSet() } : {}),
+        ...(this.stuck ? { no_master: { reason: this.stuck.reason, why: this.stuck.why, way_out: WAY_OUT } } : {}),
       },
-      ...(this.d.roles.current.kind === 'master' ? { lease: { valid: left > 0, ms_left: Math.max(0, left), ttl_ms: this.ttlMs }, sync_set: [...this.sync].sort((a, b) => a - b) } : {}),
+      ...(master ? { lease: { valid: left > 0, ms_left: Math.max(0, left), ttl_ms: this.ttlMs }, sync_set: this.sync.members() } : {}),
     };
+  }
+
+  /**
+   * /health in etcd mode: a master once it holds the key; a slave once the sync set in etcd
+   * names it (it holds every acknowledged write and may take over), not merely in sync.
+   */
+  ready(): boolean {
+    return this.d.roles.current.kind === 'master' || this.inSeenSet();
+  }
+
+  /** The reason code while no node can take the leader key (the metric), else null. */
+  masterless(): string | null {
+    return this.stuck?.reason ?? null;
+  }
+
+  private inSeenSet(): boolean {
+    const v = this.seen;
+    return !!v?.leader && !!v.sync && v.sync.leader === v.leader.id && v.sync.members.includes(this.d.config.id);
   }
 
   /** Stops the loop; a master releases its key so a successor need not wait for the lease. */
@@ -109,6 +143,7 @@ export class HaLoop {
         this.watching = true;
       }
       const view = await this.etcd.view();
+      this.observe(view);
       await this.etcd.publish({ id: this.d.config.id, url: this.d.selfUrl(), applied: this.d.store.appliedIndex, epoch: this.d.store.epoch });
       if (!this.connected) this.d.log('info', 'etcd reachable', { etcd: this.d.config.etcd.join(',') });
       this.connected = true;
@@ -125,6 +160,7 @@ export class HaLoop {
       if (this.d.roles.current.kind === 'master' && performance.now() >= this.validUntil) {
         this.d.log('warn', 'leader lease not renewed in time; stepping down', {});
         this.leaderRaw = null;
+        this.sync.clear();
         await this.d.roles.becomeFollower('').catch(() => undefined);
       }
       this.ticking = false;
@@ -132,6 +168,23 @@ export class HaLoop {
       this.again = false;
       this.schedule(rerun ? 0 : this.tickMs);
     }
+  }
+
+  /** Remembers the view: the leader's last known index, and whether the cluster is stuck without a master. */
+  private observe(view: EtcdView): void {
+    this.seen = view;
+    const lm = view.leader ? view.members.find((m) => m.id === view.leader?.id) : undefined;
+    if (lm) this.lastLeader = { id: lm.id, applied: lm.applied, at: Date.now() };
+    const stuck = masterless(view);
+    if (stuck && stuck.why !== this.stuck?.why) {
+      this.d.log('error', 'no master, and no node may take over on its own', { why: stuck.why, reason: stuck.reason, way_out: WAY_OUT, ...this.lostHint() });
+    } else if (!stuck && this.stuck) this.d.log('info', 'a node may take the leader key again', { leader: view.leader?.id ?? null });
+    this.stuck = stuck;
+  }
+
+  private lostHint(): Record<string, unknown> {
+    const l = this.lastLeader;
+    return l ? { last_master: l.id, last_master_index: l.applied, this_node_index: this.d.store.appliedIndex } : {};
   }
 
   private local() {
@@ -159,52 +212,134 @@ export class HaLoop {
       await this.d.roles.becomeFollower(a.url ?? '');
       return;
     }
-    // acquire
-    const got = await this.etcd.acquire(this.d.config.id, this.d.selfUrl(), this.d.store.epoch + 1);
-    if (!got) return;
-    this.leaderRaw = got.raw;
-    this.validUntil = t0 + this.ttlMs - Math.min(500, this.ttlMs / 6);
-    // The set keeps the previous members: they have every write acknowledged with ack "all".
-    const prev = view.sync?.members ?? [];
-    this.sync = new Set(prev.filter((id) => id !== this.d.config.id));
-    await this.etcd.putSync(got.raw, { leader: this.d.config.id, members: [...this.sync] });
-    this.d.log('warn', 'took the leader key; serving as master', { epoch: got.epoch, sync_set: [...this.sync], applied_index: this.d.store.appliedIndex });
-    const peers = view.members.filter((m) => m.id !== this.d.config.id).map((m) => ({ id: m.id, url: m.url }));
-    await this.d.roles.becomeMaster(got.epoch, peers);
+    // acquire. The set keeps the previous members: they have every write acknowledged with
+    // ack "all" (and this node, the most advanced of them, has those too). Written with the
+    // key, so the set is never empty while those slaves are in sync; others join as soon as
+    // they confirm every write this master counts as acknowledged.
+    const members = (view.sync?.members ?? []).filter((id) => id !== this.d.config.id).sort((a, b) => a - b);
+    await this.take(view, t0, members, this.d.store.epoch + 1);
   }
 
-  /** Master: add slaves that hold every acknowledged write; remove ones that are down. */
+  /** Writes the leader key (and the sync set `members`) and becomes master; false when another node has the key. */
+  private async take(view: EtcdView, t0: number, members: number[], minEpoch: number): Promise<{ epoch: number } | null> {
+    const got = await this.etcd.acquire(this.d.config.id, this.d.selfUrl(), minEpoch, members);
+    if (!got) return null;
+    this.leaderRaw = got.raw;
+    this.validUntil = t0 + this.ttlMs - Math.min(500, this.ttlMs / 6);
+    this.sync.reset(members);
+    this.stuck = null;
+    this.d.log('warn', 'took the leader key; serving as master', { epoch: got.epoch, sync_set: members, applied_index: this.d.store.appliedIndex });
+    const peers = view.members.filter((m) => m.id !== this.d.config.id).map((m) => ({ id: m.id, url: m.url }));
+    await this.d.roles.becomeMaster(got.epoch, peers);
+    return { epoch: got.epoch };
+  }
+
+  /**
+   * `npm run promote -- <id> --force` in etcd mode: the way out when no node may take the
+   * key on its own (the master is gone and no sync-set member is alive). Refused while a
+   * master holds the key. Copies what the most advanced live node has beyond this one, takes
+   * the key with an empty sync set, and names what may be lost.
+   */
+  async force(copy: CopyFn): Promise<Record<string, unknown>> {
+    if (this.forcing) throw refused('a forced promotion is already running on this node');
+    this.forcing = true;
+    const end = Date.now() + 5000;
+    try {
+      while (this.ticking && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
+      if (this.ticking) throw refused('the HA loop of this node is busy (etcd slow?); try again');
+      this.ticking = true; // the loop waits while this runs
+      try {
+        return await this.forceNow(copy);
+      } finally {
+        this.ticking = false;
+        this.schedule(0);
+      }
+    } finally {
+      this.forcing = false;
+    }
+  }
+
+  private async forceNow(copy: CopyFn): Promise<Record<string, unknown>> {
+    const me = this.d.config.id;
+    if (this.d.roles.current.kind === 'master') throw refused(`node ${me} is already the master`);
+    const t0 = performance.now();
+    await this.etcd.keepalive();
+    const view = await this.etcd.view();
+    this.observe(view);
+    if (view.leader) throw refused(`node ${view.leader.id} holds the leader key (${view.leader.url}): it is the master, there is nothing to force`);
+    const before = this.d.store.appliedIndex;
+    const best = view.members.filter((m) => m.id !== me).sort((a, b) => b.applied - a.applied)[0];
+    let copied = 0;
+    let copyError: string | null = null;
+    if (best && best.applied > before) {
+      try {
+        copied = await copy(best);
+      } catch (e) {
+        copyError = `could not copy entries ${this.d.store.appliedIndex + 1}..${best.applied} from node ${best.id}: ${(e as Error).message}`;
+        this.d.log('warn', 'forced promotion without entries a live node has', { why: copyError });
+      }
+    }
+    const index = this.d.store.appliedIndex;
+    const lost = this.mayBeLost(index, view);
+    const minEpoch = Math.max(this.d.store.epoch, ...view.members.map((m) => m.epoch)) + 1;
+    const got = await this.take(view, t0, [], minEpoch);
+    if (!got) throw refused('another node took the leader key meanwhile; it is the master');
+    this.d.log('warn', 'forced promotion: this node is master', { epoch: got.epoch, index, copied, from_node: copied ? best?.id : null, may_be_lost: lost });
+    return { ok: true, mode: 'forced', master: this.d.selfUrl(), epoch: got.epoch, index, copied, copied_from: copied ? best?.id ?? null : null, ...(copyError ? { copy_error: copyError } : {}), may_be_lost: lost, ...this.lostHint() };
+  }
+
+  /** Names what a forced promotion at `index` may lose, from the lost master's last known index. */
+  private mayBeLost(index: number, view: EtcdView): string {
+    const l = this.lastLeader;
+    const which = 'writes it acknowledged while its sync set was empty (their answers named every slave in "missing"), with ack "one" to a slave that is gone, or with ack "master"';
+    const setAside = 'if it comes back it follows this node and writes entries it has beyond this log to <data-dir>/diverged-<epoch>-<index>.jsonl';
+    const lostId = l?.id ?? view.sync?.leader ?? null;
+    if (!l) return `unknown: this node never saw the lost master's index; ${which}, past index ${index}, are lost (${setAside})`;
+    const ago = Math.round((Date.now() - l.at) / 100) / 10;
+    const known = l.applied > index ? `entries ${index + 1}..${l.applied}, which node ${lostId} had applied ${ago} s before it was lost, and any it wrote after that` : `anything node ${lostId} wrote after index ${index} (it had applied ${l.applied} ${ago} s before it was lost)`;
+    return `${known}: ${which} (${setAside})`;
+  }
+
+  /** Master: add slaves that hold every acknowledged write; remove ones that are down; make etcd hold the set. */
   private async keepSync(view: EtcdView): Promise<void> {
     const parts = this.d.roles.current as MasterParts;
     if (!this.leaderRaw) this.leaderRaw = view.leaderRaw;
     const gone = parts.members().filter((m) => this.sync.has(m.id) && (m.state === 'down' || m.state === 'diverged')).map((m) => m.id);
     if (gone.length) await this.drop(gone).catch(() => undefined);
-    const floor = parts.maxAcked();
-    const add = parts.members().filter((m) => !this.sync.has(m.id) && m.state === 'up' && m.confirmed && m.applied >= floor);
-    for (const m of add) this.sync.add(m.id); // locally first: from now on every ack waits for them
-    const want = [...this.sync].sort((a, b) => a - b);
-    const inEtcd = [...(view.sync?.members ?? [])].sort((a, b) => a - b);
-    if (want.join(',') !== inEtcd.join(',') && this.leaderRaw) {
-      if (add.length) this.d.log('info', 'sync set: adding caught-up slaves', { add: add.map((m) => m.id), sync_set: want });
-      await this.etcd.putSync(this.leaderRaw, { leader: this.d.config.id, members: want });
+    const add = parts.syncCandidates();
+    if (add.length) await this.admit(add).catch(() => undefined);
+    const inEtcd = [...(view.sync?.members ?? [])].sort((a, b) => a - b).join(',');
+    if (inEtcd !== this.sync.members().join(',') || view.sync?.leader !== this.d.config.id) {
+      // Written by this master before (the view was read before that write) or lost: make sure.
+      await this.sync.sync().catch((e: Error) => this.d.log('warn', 'could not write the sync set to etcd', { err: e.message }));
     }
   }
 
-  /** Removes `ids` from the sync set in etcd, then locally. Serialized; throws when etcd refuses. */
-  private drop(ids: number[]): Promise<void> {
-    const run = this.dropping.then(async () => {
-      const leave = ids.filter((id) => this.sync.has(id));
-      if (leave.length === 0) return;
-      if (!this.leaderRaw) throw new Error('not the leader');
-      const next = [...this.sync].filter((id) => !leave.includes(id)).sort((a, b) => a - b);
-      const ok = await this.etcd.putSync(this.leaderRaw, { leader: this.d.config.id, members: next });
-      if (!ok) throw new Error('the leader key is no longer this node');
-      for (const id of leave) this.sync.delete(id);
-      this.d.log('warn', 'sync set: removed slaves that did not keep up', { removed: leave, sync_set: next });
-      const parts = this.d.roles.current;
-      if (parts.kind === 'master') parts.acksChanged();
-    });
-    this.dropping = run.catch(() => undefined);
-    return run;
+  /** Adds caught-up slaves: locally at once (every later ack waits for them), then in etcd. */
+  private admit(ids: number[]): Promise<void> {
+    const fresh = ids.filter((id) => !this.sync.has(id));
+    if (fresh.length === 0) return this.sync.published() ? Promise.resolve() : this.sync.sync();
+    const done = this.sync.add(fresh);
+    void done.then(
+      () => this.d.log('info', 'sync set: added slaves that hold every acknowledged write', { add: fresh, sync_set: this.sync.members() }),
+      (e: Error) => this.d.log('warn', 'sync set: could not record added slaves in etcd (retried every cycle)', { add: fresh, err: e.message }),
+    );
+    return done;
   }
+
+  /** Removes `ids` from the sync set in etcd, then locally. Serialized; throws when etcd refuses. */
+  private async drop(ids: number[]): Promise<void> {
+    if (!this.leaderRaw) throw new Error('not the leader');
+    const left = await this.sync.drop(ids);
+    if (left.length === 0) return;
+    this.d.log('warn', 'sync set: removed slaves that did not keep up', { removed: left, sync_set: this.sync.members() });
+    const parts = this.d.roles.current;
+    if (parts.kind === 'master') parts.acksChanged();
+  }
+}
+
+const WAY_OUT = 'bring the lost master back, or run `npm run promote -- <id> --force` on the node with the highest applied_index: it names the acknowledged writes that may be lost';
+
+function refused(message: string): SqlfleetError {
+  return new SqlfleetError('PROMOTION_REFUSED', message);
 }

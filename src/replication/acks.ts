@@ -28,6 +28,12 @@ interface Pending {
 /** Tracks writes waiting for slave acknowledgements. */
 export class AckTracker {
   private pending: Pending[] = [];
+  /**
+   * Highest index whose wait ended (answered, at any level): a slave that has applied it
+   * has every write answered so far, so it may join the sync set (etcd mode). Set when the
+   * wait ends, before the answer goes out, so no answered write is missed.
+   */
+  released = 0;
 
   /**
    * `slaves` lists the members a write may wait for; `expected` says which of them a
@@ -42,7 +48,7 @@ export class AckTracker {
   /** Waits until `level` is satisfied for `index`, or `timeoutMs`. */
   wait(index: number, level: AckLevel, timeoutMs: number): Promise<AckResult> {
     const now = this.evaluate(index, level);
-    if (now.done) return Promise.resolve(now.result);
+    if (now.done) return Promise.resolve(this.release(index, now.result));
     return new Promise((resolve) => {
       const p: Pending = {
         index,
@@ -50,7 +56,7 @@ export class AckTracker {
         resolve,
         timer: setTimeout(() => {
           this.pending = this.pending.filter((x) => x !== p);
-          resolve(this.evaluate(index, level).result);
+          resolve(this.release(index, this.evaluate(index, level).result));
         }, timeoutMs),
       };
       this.pending.push(p);
@@ -65,7 +71,7 @@ export class AckTracker {
       const r = this.evaluate(p.index, p.level);
       if (r.done) {
         clearTimeout(p.timer);
-        p.resolve(r.result);
+        p.resolve(this.release(p.index, r.result));
       } else keep.push(p);
     }
     this.pending = keep;
@@ -75,9 +81,14 @@ export class AckTracker {
   flush(): void {
     for (const p of this.pending) {
       clearTimeout(p.timer);
-      p.resolve(this.evaluate(p.index, p.level).result);
+      p.resolve(this.release(p.index, this.evaluate(p.index, p.level).result));
     }
     this.pending = [];
+  }
+
+  private release(index: number, r: AckResult): AckResult {
+    if (index > this.released) this.released = index;
+    return r;
   }
 
   private evaluate(index: number, level: AckLevel): { done: boolean; result: AckResult } {

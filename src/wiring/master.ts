@@ -40,6 +40,10 @@ export interface HaHooks {
   inSync(id: number): boolean;
   /** Removes `ids` from the sync set in etcd; a write is answered without them only after this resolved. Throws when etcd cannot record it. */
   drop(ids: number[]): Promise<void>;
+  /** Adds `ids` (they hold every answered write) to the sync set: locally at once, in etcd when it resolves. */
+  admit(ids: number[]): Promise<void>;
+  /** Resolves once etcd holds the local sync set (an ack "all" answer waits for it); rejects when etcd cannot record it. */
+  published(): Promise<void>;
 }
 
 /** The master's parts, plus what a switchover needs. */
@@ -56,6 +60,8 @@ export interface MasterParts extends RoleParts {
   members(): MemberT[];
   /** Highest index acknowledged to a client: a member joins the sync set only once it has it. */
   maxAcked(): number;
+  /** Slaves outside the sync set that hold every answered write (etcd mode: they join it now). */
+  syncCandidates(): number[];
   /** The sync set changed: waiting writes re-check. */
   acksChanged(): void;
 }
@@ -87,7 +93,16 @@ export function wireMaster(config: Config, store: Store, client: PeerClient, _wa
     onStateChange: (m, from) => log('info', 'node state changed', { slave: m.id, from, to: m.state, applied_index: m.applied }),
   });
   const acks = new AckTracker(() => membership.slaves(), ha ? (m) => ha.inSync(m.id) : (m) => membership.expected(m));
-  membership.onChange(() => acks.check());
+  // etcd mode: a slave joins the sync set as soon as it holds every write answered so far
+  // (DESIGN §6), before the waiting writes re-check: from then on they wait for it too.
+  const floor = () => Math.max(maxAcked, acks.released);
+  const syncCandidates = () =>
+    ha ? membership.slaves().filter((m) => !ha.inSync(m.id) && m.confirmed && (m.state === 'up' || m.state === 'catching_up') && m.applied >= floor()).map((m) => m.id) : [];
+  membership.onChange(() => {
+    const ids = syncCandidates();
+    if (ha && ids.length && !deposed) ha.admit(ids).catch(() => undefined); // the HA tick writes it again
+    acks.check();
+  });
   const shipper = new Shipper({
     store,
     client,
@@ -198,7 +213,8 @@ export function wireMaster(config: Config, store: Store, client: PeerClient, _wa
     },
     inflight: () => inflight,
     members: () => membership.slaves(),
-    maxAcked: () => maxAcked,
+    maxAcked: floor,
+    syncCandidates,
     acksChanged: () => acks.check(),
     masterUrl: () => selfUrl,
     diverged: () => null,
@@ -225,6 +241,15 @@ export function wireMaster(config: Config, store: Store, client: PeerClient, _wa
             throw notMaster('unknown', `slaves ${r.lagging.join(',')} did not apply the write in time and etcd could not record that they left the sync set (${(e as Error).message}); the write is on the master only and may be lost`);
           }
           r.lagging = [];
+        }
+        if (ha && level === 'all') {
+          // A slave added to the sync set while this write waited holds it: etcd names it
+          // before the answer goes out, so the write survives the master's loss.
+          try {
+            await ha.published();
+          } catch (e) {
+            log('warn', 'etcd did not record the sync set before an ack "all" answer; the write is on every slave the answer names', { err: (e as Error).message, replicated_to: r.replicated_to });
+          }
         }
         return r;
       },

@@ -1,5 +1,6 @@
 // Static-mode promotion (DESIGN §6): switchover when the master is reachable, failover when
-// it is not. One promotion at a time per node; every refusal says why and changes nothing.
+// it is not. In etcd mode only a forced one, the way out when no node may take the leader
+// key. One promotion at a time per node; every refusal says why and changes nothing.
 import type { Config } from '../config.js';
 import { SqlfleetError, isSqlfleetError } from '../errors.js';
 import type { Outcome } from '../core/executor.js';
@@ -20,6 +21,8 @@ export interface PromoteDeps {
   selfUrl: () => string;
   /** Non-null in etcd mode: promotions are etcd's to decide. */
   automatic: () => boolean;
+  /** etcd mode: takes the leader key although no sync-set member can (promote --force). */
+  force?: (copy: (from: { id: number; url: string; applied: number; epoch: number }) => Promise<number>) => Promise<Record<string, unknown>>;
 }
 
 /** Body of POST /internal/promote. */
@@ -42,7 +45,8 @@ export class Promoter {
   /** POST /nodes/:id/promote on this node. */
   async promote(target: number, force: boolean): Promise<Outcome> {
     if (this.d.automatic()) {
-      throw refused('this cluster runs with --etcd: etcd elects the master; stop or cut off the master to fail over');
+      if (!force) throw refused(`this cluster runs with --etcd: etcd elects the master; stop or cut off the master to fail over. When no node can take over (/status etcd.no_master), \`npm run promote -- ${target} --force\` makes node ${target} master and names the writes that may be lost`);
+      return this.exclusive(() => this.forced(target));
     }
     return this.exclusive(async () => {
       const parts = this.d.roles.current;
@@ -65,6 +69,10 @@ export class Promoter {
   async obey(body: unknown): Promise<Outcome> {
     const o = body as PromoteOrder;
     if (!o || (o.mode !== 'switchover' && o.mode !== 'failover')) throw new SqlfleetError('BAD_REQUEST', 'promote order needs mode switchover|failover');
+    if (this.d.automatic()) {
+      if (o.mode !== 'failover' || o.force !== true) throw refused('this cluster runs with --etcd: only a forced promotion (--force) is taken');
+      return this.exclusive(() => this.forced(this.d.config.id));
+    }
     return this.exclusive(async () => {
       const parts = this.d.roles.current;
       if (parts.kind === 'master') throw refused(`node ${this.d.config.id} is already the master`);
@@ -135,6 +143,18 @@ export class Promoter {
     await this.told(reachable.map((r) => r.id));
     this.d.log('warn', 'failover: this node is master', { epoch, index: store.appliedIndex, copied, from_node: best?.id ?? null, unreachable });
     return done('failover', this.d.selfUrl(), epoch, store.appliedIndex, { copied, copied_from: copied ? best?.id : null, unreachable });
+  }
+
+  /** etcd mode, --force: on this node, or ordered to node `target`. */
+  private async forced(target: number): Promise<Outcome> {
+    if (target !== this.d.config.id) {
+      const url = this.d.roles.current.peers().find((p) => p.id === target)?.url;
+      if (!url) throw new SqlfleetError('NOT_FOUND', `node ${target} is not known to this node; run the promotion on node ${target} itself (--node-url)`);
+      return this.order(url, { mode: 'failover', force: true });
+    }
+    if (!this.d.force) throw refused('this node does not run with --etcd');
+    const body = await this.d.force(async (from) => this.copyFrom(from));
+    return { status: 200, body };
   }
 
   /** Waits (bounded) until the new master's first batch reached `ids`: from then on they forward writes to it. */
