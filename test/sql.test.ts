@@ -499,3 +499,57 @@ test('a string used as a table name never lets an internal table through a shape
   assert.equal(c.classify(`SELECT load_extension('a')`).kind, 'forbidden');
   assert.equal(c.classify(`SELECT load_extension('b')`).kind, 'forbidden');
 });
+
+// ---- bounded parsing (issue 32, items 3 and 4) ------------------------------------------
+
+const list = (n: number, sep = ','): string => Array.from({ length: n }, (_, i) => String(i)).join(sep);
+
+test('a statement past the parse limits is never given to the parser; SQLite classifies it', () => {
+  const c = createClassifier({ probe, parseLimits: { maxLength: 100, maxDepth: 4, perText: 200 } });
+  const before = c.parses;
+  assert.equal(c.classify(`SELECT 1 WHERE 1 IN (${list(100)})`).kind, 'read');
+  assert.equal(c.classify(`INSERT INTO t(x) VALUES ${list(100).split(',').map((v) => `(${v})`).join(',')}`).kind, 'write');
+  assert.equal(c.classify('SELECT ((((((1))))))').kind, 'read');
+  assert.equal(c.parses, before, 'no parse of a statement past maxLength or maxDepth');
+  // The fallback's checks still refuse what must be refused.
+  expectForbidden(c, `SELECT load_extension('x') WHERE 1 IN (${list(100)})`, /load_extension/);
+  expectForbidden(c, `SELECT * FROM _sqlfleet_log WHERE 1 IN (${list(100)})`, /internal sqlfleet table/);
+  expectForbidden(c, `ATTACH 'x.db' AS ((((((a))))))`, /ATTACH/);
+  // perText: statements share one budget; the rest of the text goes to SQLite.
+  const p0 = c.parses;
+  const three = `SELECT ${list(30, '+')}; SELECT ${list(31, '-')}; SELECT ${list(32, '*')}`; // 86, 89, 92 characters
+  assert.equal(c.classify(three).statements.length, 3);
+  assert.equal(c.parses - p0, 2, 'the first statement and its shape spend the budget of 200; the others go to SQLite');
+});
+
+function expectForbidden(c: ReturnType<typeof createClassifier>, sql: string, reason: RegExp): void {
+  const r = c.classify(sql);
+  assert.equal(r.kind, 'forbidden', sql.slice(0, 60));
+  assert.match(r.statements.map((s) => s.reason).join(' | '), reason);
+}
+
+test('the default limits: a 589 KB IN list is classified by SQLite in well under a second, not by the parser', () => {
+  const c = fresh();
+  const before = c.parses;
+  const t0 = performance.now();
+  assert.equal(c.classify(`SELECT 1 WHERE 1 IN (${list(100_000)})`).kind, 'read');
+  assert.equal(c.parses, before);
+  // Generous for a shared machine: the parser took 1.8-4.4 s here.
+  assert.ok(performance.now() - t0 < 1500, `${Math.round(performance.now() - t0)} ms`);
+});
+
+test('long chained expressions are SQLite errors (400), not a stack overflow', () => {
+  for (const sql of ['SELECT ' + Array(20_000).fill('1').join(' OR '), 'SELECT ' + Array(20_000).fill("'a'").join('||')]) {
+    expectError(sql, 'SQL_ERROR', /Expression tree is too large/);
+  }
+});
+
+test('classifyStatement walks a tree of any depth without recursion', () => {
+  const lit = { type: 'number_literal', text: '1', value: 1 };
+  let expr: Record<string, unknown> = lit;
+  for (let i = 0; i < 100_000; i++) expr = { type: 'binary_expr', left: expr, operator: 'OR', right: lit };
+  const stmt = { type: 'select_stmt', clauses: [{ type: 'select_clause', selectKw: { type: 'keyword', text: 'SELECT', name: 'SELECT' }, columns: { type: 'list_expr', items: [expr] } }] };
+  assert.deepEqual(classifyStatement(stmt as unknown as Statement), { kind: 'read', reason: 'select_stmt' });
+  const bad = { ...stmt, clauses: [{ ...stmt.clauses[0], columns: { type: 'list_expr', items: [{ type: 'binary_expr', left: expr, operator: 'OR', right: { type: 'identifier', name: '_sqlfleet_log', text: '_sqlfleet_log' } }] } }] };
+  assert.equal(classifyStatement(bad as unknown as Statement).kind, 'forbidden');
+});

@@ -31,6 +31,41 @@ export interface ClassifierOptions {
   readonly maxCachedLength?: number;
   /** Texts with more statements are refused before any is classified; default unlimited. */
   readonly maxStatements?: number;
+  /** How much sql-parser-cst may be asked to parse; default PARSE_LIMITS. */
+  readonly parseLimits?: ParseLimits;
+}
+
+/**
+ * Bounds on the work given to sql-parser-cst, which runs on the event loop at 10-30 µs a
+ * token and recurses per nesting level: a 589 KB `IN (0, …, 99999)` held a node for
+ * seconds (its /health and heartbeats waited; in etcd mode the master lost its lease),
+ * and a 20k-term `OR` chain overflowed the stack. A statement past these bounds is
+ * classified the fallback's way instead (its tokens, then SQLite's prepare, both linear
+ * and fast), which is exact for valid SQL; SQLite's own limits ("Expression tree is too
+ * large") then answer 400.
+ */
+export interface ParseLimits {
+  /** Longest statement (characters; a token takes at least one) the parser is given. */
+  readonly maxLength: number;
+  /** Deepest nesting of parentheses the parser is given. */
+  readonly maxDepth: number;
+  /** Most characters parsed for one text (statements and their shapes together). */
+  readonly perText: number;
+}
+
+/** Default parse limits: some tens of ms of parsing for one text at most on a busy node. */
+export const PARSE_LIMITS: ParseLimits = Object.freeze({ maxLength: 2000, maxDepth: 32, perText: 4000 });
+
+// Deepest nesting of parentheses in `sql`, stopping once past `max`. Parentheses in
+// strings and comments count too: that can only send a statement to the fallback.
+function nestingOver(sql: string, max: number): boolean {
+  let depth = 0;
+  for (let i = 0; i < sql.length; i++) {
+    const k = sql.charCodeAt(i);
+    if (k === 40 && ++depth > max) return true;
+    if (k === 41) depth--;
+  }
+  return false;
 }
 
 /** Parser options: SQLite dialect, and every parameter style SQLite binds. */
@@ -80,6 +115,7 @@ function agreesWithLeadingWord(sql: string, verdict: Verdict): boolean {
 export function createClassifier(opts: ClassifierOptions): Classifier {
   const cacheSize = opts.cacheSize ?? 10_000;
   const maxCached = opts.maxCachedLength ?? 4096;
+  const limits = opts.parseLimits ?? PARSE_LIMITS;
   const texts = new Lru<string, Classification>(cacheSize);
   const statements = new Lru<string, ClassifiedStatement>(cacheSize);
   // Literal-free shape → verdict (null: this shape cannot stand for its texts), so SQL
@@ -100,14 +136,17 @@ export function createClassifier(opts: ClassifierOptions): Classifier {
     }
   }
 
-  function decide(span: StatementSpan, index: number, text: string): Verdict {
+  function decide(span: StatementSpan, index: number, text: string, useParser: boolean): Verdict {
     let parseErr: unknown;
     let parsed: Statement[] | undefined;
-    parses++;
-    try {
-      parsed = parse(span.sql, PARSE_OPTIONS).statements.filter((s) => s.type !== 'empty');
-    } catch (e) {
-      parseErr = e;
+    if (useParser) {
+      parses++;
+      try {
+        parsed = parse(span.sql, PARSE_OPTIONS).statements.filter((s) => s.type !== 'empty');
+      } catch (e) {
+        // A stack overflow says nothing about where the text is wrong: SQLite will say.
+        if (!(e instanceof RangeError)) parseErr = e;
+      }
     }
     if (parsed?.length === 1) {
       const verdict = classifyStatement(parsed[0]!);
@@ -122,16 +161,17 @@ export function createClassifier(opts: ClassifierOptions): Classifier {
     });
   }
 
-  function classifyOne(span: StatementSpan, index: number, text: string): ClassifiedStatement {
+  function classifyOne(span: StatementSpan, index: number, text: string, spend: (span: StatementSpan) => boolean): ClassifiedStatement {
     const hit = statements.get(span.sql);
     if (hit) return hit;
     const shape = span.sql.length <= maxCached ? shapeOf(span.sql) : null;
     const known = shape === null ? undefined : shapes.get(shape);
     if (known) return Object.freeze({ sql: span.sql, kind: known.kind, reason: known.reason });
-    const verdict = decide(span, index, text);
+    const verdict = decide(span, index, text, spend(span));
     const result: ClassifiedStatement = Object.freeze({ sql: span.sql, ...verdict });
     if (span.sql.length <= maxCached) statements.set(span.sql, result);
-    if (shape !== null && known === undefined) {
+    // The shape has the statement's tokens: parsing it costs as much again.
+    if (shape !== null && known === undefined && spend(span)) {
       // A shape stands for its texts only when the parser reads it alone and agrees
       // with the text it came from; otherwise (e.g. a string used as a table name,
       // where a parameter is not allowed) every text goes the full way.
@@ -153,7 +193,14 @@ export function createClassifier(opts: ClassifierOptions): Classifier {
       if (spans.length > (opts.maxStatements ?? Infinity)) {
         throw new SqlfleetError('BAD_REQUEST', `too many statements: ${spans.length} > ${opts.maxStatements} (--max-statements)`);
       }
-      const classified = spans.map((span, i) => classifyOne(span, i, text));
+      let budget = limits.perText;
+      const spend = (span: StatementSpan): boolean => {
+        const cost = span.sql.length;
+        if (cost > limits.maxLength || cost > budget || nestingOver(span.sql, limits.maxDepth)) return false;
+        budget -= cost;
+        return true;
+      };
+      const classified = spans.map((span, i) => classifyOne(span, i, text, spend));
       const kind = classified.reduce((k, s) => (CLASS_RANK[s.kind] > CLASS_RANK[k] ? s.kind : k), classified[0]!.kind);
       const result: Classification = Object.freeze({ statements: Object.freeze(classified), kind });
       if (text.length <= maxCached) texts.set(text, result);

@@ -175,24 +175,26 @@ function check(node: Node): string | undefined {
   }
 }
 
-// Depth-first search of the whole tree for the first forbidden node.
-function findForbidden(value: unknown): string | undefined {
-  if (Array.isArray(value)) {
-    for (const v of value) {
-      const r = findForbidden(v);
+// Depth-first search of the whole tree for the first forbidden node, in document order.
+// An explicit stack, not recursion: a long chained expression (`1 OR 1 OR …`) is a tree
+// as deep as it is long, and recursing over it overflowed the stack (a 500).
+function findForbidden(root: unknown): string | undefined {
+  const stack: unknown[] = [root];
+  while (stack.length > 0) {
+    const value = stack.pop();
+    if (Array.isArray(value)) {
+      for (let i = value.length - 1; i >= 0; i--) stack.push(value[i]);
+      continue;
+    }
+    if (value === null || typeof value !== 'object') continue;
+    if ('type' in value) {
+      const r = check(value as Node);
       if (r) return r;
     }
-    return undefined;
-  }
-  if (value === null || typeof value !== 'object') return undefined;
-  if ('type' in value) {
-    const r = check(value as Node);
-    if (r) return r;
-  }
-  for (const v of Object.values(value)) {
-    if (v !== null && typeof v === 'object') {
-      const r = findForbidden(v);
-      if (r) return r;
+    const children = Object.values(value);
+    for (let i = children.length - 1; i >= 0; i--) {
+      const v: unknown = children[i];
+      if (v !== null && typeof v === 'object') stack.push(v);
     }
   }
   return undefined;
