@@ -1,0 +1,132 @@
+// The checkers of the Jepsen-style test (issue 27): the register model for the
+// linearizability search, the bank invariant and set completeness. Pure functions over
+// recorded operations, so test/jepsen-checker.test.ts feeds them hand-made histories.
+
+import { formatOp, type Operation } from './history.js';
+import { checkLinearizable, shrink, type LinearizabilityResult, type Model } from './linearizable.js';
+
+/** Register operation arguments: every write and CAS target is a value unique in the run. */
+export type RegisterArg = { k: number; v?: number; from?: number; to?: number };
+/** A register's state: its value, null before the first write. */
+export type RegisterState = number | null;
+
+/**
+ * A register per key with read, write and compare-and-set. A CAS that changed no row is an
+ * `ok` operation with result false (it observed a value other than `from`); an `info`
+ * CAS, when linearized, sets `to` exactly when the value is `from`.
+ */
+export const registerModel: Model<RegisterState> = {
+  init: null,
+  partition: (op) => String((op.arg as RegisterArg).k),
+  key: (s) => String(s),
+  step(state, op) {
+    const a = op.arg as RegisterArg;
+    switch (op.f) {
+      case 'read':
+        return op.type === 'ok' && op.result === state ? state : op.type === 'info' ? state : undefined;
+      case 'write':
+        return a.v!;
+      case 'cas':
+        if (op.type === 'info') return state === a.from ? a.to! : state;
+        if (op.result === true) return state === a.from ? a.to! : undefined;
+        return state !== a.from ? state : undefined;
+      default:
+        throw new Error(`register model: unknown f ${op.f}`);
+    }
+  },
+};
+
+/** Every value a read returned or a successful CAS expected was written by an operation in `ops`. */
+export function registerProvenance(ops: readonly Operation[]): boolean {
+  const written = new Set<number>();
+  for (const o of ops) {
+    const a = o.arg as RegisterArg;
+    if (o.f === 'write') written.add(a.v!);
+    if (o.f === 'cas' && o.type !== 'fail' && o.result !== false) written.add(a.to!);
+  }
+  return ops.every((o) => {
+    const a = o.arg as RegisterArg;
+    if (o.f === 'read' && o.type === 'ok' && o.result !== null) return written.has(o.result as number);
+    if (o.f === 'cas' && o.type === 'ok' && o.result === true && a.from !== null) return written.has(a.from!);
+    return true;
+  });
+}
+
+/** A checker's verdict, printable. */
+export interface Verdict {
+  readonly name: string;
+  readonly valid: boolean | 'unknown';
+  /** Counts: operations by outcome and what was checked. */
+  readonly stats: Record<string, number>;
+  /** Why it failed (or was unknown), one line each, e.g. the shortest failing window. */
+  readonly details: readonly string[];
+}
+
+/** Linearizability of register operations; a failure carries the shortest non-linearizable window found. */
+export function checkRegister(ops: readonly Operation[], opts: { shrinkMs?: number; maxMs?: number } = {}): Verdict & { result: LinearizabilityResult } {
+  // Reads that failed or timed out observed nothing and changed nothing: out of the history.
+  const usable = ops.filter((o) => o.type !== 'fail' && !(o.f === 'read' && o.type === 'info'));
+  const result = checkLinearizable(registerModel, usable, { maxMs: opts.maxMs ?? 60_000 });
+  const details: string[] = [];
+  for (const p of result.partitions) {
+    if (p.valid === 'unknown') details.push(`key ${p.partition}: search gave up after ${p.steps} steps (${p.ops} operations)`);
+    if (p.valid !== false) continue;
+    const keyOps = usable.filter((o) => registerModel.partition!(o) === p.partition);
+    const window = shrink(registerModel, keyOps, registerProvenance, opts.shrinkMs ?? 20_000);
+    details.push(`key ${p.partition}: not linearizable; no linearization can place ${formatOp(p.blocked!)} before it returned`);
+    details.push(`key ${p.partition}: shortest non-linearizable window found (${window.length} of ${keyOps.length} operations):`);
+    for (const o of window) details.push(`    ${formatOp(o)}`);
+  }
+  return { name: 'register (linearizable)', valid: result.valid, stats: { ...countTypes(ops), keys: result.partitions.length, steps: result.partitions.reduce((n, p) => n + p.steps, 0) }, details, result };
+}
+
+/** A bank read's result: balances by account id. */
+export type Balances = Record<string, number>;
+
+/** Every ok read saw every account and the same total, and no negative balance (transfers are guarded). */
+export function checkBank(ops: readonly Operation[], accounts: number, total: number): Verdict {
+  const reads = ops.filter((o) => o.f.startsWith('read') && o.type === 'ok');
+  const details: string[] = [];
+  for (const r of reads) {
+    const b = r.result as Balances;
+    const ids = Object.keys(b);
+    const sum = Object.values(b).reduce((n, x) => n + x, 0);
+    const neg = Object.entries(b).filter(([, x]) => x < 0);
+    if (ids.length !== accounts || sum !== total || neg.length) {
+      details.push(`${formatOp(r)}: ${ids.length} accounts, total ${sum} (expected ${accounts} accounts, total ${total})${neg.length ? `, negative ${JSON.stringify(neg)}` : ''}`);
+    }
+  }
+  const shown = details.slice(0, 10);
+  if (details.length > 10) shown.push(`… and ${details.length - 10} more`);
+  return { name: 'bank (total constant)', valid: details.length === 0, stats: { ...countTypes(ops), reads_checked: reads.length, bad_reads: details.length }, details: shown };
+}
+
+/** Every acknowledged insert is on every node; nothing is there that was never attempted. */
+export function checkSet(ops: readonly Operation[], finalReads: ReadonlyMap<string, readonly number[]>): Verdict {
+  const acked = new Set(ops.filter((o) => o.f === 'insert' && o.type === 'ok').map((o) => o.arg as number));
+  const attempted = new Set(ops.filter((o) => o.f === 'insert' && o.type !== 'fail').map((o) => o.arg as number));
+  const failed = new Set(ops.filter((o) => o.f === 'insert' && o.type === 'fail').map((o) => o.arg as number));
+  const details: string[] = [];
+  let recovered = 0;
+  for (const [node, values] of finalReads) {
+    const present = new Set(values);
+    const lost = [...acked].filter((v) => !present.has(v));
+    const unexpected = values.filter((v) => !attempted.has(v));
+    if (lost.length) details.push(`${node}: ${lost.length} acknowledged element(s) missing: ${lost.slice(0, 20).join(', ')}`);
+    if (unexpected.length) details.push(`${node}: ${unexpected.length} element(s) present that ${unexpected.some((v) => failed.has(v)) ? 'failed definitely' : 'were never inserted'}: ${unexpected.slice(0, 20).join(', ')}`);
+    recovered = Math.max(recovered, values.filter((v) => attempted.has(v) && !acked.has(v)).length);
+  }
+  if (finalReads.size === 0) details.push('no final read');
+  return { name: 'set (acknowledged elements on every node)', valid: details.length === 0, stats: { ...countTypes(ops), acknowledged: acked.size, nodes_read: finalReads.size, unknown_present: recovered }, details };
+}
+
+/** Operations by outcome. */
+export function countTypes(ops: readonly Operation[]): Record<string, number> {
+  return { ops: ops.length, ok: ops.filter((o) => o.type === 'ok').length, fail: ops.filter((o) => o.type === 'fail').length, info: ops.filter((o) => o.type === 'info').length };
+}
+
+/** One verdict as text: a headline and its details. */
+export function formatVerdict(v: Verdict): string {
+  const head = `${v.valid === true ? 'PASS' : v.valid === false ? 'FAIL' : 'UNKNOWN'}  ${v.name}  ${Object.entries(v.stats).map(([k, n]) => `${k}=${n}`).join(' ')}`;
+  return [head, ...v.details.map((d) => `    ${d}`)].join('\n');
+}
