@@ -50,6 +50,12 @@ export interface Config {
   readonly maxRows: number;
   /** Threads running client reads. */
   readonly readWorkers: number;
+  /** An interactive transaction open longer is rolled back and frees the writer (DESIGN §8). */
+  readonly txTimeoutMs: number;
+  /** Open Hrana streams per node, and per user; an idle stream expires after streamIdleMs. */
+  readonly maxStreams: number;
+  readonly maxStreamsPerUser: number;
+  readonly streamIdleMs: number;
   /** Users file for client auth; null = no client auth (loopback only unless insecure). */
   readonly authFile: string | null;
   /** Allow binding a non-loopback address without --auth. */
@@ -142,6 +148,10 @@ export function resolveConfig(input: ConfigInput): Config {
     queryTimeoutMs: positive('query-timeout', input.queryTimeoutMs ?? 5_000),
     maxRows: positive('max-rows', input.maxRows ?? 100_000),
     readWorkers: positive('read-workers', input.readWorkers ?? 2),
+    txTimeoutMs: positive('tx-timeout', input.txTimeoutMs ?? 5_000),
+    maxStreams: positive('max-streams', input.maxStreams ?? 1000),
+    maxStreamsPerUser: positive('max-streams-per-user', input.maxStreamsPerUser ?? 200),
+    streamIdleMs: positive('stream-idle', input.streamIdleMs ?? 10_000),
   });
 }
 

@@ -8,7 +8,8 @@ import { getRequestListener } from '@hono/node-server';
 import { idempotencyRetainMs, urlHost, type Config } from './config.js';
 import { Users } from './auth/users.js';
 import { SqlfleetError } from './errors.js';
-import { Executor } from './core/executor.js';
+import { Executor, type ExecutorDeps } from './core/executor.js';
+import { createHrana } from './hrana/index.js';
 import { IndexWaiter } from './core/index-waiter.js';
 import { masterToken, slaveToken } from './cluster/token.js';
 import { createApp, type AppDeps } from './http/app.js';
@@ -101,7 +102,7 @@ export async function startNode(config: Config, log: LogFn = createLogger(config
   announceSaved(config, saved, store, log);
   if (ha) roles.initFollower(saved);
   else roles.init(saved, await startFollowing(saved, config, store.epoch, client, log));
-  const executor = new Executor({
+  const execDeps: ExecutorDeps = {
     config,
     store,
     classify: (sql) => classifier.classify(sql),
@@ -116,7 +117,10 @@ export async function startNode(config: Config, log: LogFn = createLogger(config
     epoch: () => store.epoch,
     masterUrl: () => roles.current.masterUrl(),
     diverged: () => roles.current.diverged(),
-  });
+  };
+  const executor = new Executor(execDeps);
+  // Hrana (libSQL's protocol) and interactive transactions over the same dependencies (DESIGN §8).
+  const hrana = createHrana({ deps: execDeps, config, token, log });
   const promoter = new Promoter({ config, store, client, roles, log, selfUrl: () => url, automatic: () => ha !== null, ...(ha ? { force: (copy: CopyFn) => ha.force(copy) } : {}) });
   const role = {
     nodes: () => roles.current.nodes(),
@@ -136,6 +140,7 @@ export async function startNode(config: Config, log: LogFn = createLogger(config
     maxStatements: config.maxStatements,
     log,
     rqlite: portable,
+    hrana: hrana.streams,
     api: {
       execute: (req, raw, who) => executor.execute(req, raw, who),
       status: () => ({ node: config.id, role: roles.current.kind, url, applied_index: store.appliedIndex, ...role.statusExtra(), nodes: role.nodes() }),
@@ -164,6 +169,7 @@ export async function startNode(config: Config, log: LogFn = createLogger(config
     s.listen(config.port, config.host, () => resolve(s));
   });
   const closeStreams = serveReplicationStream(server, lane);
+  hrana.attachWs(server, appDeps.users, clusterTokenCheck(token));
   const port = (server.address() as AddressInfo).port;
   url = config.advertiseUrl ?? `${config.tlsCert ? 'https' : 'http'}://${urlHost(config.host)}:${port}`;
   roles.start(url);
@@ -181,6 +187,7 @@ export async function startNode(config: Config, log: LogFn = createLogger(config
       await roles.stop();
       waiter.cancelAll();
       closeStreams();
+      await hrana.close();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await client.close();
       portable.close();

@@ -14,6 +14,8 @@ import { principalOf, requireRole } from './principal.js';
 import { runQuery } from './query.js';
 import { stringify } from './json.js';
 import { registerRqlite, withRqliteStatus, type RqliteSupport } from './rqlite.js';
+import { registerHrana } from '../hrana/http.js';
+import type { Streams } from '../hrana/streams.js';
 
 /** What the HTTP layer needs from a node; it never sees the store or replication. */
 export interface NodeApi {
@@ -49,6 +51,8 @@ export interface AppDeps {
   log: (level: 'debug' | 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
   /** The node's database as a file, for rqlite's /db/* routes (DESIGN §7); optional so tests can build a bare app. */
   rqlite?: RqliteSupport;
+  /** libSQL's Hrana over HTTP (src/hrana/, DESIGN §8); optional so tests can build a bare app. */
+  hrana?: Streams;
   /** Observers for metrics; optional so tests can build a bare app. */
   observe?: {
     request(route: string, code: string): void;
@@ -143,6 +147,9 @@ export function createApp(d: AppDeps): Hono {
 
   // rqlite's HTTP API on the same executor (rqlite.ts).
   registerRqlite(app, { execute: (r, raw, who) => d.api.execute(r, raw, who), status: () => d.api.status(), ready: () => d.api.ready(), support: d.rqlite, token: d.token, maxBody: d.maxBody, maxStatements: d.maxStatements, need });
+
+  // libSQL's Hrana over HTTP: /v2/pipeline, /v3/pipeline, /v3/cursor (src/hrana/).
+  if (d.hrana) registerHrana(app, { streams: d.hrana, principal, readBody: (c) => readBody(c, d.maxBody) });
 
   app.notFound((c) => sendError(c, new SqlfleetError('NOT_FOUND', `no such endpoint: ${c.req.method} ${c.req.path}`)));
   app.onError((err, c) => send(c, errorOutcome(err, d.log, c.req.path)));

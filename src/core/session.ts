@@ -1,0 +1,328 @@
+// Session: one client connection's statements with their transaction state (DESIGN §8).
+// The protocol fronts (Hrana over HTTP and WebSocket) are thin translators over it; it
+// decides where a statement runs (locally, in the transaction holding the master's writer,
+// in a read snapshot, or on the master through a relay) and enforces --tx-timeout.
+import { SqlfleetError } from '../errors.js';
+import { hasRole, type Principal, type Role } from '../auth/users.js';
+import type { ReadSnapshot, TypedResult, WriterTx } from '../store/interactive.js';
+import type { Stmt } from '../store/types.js';
+import type { ExecutorDeps } from './executor.js';
+
+/** A stream on the master, used by a slave's session for writes and write transactions. */
+export interface RemoteConn {
+  /** Runs one statement there; `autocommit` is the remote stream's state after it, `index` the master's applied index. */
+  execute(s: Stmt): Promise<{ result: TypedResult; autocommit: boolean; index: number }>;
+  close(): Promise<void>;
+}
+
+/** What sessions need from the node. */
+export interface SessionDeps extends ExecutorDeps {
+  txTimeoutMs: number;
+  /** Slave: opens a stream on the current master on behalf of `who`. */
+  openRemote(who: Principal): RemoteConn;
+}
+
+type TxControl =
+  | { op: 'begin'; readonly: boolean }
+  | { op: 'commit' }
+  | { op: 'rollback' }
+  | { op: 'savepoint' };
+
+/** Recognises transaction control statements, including libSQL's `BEGIN TRANSACTION READONLY`. */
+export function txControl(sql: string): TxControl | null {
+  const t = sql
+    .replace(/--[^\n]*|\/\*[\s\S]*?\*\//g, ' ')
+    .trim()
+    .replace(/;\s*$/, '')
+    .trim()
+    .toUpperCase();
+  if (/^BEGIN(\s+(DEFERRED|IMMEDIATE|EXCLUSIVE))?(\s+TRANSACTION)?$/.test(t)) return { op: 'begin', readonly: false };
+  if (/^BEGIN(\s+TRANSACTION)?\s+READONLY$/.test(t)) return { op: 'begin', readonly: true };
+  if (/^(COMMIT|END)(\s+TRANSACTION)?$/.test(t)) return { op: 'commit' };
+  if (/^ROLLBACK(\s+TRANSACTION)?$/.test(t)) return { op: 'rollback' };
+  if (/^(SAVEPOINT\s|RELEASE\s|ROLLBACK(\s+TRANSACTION)?\s+TO\s)/.test(t)) return { op: 'savepoint' };
+  return null;
+}
+
+const EMPTY: TypedResult = { cols: [], rows: [], changes: 0, lastInsertRowid: null, readonly: true };
+
+/** SQLite's own message when a statement needs a transaction that is not open. */
+function noTx(what: string): SqlfleetError {
+  return new SqlfleetError('SQL_ERROR', `cannot ${what} - no transaction is active`, { sqlite_code: 'SQLITE_ERROR' });
+}
+
+/**
+ * One client connection (a Hrana stream). Statements run one at a time (the front
+ * serialises them). Autocommit reads run on this node; autocommit writes on the master are
+ * one-statement transactions; on a slave, writes and write transactions go to the master.
+ */
+export class Session {
+  private write: WriterTx | null = null;
+  private read: ReadSnapshot | null = null;
+  private remote: RemoteConn | null = null;
+  private timers: NodeJS.Timeout[] = [];
+  /** Why the open transaction was rolled back behind the client's back; reported until it ends it. */
+  private aborted: SqlfleetError | null = null;
+  private closed = false;
+  /** Highest log index this session's writes got (read-your-writes for the front). */
+  lastIndex = 0;
+
+  constructor(
+    private readonly d: SessionDeps,
+    readonly who: Principal,
+  ) {}
+
+  /** True when no transaction is open (Hrana's is_autocommit). */
+  get autocommit(): boolean {
+    return !this.write && !this.read && !this.remote && !this.aborted;
+  }
+
+  /** Runs one statement (Hrana's execute, or a step of a batch). */
+  async execute(s: Stmt): Promise<TypedResult> {
+    if (this.closed) throw new SqlfleetError('BAD_REQUEST', 'the stream is closed', { hrana_code: 'STREAM_CLOSED' });
+    const ctl = txControl(s.sql);
+    if (this.aborted) {
+      const why = this.aborted;
+      if (ctl?.op === 'rollback') {
+        this.aborted = null;
+        return EMPTY;
+      }
+      if (ctl?.op === 'commit') this.aborted = null;
+      throw why;
+    }
+    if (this.remote) return this.onRemote(s, ctl);
+    if (ctl) return this.control(ctl, s);
+    const kind = this.classify(s.sql);
+    if (this.write) return this.write.run(s);
+    if (this.read) {
+      if (kind !== 'read') throw new SqlfleetError('READ_ONLY_COMMAND', 'cannot write in a read-only transaction (BEGIN TRANSACTION READONLY)', { hrana_code: 'SQLITE_READONLY' });
+      return this.read.run(s);
+    }
+    if (kind === 'read') {
+      const { results } = await this.d.store.read([s], true);
+      return fromStore(results[0] as unknown as Record<string, unknown>);
+    }
+    if (this.d.role() !== 'master') {
+      const conn = this.d.openRemote(this.who);
+      try {
+        return (await this.relay(conn, s)).result;
+      } finally {
+        await conn.close().catch(() => undefined);
+      }
+    }
+    // An autocommit write: a transaction of one statement (one entry, acked like any write).
+    await this.beginWrite();
+    try {
+      const r = this.write!.run(s);
+      await this.commitWrite();
+      return r;
+    } catch (e) {
+      this.endWrite();
+      throw e;
+    }
+  }
+
+  /** True when `sql` only reads (the classifier's verdict; false when it does not parse). */
+  isRead(sql: string): boolean {
+    try {
+      return this.d.classify(sql).kind === 'read';
+    } catch {
+      return false;
+    }
+  }
+
+  /** Splits a text of several statements (Hrana's sequence). */
+  split(sql: string): string[] {
+    return this.d.classify(sql).statements.map((s) => s.sql);
+  }
+
+  /** Describes a statement without running it (Hrana's describe). */
+  describe(sql: string): { params: { name: string | null }[]; cols: { name: string; decltype: string | null }[]; isExplain: boolean; isReadonly: boolean } {
+    const c = this.d.classify(sql);
+    if (c.kind === 'forbidden') throw new SqlfleetError('FORBIDDEN_STATEMENT', c.statements.find((x) => x.kind === 'forbidden')?.reason ?? 'statement not allowed');
+    return this.d.store.describe(sql);
+  }
+
+  /** Ends the session: an open transaction rolls back. */
+  async close(): Promise<void> {
+    this.closed = true;
+    this.endWrite();
+    this.endRead();
+    await this.endRemote();
+  }
+
+  /** Rolls back an open transaction because the stream expired or the node stops. */
+  abort(e: SqlfleetError): void {
+    if (this.write) this.write.abort(e);
+    else if (this.read) {
+      this.endRead();
+      this.aborted = e;
+    }
+  }
+
+  private classify(sql: string): 'read' | 'write' | 'schema' {
+    const c = this.d.classify(sql);
+    if (c.statements.length > 1) throw new SqlfleetError('BAD_REQUEST', 'one statement per execute; use a sequence or a batch for several');
+    if (c.kind === 'forbidden') throw new SqlfleetError('FORBIDDEN_STATEMENT', c.statements[0]?.reason || 'statement not allowed');
+    if (c.kind === 'transaction') throw new SqlfleetError('TRANSACTION_CONTROL', c.statements[0]?.reason || 'unsupported transaction statement');
+    const kind = c.kind;
+    const role: Role = kind === 'read' ? 'read' : kind === 'write' ? 'write' : 'admin';
+    if (!hasRole(this.who, role)) throw new SqlfleetError('FORBIDDEN', `user "${this.who.user}" (role ${this.who.role}) needs role ${role}`);
+    return kind;
+  }
+
+  private async control(ctl: TxControl, s: Stmt): Promise<TypedResult> {
+    switch (ctl.op) {
+      case 'begin':
+        if (!this.autocommit) throw new SqlfleetError('SQL_ERROR', 'cannot start a transaction within a transaction', { sqlite_code: 'SQLITE_ERROR' });
+        if (ctl.readonly) {
+          this.read = this.d.store.openSnapshot();
+          this.arm();
+          return EMPTY;
+        }
+        if (!hasRole(this.who, 'write')) throw new SqlfleetError('FORBIDDEN', `user "${this.who.user}" (role ${this.who.role}) needs role write for a write transaction; use BEGIN TRANSACTION READONLY`);
+        if (this.d.role() !== 'master') {
+          this.remote = this.d.openRemote(this.who);
+          return this.onRemote(s, ctl);
+        }
+        await this.beginWrite();
+        return EMPTY;
+      case 'commit':
+        if (this.read) return this.endRead(), EMPTY;
+        if (!this.write) throw noTx('commit');
+        await this.commitWrite();
+        return EMPTY;
+      case 'rollback':
+        if (this.read) return this.endRead(), EMPTY;
+        if (!this.write) throw noTx('rollback');
+        this.endWrite();
+        return EMPTY;
+      case 'savepoint':
+        if (this.read) return this.read.run(s);
+        if (!this.write) throw new SqlfleetError('TRANSACTION_CONTROL', 'savepoints need an open transaction here: send BEGIN first', { sqlite_code: 'SQLITE_ERROR' });
+        return this.write.run(s);
+    }
+  }
+
+  private async beginWrite(): Promise<void> {
+    const tx = await this.d.store.beginTx(this.d.txTimeoutMs);
+    this.write = tx;
+    tx.onAbort((e) => {
+      if (this.write !== tx) return;
+      this.write = null;
+      this.disarm();
+      this.aborted = e;
+    });
+    this.arm();
+    // A master that loses its role (switchover, lease, newer epoch) rolls back at once.
+    this.timers.push(
+      setInterval(() => {
+        try {
+          if (this.d.role() !== 'master') throw new SqlfleetError('NOT_MASTER', 'this node stopped being the master; the transaction was rolled back');
+          this.d.replicate().check();
+        } catch (e) {
+          tx.abort(e instanceof SqlfleetError ? new SqlfleetError(e.code, e.message, { ...e.details, hrana_code: 'NOT_MASTER' }) : new SqlfleetError('NOT_MASTER', String(e)));
+        }
+      }, 100),
+    );
+  }
+
+  /** Starts the --tx-timeout clock of the transaction just opened. */
+  private arm(): void {
+    const ms = this.d.txTimeoutMs;
+    this.timers.push(
+      setTimeout(() => {
+        const e = new SqlfleetError('TIMEOUT', `the transaction was open for more than ${ms} ms (--tx-timeout) and was rolled back`, { hrana_code: 'TRANSACTION_TIMEOUT' });
+        if (this.write) this.write.abort(e);
+        else if (this.read) {
+          this.endRead();
+          this.aborted = e;
+        }
+      }, ms),
+    );
+  }
+
+  private disarm(): void {
+    for (const t of this.timers) clearTimeout(t);
+    this.timers = [];
+  }
+
+  private async commitWrite(): Promise<void> {
+    const tx = this.write!;
+    const rep = this.d.replicate();
+    try {
+      rep.admit();
+    } catch (e) {
+      this.endWrite();
+      throw e;
+    }
+    try {
+      const epoch = this.d.epoch();
+      this.write = null;
+      this.disarm();
+      const written = tx.commit(epoch, () => rep.check());
+      if (!written) return;
+      this.d.applied.notify();
+      rep.onWrite(written.entry, written.json);
+      const index = written.entry.index;
+      this.lastIndex = index;
+      await rep.waitAcks(index, 'all', this.d.config.ackTimeoutMs);
+      rep.settle(epoch, index);
+    } finally {
+      rep.done();
+    }
+  }
+
+  private endWrite(): void {
+    const tx = this.write;
+    this.write = null;
+    this.disarm();
+    tx?.rollback();
+  }
+
+  private endRead(): void {
+    this.read?.close();
+    this.read = null;
+    this.disarm();
+  }
+
+  private async endRemote(): Promise<void> {
+    const r = this.remote;
+    this.remote = null;
+    this.disarm();
+    await r?.close().catch(() => undefined);
+  }
+
+  /** Slave: the statement runs in the stream this session holds on the master. */
+  private async onRemote(s: Stmt, ctl: TxControl | null): Promise<TypedResult> {
+    if (!ctl) this.classify(s.sql); // forbidden and role checks here, before the master sees it
+    try {
+      const out = await this.relay(this.remote!, s);
+      if (out.autocommit) await this.endRemote();
+      return out.result;
+    } catch (e) {
+      if (e instanceof SqlfleetError && e.details.remote_autocommit === true) await this.endRemote();
+      if (e instanceof SqlfleetError && (e.code === 'MASTER_UNAVAILABLE' || e.details.hrana_code === 'STREAM_EXPIRED')) {
+        await this.endRemote();
+        this.aborted = new SqlfleetError('MASTER_UNAVAILABLE', `the transaction on the master was lost: ${e.message}`, { hrana_code: 'TRANSACTION_ABORTED' });
+      }
+      throw e;
+    }
+  }
+
+  private async relay(conn: RemoteConn, s: Stmt): Promise<{ result: TypedResult; autocommit: boolean }> {
+    const out = await conn.execute(s);
+    if (out.index > this.lastIndex) this.lastIndex = out.index;
+    // Answer once this replica has the write, so the client reads it back here.
+    if (out.autocommit && out.index > this.d.store.appliedIndex) await this.d.applied.wait(out.index, this.d.config.ackTimeoutMs);
+    return out;
+  }
+}
+
+/** A store read result (raw values) as a TypedResult. */
+function fromStore(r: Record<string, unknown>): TypedResult {
+  if (Array.isArray(r.columns)) {
+    return { cols: (r.columns as string[]).map((name) => ({ name, decltype: null })), rows: r.rows as TypedResult['rows'], changes: 0, lastInsertRowid: null, readonly: true };
+  }
+  return { cols: [], rows: [], changes: Number(r.changes ?? 0), lastInsertRowid: null, readonly: true };
+}

@@ -1,0 +1,50 @@
+// The Hrana front (DESIGN §8): sessions over the node's executor dependencies, the stream
+// registry, and the WebSocket listener. node.ts wires it; http/app.ts mounts its routes.
+import type { Server } from 'node:http';
+import { SqlfleetError } from '../errors.js';
+import type { Config } from '../config.js';
+import { ANONYMOUS_ADMIN, CLUSTER, type Principal, type Users } from '../auth/users.js';
+import type { ExecutorDeps } from '../core/executor.js';
+import { Session, type SessionDeps } from '../core/session.js';
+import { openRemote } from './remote.js';
+import { Streams } from './streams.js';
+import { serveHranaWs } from './ws.js';
+
+/** The Hrana front of one node. */
+export interface HranaFront {
+  streams: Streams;
+  /** Accepts WebSocket upgrades on the node's server. */
+  attachWs(server: unknown, users: Users | null, isClusterToken: (authorization: string | undefined) => boolean): void;
+  /** Rolls back open transactions and closes every stream and socket. */
+  close(): Promise<void>;
+}
+
+/** Builds the front from the executor's dependencies. */
+export function createHrana(o: { deps: ExecutorDeps; config: Config; token: string; log: (level: 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void }): HranaFront {
+  const { config } = o;
+  const sessionDeps: SessionDeps = {
+    ...o.deps,
+    txTimeoutMs: config.txTimeoutMs,
+    openRemote: (who) => openRemote({ masterUrl: o.deps.masterUrl, token: o.token, timeoutMs: config.forwardTimeoutMs }, who),
+  };
+  const streams = new Streams({ maxStreams: config.maxStreams, maxStreamsPerUser: config.maxStreamsPerUser, idleMs: config.streamIdleMs }, (who) => new Session(sessionDeps, who));
+  let closeWs = () => undefined as void;
+  return {
+    streams,
+    attachWs(server, users, isClusterToken) {
+      const authenticate = async (jwt: string | null): Promise<Principal> => {
+        const header = jwt ? `Bearer ${jwt}` : undefined;
+        if (isClusterToken(header)) return CLUSTER;
+        if (!users) return ANONYMOUS_ADMIN;
+        const p = await users.authenticate(header);
+        if (!p) throw new SqlfleetError('UNAUTHORIZED', jwt ? 'wrong credentials' : 'credentials required: pass an API token as authToken');
+        return p;
+      };
+      closeWs = serveHranaWs(server as Server, { streams, authenticate, maxMessage: config.maxBody, log: o.log });
+    },
+    async close() {
+      closeWs();
+      await streams.closeAll();
+    },
+  };
+}

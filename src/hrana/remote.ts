@@ -1,0 +1,76 @@
+// A slave's stream on the master (DESIGN §8): writes and write transactions that start on
+// a slave run in a Hrana stream the slave holds on the master, over the master's own
+// /v2/pipeline, with the cluster token on behalf of the client's user. The client keeps
+// talking to the slave (HTTP and WebSocket alike), so nothing depends on whether it can
+// reach the master's address.
+import { SqlfleetError } from '../errors.js';
+import type { Principal } from '../auth/users.js';
+import type { RemoteConn } from '../core/session.js';
+import type { Stmt } from '../store/types.js';
+import { decodeResult, encodeStmt } from './values.js';
+
+/** How to reach the master. */
+export interface RemoteDeps {
+  masterUrl(): string;
+  token: string;
+  timeoutMs: number;
+}
+
+type PipelineAnswer = { baton: string | null; results: { type: string; response?: Record<string, unknown>; error?: { message: string; code?: string } }[]; sqlfleet_index?: number };
+
+/** Opens a relay stream on the master for `who` (nothing is sent until the first statement). */
+export function openRemote(d: RemoteDeps, who: Principal): RemoteConn {
+  let baton: string | null = null;
+  let started = false;
+  const base = d.masterUrl(); // a stream lives on one master: a new master means a lost stream
+  const headers: Record<string, string> = { authorization: `Bearer ${d.token}`, 'content-type': 'application/json' };
+  if (!who.cluster && who.user !== 'anonymous') headers['x-sqlfleet-user'] = who.user;
+
+  const pipeline = async (requests: unknown[]): Promise<PipelineAnswer> => {
+    if (started && baton === null) throw new SqlfleetError('MASTER_UNAVAILABLE', 'the stream on the master is closed', { hrana_code: 'STREAM_EXPIRED' });
+    started = true;
+    let res: Response;
+    try {
+      res = await fetch(`${base}/v2/pipeline`, { method: 'POST', headers, body: JSON.stringify({ baton, requests }), signal: AbortSignal.timeout(d.timeoutMs) });
+    } catch (e) {
+      baton = null;
+      throw new SqlfleetError('MASTER_UNAVAILABLE', `cannot reach the master at ${base}: ${(e as Error).message}`);
+    }
+    const text = await res.text();
+    let body: Record<string, unknown>;
+    try {
+      body = JSON.parse(text) as Record<string, unknown>;
+    } catch {
+      baton = null;
+      throw new SqlfleetError('MASTER_UNAVAILABLE', `the master answered ${res.status} without JSON`);
+    }
+    if (res.status !== 200) {
+      baton = null;
+      const code = typeof body.code === 'string' ? body.code : 'MASTER_UNAVAILABLE';
+      throw new SqlfleetError(res.status === 400 ? 'BAD_REQUEST' : 'MASTER_UNAVAILABLE', `the master refused: ${String(body.message)}`, { hrana_code: code });
+    }
+    const answer = body as unknown as PipelineAnswer;
+    baton = answer.baton;
+    return answer;
+  };
+
+  return {
+    async execute(s: Stmt) {
+      const a = await pipeline([{ type: 'execute', stmt: encodeStmt(s) }, { type: 'get_autocommit' }]);
+      const [r, auto] = a.results;
+      const autocommit = auto?.type === 'ok' ? auto.response?.is_autocommit === true : true;
+      if (r?.type !== 'ok') {
+        const err = r?.error ?? { message: 'no answer from the master' };
+        // The master's error, as it gave it (code included), to the client.
+        const e = new SqlfleetError('SQL_ERROR', err.message, { hrana_code: err.code ?? 'SQLITE_ERROR', remote_autocommit: autocommit });
+        throw e;
+      }
+      return { result: decodeResult(r.response!.result as Record<string, unknown>), autocommit, index: Number(a.sqlfleet_index ?? 0) };
+    },
+    async close() {
+      if (baton === null) return;
+      await pipeline([{ type: 'close' }]).catch(() => undefined);
+      baton = null;
+    },
+  };
+}
