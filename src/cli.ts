@@ -34,10 +34,6 @@ const common = (y: Argv) =>
     .option('max-streams', { type: 'number', default: 1000, describe: 'open Hrana streams per node' })
     .option('max-streams-per-user', { type: 'number', default: 200, describe: 'open Hrana streams per user' })
     .option('stream-idle', { type: 'number', default: 10000, describe: 'ms after which an idle Hrana stream expires' })
-    .option('tx-timeout', { type: 'number', default: 5000, describe: 'ms an interactive (Hrana) transaction may stay open before it is rolled back' })
-    .option('max-streams', { type: 'number', default: 1000, describe: 'open Hrana streams per node' })
-    .option('max-streams-per-user', { type: 'number', default: 200, describe: 'open Hrana streams per user' })
-    .option('stream-idle', { type: 'number', default: 10000, describe: 'ms after which an idle Hrana stream expires' })
     // Tests only (src/failpoints.ts): named places made to fail, to prove a node survives them.
     .option('failpoints', { type: 'string', hidden: true })
     .option('verify-ms', { type: 'number', default: 10000, describe: 'ms between checksum comparisons (master)' })
@@ -84,10 +80,6 @@ function toInput(a: Args, id: number, numSlaves: number): ConfigInput {
     queryTimeoutMs: a['query-timeout'],
     maxRows: a['max-rows'],
     readWorkers: a['read-workers'],
-    txTimeoutMs: a['tx-timeout'],
-    maxStreams: a['max-streams'],
-    maxStreamsPerUser: a['max-streams-per-user'],
-    streamIdleMs: a['stream-idle'],
     txTimeoutMs: a['tx-timeout'],
     maxStreams: a['max-streams'],
     maxStreamsPerUser: a['max-streams-per-user'],

@@ -5,7 +5,7 @@ import Database from 'better-sqlite3';
 import type { Database as Db } from 'better-sqlite3';
 import { SqlfleetError } from '../errors.js';
 import type { DetSession, Determinism } from './determinism.js';
-import { StatementCache, bindArgs, translateError } from './exec.js';
+import { StatementCache, bindArgs, prepareFresh, translateError } from './exec.js';
 import type { Entry, Params, Stmt } from './types.js';
 
 /** A value as SQLite gave it: integers as bigint, reals as number, blobs as bytes. */
@@ -218,4 +218,38 @@ export class ReadSnapshot {
       /* closing twice */
     }
   }
+}
+
+/** What a statement takes and returns, without running it (Hrana's describe). */
+export interface Description {
+  params: { name: string | null }[];
+  cols: { name: string; decltype: string | null }[];
+  isExplain: boolean;
+  isReadonly: boolean;
+}
+
+/** Prepares `sql` on `db` (never runs it) and describes it; parameter names are read from the text. */
+export function describeOn(db: Db, sql: string): Description {
+  let stmt;
+  try {
+    stmt = prepareFresh(db, sql);
+  } catch (e) {
+    throw translateError(e);
+  }
+  const cols = stmt.reader ? stmt.columns().map((c) => ({ name: c.name, decltype: c.type })) : [];
+  // better-sqlite3 does not expose sqlite3_bind_parameter_name: scan outside literals.
+  const text = sql.replace(/'(?:[^']|'')*'|"(?:[^"]|"")*"|`[^`]*`|\[[^\]]*\]|--[^\n]*|\/\*[\s\S]*?\*\//g, ' ');
+  const params: { name: string | null }[] = [];
+  const seen = new Set<string>();
+  for (const m of text.matchAll(/\?(\d*)|([:@$][A-Za-z_][A-Za-z0-9_]*)/g)) {
+    if (m[2]) {
+      if (!seen.has(m[2])) params.push({ name: m[2] });
+      seen.add(m[2]);
+    } else if (m[1]) {
+      const n = Number(m[1]);
+      while (params.length < n) params.push({ name: null });
+      params[n - 1] = { name: `?${n}` };
+    } else params.push({ name: null });
+  }
+  return { params, cols, isExplain: /^\s*EXPLAIN\b/i.test(sql), isReadonly: stmt.readonly };
 }

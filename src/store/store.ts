@@ -12,7 +12,7 @@ import { installDeterminism } from './determinism.js';
 import { StatementCache, prepareFresh, runStatement, schemaCookieReader, toJsonValue, translateError } from './exec.js';
 import { BACKSTOP_PAGES, Checkpointer } from './checkpoint.js';
 import { PointReads } from './point-read.js';
-import { ReadSnapshot, WriterTx } from './interactive.js';
+import { ReadSnapshot, WriterTx, describeOn, type Description } from './interactive.js';
 import { ReadPool } from './read-pool.js';
 import { createInternalTables, prepareInternal, readApplied, type InternalStatements } from './internal.js';
 import { DEFAULT_IDEMPOTENCY_RETAIN_MS, PRUNE_EVERY_MS, decodeResults, encodeResults } from './idempotency.js';
@@ -424,6 +424,11 @@ export class Store {
     });
     this.tx = tx;
     return tx;
+  }
+
+  /** Describes a statement without running it (prepared on the read-only connection). */
+  describe(sql: string): Description {
+    return describeOn(this.reader, sql);
   }
 
   /** A read-only transaction on its own connection: one snapshot of the database. */
