@@ -4,6 +4,7 @@
 // requests and answers (rqlite's http/service.go), plus two request options: a slave
 // forwards schema changes, and double-quoted strings follow SQLite's legacy rule.
 import fs from 'node:fs';
+import { availableParallelism } from 'node:os';
 import type { Context, Hono } from 'hono';
 import { SqlfleetError, isSqlfleetError, type ErrorCode } from '../errors.js';
 import { parseRequest, type QueryRequest } from '../core/request.js';
@@ -298,13 +299,9 @@ export function withRqliteStatus(s: Record<string, unknown>, ready: boolean, aut
     },
     build: { version: `sqlfleet-${VERSION}`, commit: 'unknown', branch: 'unknown', build_time: 'unknown', compiler: 'node' },
     http: { bind_addr: url.replace(/^https?:\/\//, ''), auth: auth ? 'enabled' : 'disabled' },
-    runtime: { GOOS: process.platform, GOARCH: process.arch, num_cpu: navigatorCpus(), version: process.version, start_time: startedAt.toISOString(), uptime_s: Math.round(process.uptime()) },
+    runtime: { GOOS: process.platform, GOARCH: process.arch, num_cpu: availableParallelism(), version: process.version, start_time: startedAt.toISOString(), uptime_s: Math.round(process.uptime()) },
     os: { pid: process.pid, ppid: process.ppid },
   };
-}
-
-function navigatorCpus(): number {
-  return (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator?.hardwareConcurrency ?? 1;
 }
 
 // A stale read for rqlite's `freshness`: a slave that lost its master, or (strict) one

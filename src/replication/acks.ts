@@ -9,7 +9,12 @@ export type AckLevel = 'all' | 'one' | 'master';
 /** Who applied a write by the time it was acknowledged. */
 export interface AckResult {
   replicated_to: number[];
-  /** Slaves still expected (up, or not yet past the start-up grace) that had not applied it when --ack-timeout ran out. */
+  /**
+   * Slaves still expected (up, or not yet past the start-up grace) that had not applied it
+   * when --ack-timeout ran out. Only a wait that ran out names them: a level satisfied in
+   * time ("one" answered by one slave, "master") has no lagging slave, however far the
+   * others are behind at that moment.
+   */
   lagging: number[];
   /** Every member that lacks the write when it is acknowledged, whatever its state (level "all"). */
   missing: number[];
@@ -56,7 +61,7 @@ export class AckTracker {
         resolve,
         timer: setTimeout(() => {
           this.pending = this.pending.filter((x) => x !== p);
-          resolve(this.release(index, this.evaluate(index, level).result));
+          resolve(this.release(index, this.evaluate(index, level, true).result));
         }, timeoutMs),
       };
       this.pending.push(p);
@@ -81,7 +86,7 @@ export class AckTracker {
   flush(): void {
     for (const p of this.pending) {
       clearTimeout(p.timer);
-      p.resolve(this.release(p.index, this.evaluate(p.index, p.level).result));
+      p.resolve(this.release(p.index, this.evaluate(p.index, p.level, true).result));
     }
     this.pending = [];
   }
@@ -91,7 +96,8 @@ export class AckTracker {
     return r;
   }
 
-  private evaluate(index: number, level: AckLevel): { done: boolean; result: AckResult } {
+  // `ended`: the wait is over without the level being met (timeout, flush).
+  private evaluate(index: number, level: AckLevel, ended = false): { done: boolean; result: AckResult } {
     const slaves = this.slaves();
     const replicated_to: number[] = [];
     const lagging: number[] = [];
@@ -107,6 +113,8 @@ export class AckTracker {
     if (level === 'master' || slaves.length === 0) done = true;
     else if (level === 'one') done = replicated_to.length > 0;
     else done = lagging.length === 0;
-    return { done, result: { replicated_to, lagging, missing: level === 'all' ? missing : [] } };
+    // "all" is done exactly when no expected slave lags; "one" lags only when its wait ran out.
+    const lags = level === 'all' || (level === 'one' && ended && !done);
+    return { done, result: { replicated_to, lagging: lags ? lagging : [], missing: level === 'all' ? missing : [] } };
   }
 }
