@@ -3,6 +3,8 @@
 //
 //   npm run shell -- [url] [--timeout ms]        default url http://127.0.0.1:8080 (":8081" works too)
 //   echo "SELECT 1;" | npm run -s shell -- http://127.0.0.1:8081
+//   npm run shell -- --user ana:secret | --user ana --password secret | --token T   (nodes with --auth;
+//   also http://ana:secret@host:8080)
 //
 // A statement is sent once the input ends with ';' outside quotes and comments (a CREATE
 // TRIGGER needs its END;). Lines starting with '.' are commands (.help). Results print as
@@ -44,6 +46,8 @@ type Json = Record<string, any>;
 /** Options of one shell session. */
 interface Session {
   url: string;
+  /** Authorization header for nodes started with --auth; undefined = none. */
+  authorization: string | undefined;
   timeoutMs: number;
   consistency: 'local' | 'strong';
   out: (text: string) => void;
@@ -153,7 +157,7 @@ async function call(s: Session, path: string, body?: unknown): Promise<Json> {
   try {
     res = await fetch(s.url + path, {
       method: body === undefined ? 'GET' : 'POST',
-      headers: body === undefined ? {} : { 'content-type': 'application/json' },
+      headers: { ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...(s.authorization ? { authorization: s.authorization } : {}) },
       body: body === undefined ? undefined : JSON.stringify(body),
       signal: AbortSignal.timeout(s.timeoutMs),
     });
@@ -237,7 +241,11 @@ async function dot(s: Session, line: string): Promise<'quit' | void> {
     }
     case '.connect':
       if (!args[0]) throw new ShellError('BAD_COMMAND', 'usage: .connect URL');
-      s.url = normalizeUrl(args[0]);
+      {
+        const target = normalizeUrl(args[0]);
+        s.url = target.url;
+        if (target.authorization) s.authorization = target.authorization; // else: keep the session's credentials
+      }
       return status(s);
     case '.consistency':
       if (args[0] !== 'local' && args[0] !== 'strong') throw new ShellError('BAD_COMMAND', 'usage: .consistency local|strong');
@@ -250,16 +258,55 @@ async function dot(s: Session, line: string): Promise<'quit' | void> {
 
 // ---- the loop ---------------------------------------------------------------------------
 
-/** A node URL from "http://h:p", "h:p", ":p" or "p" (the last two on 127.0.0.1). */
-function normalizeUrl(u: string): string {
+/**
+ * A node URL from "http://h:p", "h:p", ":p" or "p" (the last two on 127.0.0.1). Credentials in
+ * it ("http://ana:secret@h:p") become a Basic authorization header: fetch refuses such URLs.
+ */
+export function normalizeUrl(u: string): { url: string; authorization?: string } {
   const port = /^:?(\d+)$/.exec(u);
   const full = port ? `http://127.0.0.1:${port[1]}` : /^https?:\/\//.test(u) ? u : `http://${u}`;
+  let parsed: URL;
   try {
-    new URL(full);
+    parsed = new URL(full);
   } catch {
     throw new ShellError('BAD_COMMAND', `not a URL: ${u}`);
   }
-  return full.replace(/\/+$/, '');
+  let authorization: string | undefined;
+  if (parsed.username || parsed.password) {
+    authorization = basic(decodeURIComponent(parsed.username), decodeURIComponent(parsed.password));
+    parsed.username = '';
+    parsed.password = '';
+  }
+  return { url: parsed.href.replace(/\/+$/, ''), ...(authorization ? { authorization } : {}) };
+}
+
+function basic(user: string, password: string): string {
+  return `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
+}
+
+/**
+ * The Authorization header from --token, or --user NAME:PASSWORD / --user NAME --password P
+ * (as show-all, promote and backup take them); undefined when none is given.
+ */
+export function credentials(o: { user?: string; password?: string; token?: string }): string | undefined {
+  if (o.token && o.user) throw new ShellError('BAD_COMMAND', 'give --user or --token, not both');
+  if (o.token) return `Bearer ${o.token}`;
+  if (!o.user) {
+    if (o.password) throw new ShellError('BAD_COMMAND', '--password needs --user');
+    return undefined;
+  }
+  const colon = o.user.indexOf(':');
+  if (colon >= 0 && o.password === undefined) return basic(o.user.slice(0, colon), o.user.slice(colon + 1));
+  if (o.password === undefined) throw new ShellError('BAD_COMMAND', `no password for user ${o.user}: give --user NAME:PASSWORD or --password`);
+  return basic(colon >= 0 ? o.user.slice(0, colon) : o.user, o.password);
+}
+
+/** `npm run -s shell < x.sql | head`: the reader went away; stop without an EPIPE trace. */
+function stopQuietlyOnClosedPipe(): void {
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code !== 'EPIPE') throw e;
+    process.exit(process.exitCode ?? 0);
+  });
 }
 
 function historyFile(): string {
@@ -285,17 +332,30 @@ export function saveHistory(file: string, history: readonly string[]): void {
 }
 
 async function main(): Promise<number> {
+  stopQuietlyOnClosedPipe();
   const { values, positionals } = parseArgs({
     allowPositionals: true,
-    options: { timeout: { type: 'string', default: '10000' }, help: { type: 'boolean', short: 'h', default: false } },
+    options: {
+      timeout: { type: 'string', default: '10000' },
+      user: { type: 'string' },
+      password: { type: 'string' },
+      token: { type: 'string' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
   });
   if (values.help) {
-    console.log(`usage: npm run shell -- [url] [--timeout ms]   (default http://127.0.0.1:8080)\n\n${HELP}`);
+    console.log(
+      `usage: npm run shell -- [url] [--timeout ms] [--user NAME[:PASSWORD] [--password P] | --token T]   (default http://127.0.0.1:8080;\n` +
+        `       credentials also as http://NAME:PASSWORD@host:port)\n\n${HELP}`,
+    );
     return 0;
   }
   const interactive = Boolean(process.stdin.isTTY && process.stdout.isTTY);
+  const target = normalizeUrl(positionals[0] ?? 'http://127.0.0.1:8080');
+  const given = credentials({ user: values.user, password: values.password, token: values.token });
   const s: Session = {
-    url: normalizeUrl(positionals[0] ?? 'http://127.0.0.1:8080'),
+    url: target.url,
+    authorization: given ?? target.authorization,
     timeoutMs: Number(values.timeout) > 0 ? Number(values.timeout) : 10_000,
     consistency: 'local',
     out: (t) => process.stdout.write(`${t}\n`),

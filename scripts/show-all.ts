@@ -62,6 +62,13 @@ const USER_TABLES =
 const ROWID = '#rowid';
 
 async function main(): Promise<number> {
+  // `npm run -s show-all | head -5`: the reader went away; stop without an EPIPE trace.
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code !== 'EPIPE') throw e;
+    process.exit(0);
+  });
+  // The shell's history file variable: yargs' strict mode would refuse it as an unknown --history.
+  delete process.env.SQLFLEET_HISTORY;
   const argv = await yargs(hideBin(process.argv))
     .scriptName('show-all')
     .usage('$0 [--master-url URL | --base-port PORT] [--json]')

@@ -184,6 +184,8 @@ function count(name: string, value: unknown, raw: string | undefined): number {
   process.exit(2);
 }
 
+// The shell's history file variable: yargs' strict mode would refuse it as an unknown --history.
+delete process.env.SQLFLEET_HISTORY;
 const argv = hideBin(process.argv);
 await yargs(argv)
   .scriptName('sqlfleet')
