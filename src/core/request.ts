@@ -1,5 +1,6 @@
 // Validates a client's JSON body once into a complete QueryRequest (DESIGN §2 fields).
 import { SqlfleetError } from '../errors.js';
+import { parseExact } from '../json.js';
 import type { AckLevel } from '../replication/acks.js';
 import type { Params, SqlValue, Stmt } from '../store/types.js';
 
@@ -28,6 +29,18 @@ export const MAX_IDEMPOTENCY_KEY = 128;
 
 /** Every field a POST / body may carry. */
 export const FIELDS = new Set(['command', 'query', 'params', 'queries', 'transaction', 'is_master', 'ack', 'min_index', 'consistency', 'idempotency_key']);
+
+/**
+ * A POST / body parsed as JSON, integers beyond 2^53 kept exact (so a parameter
+ * 9007199254740993 is bound as that integer, not as ...992); BAD_REQUEST when not JSON.
+ */
+export function parseBody(raw: string): unknown {
+  try {
+    return parseExact(raw);
+  } catch (e) {
+    throw bad(`malformed JSON: ${(e as Error).message}`);
+  }
+}
 
 /** Turns the parsed JSON body (and an `Idempotency-Key` header) into a QueryRequest or throws BAD_REQUEST / FORBIDDEN. */
 export function parseRequest(body: unknown, maxStatements: number, keyHeader?: string): QueryRequest {
@@ -123,6 +136,9 @@ function value(v: unknown, name: string): SqlValue {
     return v;
   }
   if (typeof v === 'boolean') return v ? 1 : 0;
+  // An exact integer beyond 2^53 (parseBody): carried as the log carries one, {"$i": "…"},
+  // so the entry stays plain JSON on every node; the store binds it as a 64-bit integer.
+  if (typeof v === 'bigint') return { $i: v.toString() } as unknown as SqlValue;
   throw bad(`${name} must be a string, number, boolean or null`);
 }
 

@@ -1,12 +1,11 @@
 // POST / from the body text on: parse, execute, metrics and the log line. Shared by the
 // hono route (app.ts) and the node:http lane (lane.ts), which answers it without building
 // Web Request/Response objects.
-import { parseRequest } from '../core/request.js';
+import { parseBody, parseRequest } from '../core/request.js';
 import type { Outcome } from '../core/executor.js';
 import type { Principal } from '../auth/users.js';
 import { SqlfleetError } from '../errors.js';
 import type { AppDeps } from './app.js';
-import { parseJson } from './app.js';
 import type { HeaderFn } from './principal.js';
 
 /** What running a query needs from the app's dependencies. */
@@ -24,7 +23,7 @@ const round2 = (ms: number) => Math.round(ms * 100) / 100;
  */
 export async function runQuery(d: QueryDeps, who: Principal, rid: string, header: HeaderFn, raw: string, started: number): Promise<Outcome> {
   try {
-    const req = parseRequest(parseJson(raw), d.maxStatements, header('idempotency-key'));
+    const req = parseRequest(parseBody(raw), d.maxStatements, header('idempotency-key'));
     const out = await d.api.execute(req, raw, who);
     const ms = performance.now() - started;
     d.observe?.statement(out.cls ?? 'unknown', ms / 1000);

@@ -3,6 +3,7 @@
 import type { Readable } from 'node:stream';
 import { Pool } from 'undici';
 import { SqlfleetError } from '../errors.js';
+import { parseExact } from '../json.js';
 import { AppendStreams } from './stream.js';
 
 /** Answer of a peer: HTTP status and parsed JSON body. */
@@ -119,7 +120,8 @@ export class PeerClient {
     }
     let parsed: unknown;
     try {
-      parsed = text ? JSON.parse(text) : null;
+      // Exact: a forwarded write's answer may hold integers beyond 2^53 (RETURNING, last_insert_rowid).
+      parsed = text ? parseExact(text) : null;
     } catch {
       throw new SqlfleetError('INTERNAL', `peer ${url} answered non-JSON (status ${res.statusCode})`);
     }

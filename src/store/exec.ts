@@ -2,6 +2,7 @@
 // binding, JSON-safe values, and translation of driver errors into SqlfleetError.
 import type { Database as Db, Statement } from 'better-sqlite3';
 import { SqlfleetError } from '../errors.js';
+import { bindNumbered, numberedSlots, type NumberedSlots } from '../sql/params.js';
 import type { Params, StatementResult, Stmt, WriteResult } from './types.js';
 
 // Why connections need help seeing schema changes (issue 12, SQLite 3.53): a connection
@@ -169,14 +170,17 @@ function timeout(): SqlfleetError {
   return new SqlfleetError('TIMEOUT', 'query ran past --query-timeout and was stopped');
 }
 
-/** better-sqlite3 wants `?NNN` parameters as an object keyed by number. */
+/** Slots of statements with `?NNN` (null: none there), found once per prepared statement. */
+const numbered = new WeakMap<Statement, NumberedSlots | null>();
+
+/** The arguments better-sqlite3 binds; an array against `?NNN` is split as SQLite numbers the slots (sql/params.ts). */
 export function bindArgs(stmt: Statement, params: Params | undefined): unknown[] {
   if (params === undefined) return [];
   if (!Array.isArray(params)) return [stripPrefixes(params)];
   if (/\?\d/.test(stmt.source)) {
-    const obj: Record<string, unknown> = {};
-    params.forEach((v, i) => (obj[String(i + 1)] = logValue(v)));
-    return [obj];
+    let slots = numbered.get(stmt);
+    if (slots === undefined) numbered.set(stmt, (slots = numberedSlots(stmt.source) ?? null));
+    if (slots) return bindNumbered(slots, params.map(logValue));
   }
   return params.some(isTagged) ? params.map(logValue) : params;
 }
