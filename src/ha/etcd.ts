@@ -31,6 +31,8 @@ export interface EtcdView {
   leaderRaw: string | null;
   sync: SyncValue | null;
   members: MemberValue[];
+  /** The master's last published index, kept after its lease is gone (what a forced promotion may lose). */
+  lastMaster: MemberValue | null;
 }
 
 /** Keys of one cluster, under /sqlfleet/<cluster-name>/. */
@@ -104,17 +106,27 @@ export class EtcdCluster {
 
   /** Reads leader, sync set and members in one round trip each. */
   async view(): Promise<EtcdView> {
-    const [leaderRaw, syncRaw, members] = await Promise.all([
+    const [leaderRaw, syncRaw, members, lastRaw] = await Promise.all([
       this.client.get(this.key('leader')).string(),
       this.client.get(this.key('sync')).string(),
       this.client.getAll().prefix(this.key('members/')).strings(),
+      this.client.get(this.key('last_master')).string(),
     ]);
     return {
       leader: parse<LeaderValue>(leaderRaw),
       leaderRaw,
       sync: parse<SyncValue>(syncRaw),
       members: Object.values(members).map((v) => parse<MemberValue>(v)).filter((m): m is MemberValue => m !== null),
+      lastMaster: parse<MemberValue>(lastRaw),
     };
+  }
+
+  /** The master records how far it applied, in a key without lease, while the leader key is still ours. */
+  async putLastMaster(leaderRaw: string, m: MemberValue): Promise<void> {
+    await this.client
+      .if(this.key('leader'), 'Value', '==', leaderRaw)
+      .then(this.client.put(this.key('last_master')).value(JSON.stringify(m)))
+      .commit();
   }
 
   /** Publishes this node's member key on its lease (it vanishes when the node does). */

@@ -41,6 +41,8 @@ export class HaLoop {
   private lastLeader: { id: number; applied: number; at: number } | null = null;
   private stuck: Masterless | null = null;
   private forcing = false;
+  /** The index this master last wrote to the last_master key. */
+  private recorded = -1;
   private connected = false;
   private lastWhy = '';
   private lastError = '';
@@ -144,7 +146,12 @@ export class HaLoop {
       }
       const view = await this.etcd.view();
       this.observe(view);
-      await this.etcd.publish({ id: this.d.config.id, url: this.d.selfUrl(), applied: this.d.store.appliedIndex, epoch: this.d.store.epoch });
+      const me = { id: this.d.config.id, url: this.d.selfUrl(), applied: this.d.store.appliedIndex, epoch: this.d.store.epoch };
+      await this.etcd.publish(me);
+      if (this.leaderRaw && this.d.roles.current.kind === 'master' && me.applied !== this.recorded) {
+        await this.etcd.putLastMaster(this.leaderRaw, me);
+        this.recorded = me.applied;
+      }
       if (!this.connected) this.d.log('info', 'etcd reachable', { etcd: this.d.config.etcd.join(',') });
       this.connected = true;
       this.lastError = '';
@@ -175,6 +182,9 @@ export class HaLoop {
     this.seen = view;
     const lm = view.leader ? view.members.find((m) => m.id === view.leader?.id) : undefined;
     if (lm) this.lastLeader = { id: lm.id, applied: lm.applied, at: Date.now() };
+    else if (!view.leader && view.lastMaster && view.lastMaster.id === view.sync?.leader && (!this.lastLeader || this.lastLeader.id !== view.lastMaster.id || this.lastLeader.applied < view.lastMaster.applied)) {
+      this.lastLeader = { id: view.lastMaster.id, applied: view.lastMaster.applied, at: 0 }; // recorded by it in etcd; when is unknown
+    }
     const stuck = masterless(view);
     if (stuck && stuck.why !== this.stuck?.why) {
       this.d.log('error', 'no master, and no node may take over on its own', { why: stuck.why, reason: stuck.reason, way_out: WAY_OUT, ...this.lostHint() });
@@ -225,6 +235,7 @@ export class HaLoop {
     const got = await this.etcd.acquire(this.d.config.id, this.d.selfUrl(), minEpoch, members);
     if (!got) return null;
     this.leaderRaw = got.raw;
+    this.recorded = -1;
     this.validUntil = t0 + this.ttlMs - Math.min(500, this.ttlMs / 6);
     this.sync.reset(members);
     this.stuck = null;
@@ -294,9 +305,9 @@ export class HaLoop {
     const which = 'writes it acknowledged while its sync set was empty (their answers named every slave in "missing"), with ack "one" to a slave that is gone, or with ack "master"';
     const setAside = 'if it comes back it follows this node and writes entries it has beyond this log to <data-dir>/diverged-<epoch>-<index>.jsonl';
     const lostId = l?.id ?? view.sync?.leader ?? null;
-    if (!l) return `unknown: this node never saw the lost master's index; ${which}, past index ${index}, are lost (${setAside})`;
-    const ago = Math.round((Date.now() - l.at) / 100) / 10;
-    const known = l.applied > index ? `entries ${index + 1}..${l.applied}, which node ${lostId} had applied ${ago} s before it was lost, and any it wrote after that` : `anything node ${lostId} wrote after index ${index} (it had applied ${l.applied} ${ago} s before it was lost)`;
+    if (!l) return `not known (no node saw the lost master's index): ${which}, past index ${index} (${setAside})`;
+    const when = l.at ? `${Math.round((Date.now() - l.at) / 100) / 10} s before it was lost` : 'when it last recorded its index in etcd';
+    const known = l.applied > index ? `entries ${index + 1}..${l.applied}, which node ${lostId} had applied ${when}, and any it wrote after that` : `anything node ${lostId} wrote after index ${index} (it had applied ${l.applied} ${when})`;
     return `${known}: ${which} (${setAside})`;
   }
 
