@@ -165,3 +165,63 @@ it('an abandoned transaction is rolled back after --tx-timeout and the writer is
   assert.deepEqual(rows(await query(master, "SELECT count(*) FROM ab WHERE x = 'never'")), [[0]]);
   await waitFor(async () => (await query(slaves[0]!, 'SELECT count(*) FROM ab')).body.results?.[0]?.rows?.[0]?.[0] === 2);
 });
+
+it('the wire protocol: v2/v3 pipeline, batons, cursor, describe, sequence, stored SQL, autocommit, value encoding', async () => {
+  const { master, slaves } = cluster();
+  for (const node of [master, slaves[0]!]) {
+    assert.equal((await fetch(`${node.url}/v3`)).status, 200);
+    assert.equal((await fetch(`${node.url}/v2`)).status, 200);
+    const pipe = async (path: string, body: unknown) => {
+      const res = await fetch(`${node.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+      return { status: res.status, body: (await res.json()) as any };
+    };
+    const a = await pipe('/v3/pipeline', {
+      baton: null,
+      requests: [
+        { type: 'store_sql', sql_id: 1, sql: 'SELECT ? AS i, ? AS f, ? AS t, ? AS b, ? AS n' },
+        { type: 'execute', stmt: { sql_id: 1, args: [{ type: 'integer', value: '-9223372036854775808' }, { type: 'float', value: 2.5 }, { type: 'text', value: 'é' }, { type: 'blob', base64: 'AAH/' }, { type: 'null' }], named_args: [] } },
+        { type: 'execute', stmt: { sql: 'SELECT :x AS x, 1.0 AS one', named_args: [{ name: ':x', value: { type: 'integer', value: '7' } }] } },
+        { type: 'describe', sql: 'SELECT name FROM sqlite_schema WHERE type = ? AND name = :n' },
+        { type: 'sequence', sql: 'SELECT 1; SELECT 2' },
+        { type: 'get_autocommit' },
+        { type: 'close_sql', sql_id: 1 },
+        { type: 'execute', stmt: { sql_id: 1 } },
+        { type: 'execute', stmt: { sql: 'SELEC nonsense' } },
+      ],
+    });
+    assert.equal(a.status, 200);
+    const r = a.body.results;
+    assert.equal(r[0].type, 'ok');
+    assert.deepEqual(r[1].response.result.rows[0], [
+      { type: 'integer', value: '-9223372036854775808' },
+      { type: 'float', value: 2.5 },
+      { type: 'text', value: 'é' },
+      { type: 'blob', base64: 'AAH/' },
+      { type: 'null' },
+    ]);
+    assert.deepEqual(r[2].response.result.rows[0], [{ type: 'integer', value: '7' }, { type: 'float', value: 1 }]);
+    assert.deepEqual(r[3].response.result.params, [{ name: null }, { name: ':n' }]);
+    assert.equal(r[3].response.result.is_readonly, true);
+    assert.deepEqual(r[4].response, { type: 'sequence' });
+    assert.deepEqual(r[5].response, { type: 'get_autocommit', is_autocommit: true });
+    assert.equal(r[7].type, 'error');
+    assert.equal(r[8].type, 'error');
+    assert.equal(r[8].error.code, 'SQL_PARSE_ERROR');
+    assert.equal(typeof a.body.baton, 'string');
+
+    // The baton carries the stream (and its transaction) to the next request; a used baton is refused.
+    const b = await pipe('/v2/pipeline', { baton: a.body.baton, requests: [{ type: 'execute', stmt: { sql: 'BEGIN' } }, { type: 'get_autocommit' }] });
+    assert.equal(b.body.results[1].response.is_autocommit, false);
+    assert.equal((await pipe('/v2/pipeline', { baton: a.body.baton, requests: [] })).status, 400);
+    const cur = await fetch(`${node.url}/v3/cursor`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ baton: b.body.baton, batch: { steps: [{ stmt: { sql: 'SELECT 1 AS a UNION ALL SELECT 2' } }, { stmt: { sql: 'SELECT * FROM nope' } }, { condition: { type: 'error', step: 1 }, stmt: { sql: 'ROLLBACK' } }, { condition: { type: 'is_autocommit' }, stmt: { sql: 'SELECT 3' } }] } }),
+    });
+    const lines = (await cur.text()).trim().split('\n').map((l) => JSON.parse(l));
+    assert.equal(typeof lines[0].baton, 'string');
+    assert.deepEqual(lines.slice(1).map((l) => l.type), ['step_begin', 'row', 'row', 'step_end', 'step_error', 'step_begin', 'step_end', 'step_begin', 'row', 'step_end']);
+    const closed = await pipe('/v2/pipeline', { baton: lines[0].baton, requests: [{ type: 'close' }] });
+    assert.equal(closed.body.baton, null);
+  }
+});
