@@ -135,3 +135,17 @@ test('history: invocations pair with completions; an open invocation is info', (
   const ops = operations(rec.events);
   assert.deepEqual(ops.map((o) => [o.f, o.type, o.end === Infinity]), [['write', 'ok', false], ['read', 'info', true]]);
 });
+
+test('register: many unknown-outcome writes nobody observed do not blow up the search, and do not hide a stale read', () => {
+  const h: Operation[] = [w(0, 1, 0, 10)];
+  for (let i = 0; i < 200; i++) h.push(w(10 + i, 1000 + i, 20 + i, 0, 'info'), r(1, 1, 20 + i, 21 + i));
+  h.push(cas(2, 1, 5, false, 300, 301)); // failed while unknown writes may have been in effect: kept out
+  const t0 = Date.now();
+  assert.equal(checkRegister(h).valid, true);
+  assert.ok(Date.now() - t0 < 5_000);
+  // The same history with one acknowledged write, then a read of the older value: caught.
+  const bad = [...h, w(3, 7, 400, 410), r(1, 1, 420, 421)];
+  const v = checkRegister(bad);
+  assert.equal(v.valid, false);
+  assert.match(v.details.join('\n'), /window found \(3 of/);
+});

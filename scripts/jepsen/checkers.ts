@@ -52,6 +52,42 @@ export function registerProvenance(ops: readonly Operation[]): boolean {
   });
 }
 
+/**
+ * Removes what cannot change the verdict but would make the search exponential: an
+ * unknown-outcome write (or CAS) whose value no operation ever observed stays pending
+ * forever, and every subset of such pending operations is a new search state. No read saw
+ * its value and no CAS expected it, so it can only have mattered to a CAS that failed
+ * while it was in effect: such failed CASes (those returning after the first dropped
+ * operation's invocation) are dropped too, as Knossos drops every failed CAS. Failed CASes
+ * before that point keep their meaning (they observed a value other than `from`).
+ */
+export function pruneUnobserved(ops: readonly Operation[]): { ops: Operation[]; dropped: number } {
+  const byKey = new Map<string, Operation[]>();
+  for (const o of ops) {
+    const k = registerModel.partition!(o);
+    let g = byKey.get(k);
+    if (!g) byKey.set(k, (g = []));
+    g.push(o);
+  }
+  const kept: Operation[] = [];
+  let dropped = 0;
+  for (const g of byKey.values()) {
+    const observed = new Set<unknown>();
+    for (const o of g) {
+      if (o.f === 'read' && o.type === 'ok') observed.add(o.result);
+      if (o.f === 'cas' && o.type !== 'fail') observed.add((o.arg as RegisterArg).from);
+    }
+    const unobserved = (o: Operation): boolean =>
+      o.type === 'info' && ((o.f === 'write' && !observed.has((o.arg as RegisterArg).v)) || (o.f === 'cas' && !observed.has((o.arg as RegisterArg).to)));
+    const t0 = Math.min(...g.filter(unobserved).map((o) => o.start));
+    for (const o of g) {
+      if (unobserved(o) || (o.f === 'cas' && o.type === 'ok' && o.result === false && o.end > t0)) dropped++;
+      else kept.push(o);
+    }
+  }
+  return { ops: kept.sort((a, b) => a.start - b.start || a.id - b.id), dropped };
+}
+
 /** A checker's verdict, printable. */
 export interface Verdict {
   readonly name: string;
@@ -65,7 +101,8 @@ export interface Verdict {
 /** Linearizability of register operations; a failure carries the shortest non-linearizable window found. */
 export function checkRegister(ops: readonly Operation[], opts: { shrinkMs?: number; maxMs?: number } = {}): Verdict & { result: LinearizabilityResult } {
   // Reads that failed or timed out observed nothing and changed nothing: out of the history.
-  const usable = ops.filter((o) => o.type !== 'fail' && !(o.f === 'read' && o.type === 'info'));
+  const pruned = pruneUnobserved(ops.filter((o) => o.type !== 'fail' && !(o.f === 'read' && o.type === 'info')));
+  const usable = pruned.ops;
   const result = checkLinearizable(registerModel, usable, { maxMs: opts.maxMs ?? 60_000 });
   const details: string[] = [];
   for (const p of result.partitions) {
@@ -77,7 +114,7 @@ export function checkRegister(ops: readonly Operation[], opts: { shrinkMs?: numb
     details.push(`key ${p.partition}: shortest non-linearizable window found (${window.length} of ${keyOps.length} operations):`);
     for (const o of window) details.push(`    ${formatOp(o)}`);
   }
-  return { name: 'register (linearizable)', valid: result.valid, stats: { ...countTypes(ops), keys: result.partitions.length, steps: result.partitions.reduce((n, p) => n + p.steps, 0) }, details, result };
+  return { name: 'register (linearizable)', valid: result.valid, stats: { ...countTypes(ops), checked: usable.length, pruned: pruned.dropped, keys: result.partitions.length, steps: result.partitions.reduce((n, p) => n + p.steps, 0) }, details, result };
 }
 
 /** A bank read's result: balances by account id. */
