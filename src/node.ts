@@ -23,6 +23,7 @@ import { Store } from './store/store.js';
 import { oneSqliteLibrary } from './store/driver.js';
 import { Portable } from './store/portable.js';
 import { splitStatements } from './sql/split.js';
+import { legacyStrings } from './sql/dqs.js';
 import { HaLoop, type CopyFn } from './ha/loop.js';
 import { Promoter } from './wiring/promote.js';
 import { Roles, readRole, rolePath, type SavedRole } from './wiring/roles.js';
@@ -83,6 +84,7 @@ export async function startNode(config: Config, log: LogFn = createLogger(config
     dbPath: config.dbPath,
     scratchDir: config.dataDir,
     split: splitStatements,
+    rewrite: legacyStrings,
     vet: (sql) => {
       const c = classifier.classify(sql);
       if (c.kind === 'forbidden') throw new SqlfleetError('BAD_REQUEST', `the SQL dump holds a statement no node may run: ${c.statements.find((s) => s.kind === 'forbidden')?.reason ?? sql}`);

@@ -9,7 +9,7 @@ import type { Context, Hono } from 'hono';
 import { SqlfleetError, isSqlfleetError, type ErrorCode } from '../errors.js';
 import { parseRequest, type QueryRequest } from '../core/request.js';
 import type { Outcome } from '../core/executor.js';
-import type { Principal, Role } from '../auth/users.js';
+import { hasRole, type Principal, type Role } from '../auth/users.js';
 import { legacyStrings } from '../sql/dqs.js';
 import { splitStatements } from '../sql/split.js';
 import type { StatementResult } from '../store/types.js';
@@ -17,6 +17,7 @@ import { readBody } from './body.js';
 import { stringify } from './json.js';
 import { QueryParams, parseStatements, type RqStatement } from './rqlite-body.js';
 import { formatError, formatResult, type SqlfleetResult } from './rqlite-format.js';
+import { QUEUE_DEFAULTS, WriteQueue } from './rqlite-queue.js';
 
 /** What the rqlite routes need from the node beyond the executor: its database as a file. */
 export interface RqliteSupport {
@@ -32,7 +33,7 @@ export interface RqliteSupport {
   dump(file: string): AsyncIterable<string>;
   /** Validates an uploaded SQLite file or SQL dump into the statements that recreate it. */
   fromSqliteFile(data: Buffer): { sql: string; params?: string[] }[];
-  fromDump(text: string): { sql: string; params?: string[] }[];
+  fromDump(text: string): { statements: { sql: string; params?: string[] }[]; results: StatementResult[] };
   /** Removes a file backup() made. */
   remove(file: string): void;
 }
@@ -48,6 +49,8 @@ export interface RqliteDeps {
   maxBody: number;
   maxStatements: number;
   need: (role: Role) => (c: Context, next: () => Promise<void>) => Promise<void>;
+  /** For the queued writes' background errors; silent when absent. */
+  log?: (level: 'debug' | 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
 }
 
 /** Largest /db/load upload: a whole database, so above --max-body (its SQL must fit one log entry). */
@@ -79,10 +82,11 @@ export function registerRqlite(app: Hono, d: RqliteDeps): void {
   const masterUrl = () => String(d.status().master ?? '');
 
   // One executor call for `stmts` as one QueryRequest (atomic when several).
-  const call = async (stmts: RqStatement[], who: Principal, o: { command?: 'query'; consistency?: 'strong'; minIndex?: number }): Promise<CallResult> => {
+  const call = async (stmts: RqStatement[], who: Principal, o: { command?: 'query'; consistency?: 'strong'; minIndex?: number; key?: string }): Promise<CallResult> => {
     const body: Record<string, unknown> = {
       queries: stmts.map((s) => (s.params === undefined ? { query: s.sql } : { query: s.sql, params: s.params })),
       ...(o.command ? { command: o.command } : {}),
+      ...(o.key !== undefined ? { idempotency_key: o.key } : {}),
       ...(o.consistency ? { consistency: o.consistency } : {}),
       ...(o.minIndex !== undefined ? { min_index: o.minIndex } : {}),
     };
@@ -126,21 +130,34 @@ export function registerRqlite(app: Hono, d: RqliteDeps): void {
       return respond(c, qp, { error: 'stale read' }, started);
     }
     const stmts = (await statementsOf(c, qp, d.maxBody)).map((s) => ({ ...s, sql: dqs(s.sql, support()) }));
+    // As on POST /: a retry with a key already applied gets the first answer, nothing twice.
+    const key = mode === 'query' ? undefined : c.req.header('idempotency-key');
+    if (mode === 'execute' && qp.flag('queue')) return queued(c, qp, stmts, who, key, started);
     const reads = mode === 'execute' ? {} : await readOpts(level, who);
     const command = mode === 'query' ? ('query' as const) : undefined;
     const tx = qp.flag('transaction');
     const calls: { stmts: RqStatement[]; result: CallResult }[] = [];
     if (tx) {
-      calls.push({ stmts, result: await call(stmts, who, { command, ...reads }) });
+      calls.push({ stmts, result: await call(stmts, who, { command, ...reads, key }) });
     } else if (mode === 'query') {
       // Reads together (one snapshot); only if one fails, each alone to say which.
       const all = await call(stmts, who, { command, ...reads });
       if (all.ok || stmts.length === 1) calls.push({ stmts, result: all });
       else for (const s of stmts) calls.push({ stmts: [s], result: await call([s], who, { command, ...reads }) });
     } else {
-      // rqlite runs each statement on its own outside a transaction: one entry each.
-      for (const s of stmts) calls.push({ stmts: [s], result: await call([s], who, { command, ...reads }) });
+      // rqlite runs each statement on its own outside a transaction: one entry each (and
+      // one idempotency key each, derived from the request's).
+      for (const [i, s] of stmts.entries()) {
+        const k = key === undefined ? undefined : stmts.length === 1 ? key : `${key}#${i}`;
+        calls.push({ stmts: [s], result: await call([s], who, { command, ...reads, key: k }) });
+      }
     }
+    return answer(c, qp, mode, calls, started);
+  };
+
+  /** rqlite's answer for the executor calls of one request. */
+  const answer = (c: Context, qp: QueryParams, mode: Mode, calls: { stmts: RqStatement[]; result: CallResult }[], started: number, extra: Record<string, unknown> = {}): Response => {
+    const tx = qp.flag('transaction');
     const fmt = { associative: qp.flag('associative'), blobArray: qp.flag('blob_array'), request: mode === 'request' };
     const timings = qp.flag('timings');
     const results: Record<string, unknown>[] = [];
@@ -161,7 +178,29 @@ export function registerRqlite(app: Hono, d: RqliteDeps): void {
         results.push(formatResult(r as SqlfleetResult, declared, { ...fmt, time }));
       });
     }
-    return respond(c, qp, { results, ...(qp.flag('raft_index') && raftIndex > 0 ? { raft_index: raftIndex } : {}) }, started);
+    return respond(c, qp, { results, ...extra, ...(qp.flag('raft_index') && raftIndex > 0 ? { raft_index: raftIndex } : {}) }, started);
+  };
+
+  // Queued writes (rqlite-queue.ts): one queue per node, flushed through the executor with
+  // each request's own principal (consecutive requests of one user share an entry).
+  let queue: WriteQueue<Principal> | undefined;
+  const queued = async (c: Context, qp: QueryParams, stmts: RqStatement[], who: Principal, key: string | undefined, started: number): Promise<Response> => {
+    // Refused now when the principal may not write at all; finer refusals (schema needs
+    // admin) come from the executor at the flush, with this request's principal.
+    if (!hasRole(who, 'write')) throw new SqlfleetError('FORBIDDEN', `user "${who.user}" (role ${who.role}) may not run writes: needs role write`);
+    queue ??= new WriteQueue<Principal>(async (all, k, p) => {
+      const r = await call(all, p, { key: k });
+      return r.ok ? { ok: true, results: r.results, index: r.index } : { ok: false, error: r.error };
+    }, { ...QUEUE_DEFAULTS, log: d.log ?? (() => undefined) });
+    const { seq, done } = await queue.enqueue(stmts, key, who);
+    if (!qp.flag('wait')) return respond(c, qp, { results: [], sequence_number: seq }, started);
+    const waitMs = qp.ms('timeout') ?? 30_000;
+    let timer: NodeJS.Timeout | undefined;
+    const applied = await Promise.race([done, new Promise<null>((r) => (timer = setTimeout(() => r(null), waitMs)))]);
+    clearTimeout(timer);
+    if (applied === null) throw new SqlfleetError('TIMEOUT', `queued write ${seq} not applied within ${waitMs} ms; it stays queued`, { sequence_number: seq });
+    const result: CallResult = applied.ok ? { ...applied, seconds: (performance.now() - started) / 1000, write: true } : { ...applied, seconds: (performance.now() - started) / 1000 };
+    return answer(c, qp, 'execute', [{ stmts, result }], started, { sequence_number: seq });
   };
 
   app.post('/db/execute', d.need('read'), (c) => handle(c, 'execute'));
@@ -213,10 +252,14 @@ export function registerRqlite(app: Hono, d: RqliteDeps): void {
     const ctype = (c.req.header('content-type') ?? '').toLowerCase();
     const isFile = data.length >= 16 && data.subarray(0, 16).toString('latin1') === 'SQLite format 3\0';
     if (ctype.startsWith('application/octet-stream') && !isFile) throw new SqlfleetError('BAD_REQUEST', 'not a SQLite database file (the header is missing)');
-    const recreate = isFile ? support().fromSqliteFile(data) : support().fromDump(data.toString('utf8'));
+    // A SQL text follows the double-quoted-string rule of every /db/* text (rqlite's clients
+    // write VALUES("fiona"); support.fromDump applies it) and answers its statements' results.
+    const dump = isFile ? null : support().fromDump(data.toString('utf8'));
+    const recreate = dump ? dump.statements : support().fromSqliteFile(data);
     // Drops are listed right before the executor runs, with no await in between, so no
     // other write can create an object this entry would miss.
-    const stmts: { sql: string; params?: string[] }[] = [...support().dropStatements().map((sql) => ({ sql })), ...recreate];
+    const drops = support().dropStatements();
+    const stmts: { sql: string; params?: string[] }[] = [...drops.map((sql) => ({ sql })), ...recreate];
     if (stmts.length === 0) return respond(c, qp, { results: [] }, started);
     const body = { command: 'exec', queries: stmts.map((s) => (s.params ? { query: s.sql, params: s.params } : { query: s.sql })) };
     const raw = JSON.stringify(body);
@@ -226,7 +269,11 @@ export function registerRqlite(app: Hono, d: RqliteDeps): void {
     try {
       const out = await d.execute(req, raw, principal(c));
       if (out.status !== 200) throw fromOutcome(out);
-      return respond(c, qp, { results: [], raft_index: out.body.index, statements: stmts.length }, started);
+      // rqlite answers a SQL-text load with the results of its statements, as run on the
+      // empty database the load starts from (a file load has no statements of its own).
+      const fmt = { associative: qp.flag('associative'), blobArray: qp.flag('blob_array'), request: false };
+      const results = (dump?.results ?? []).map((r) => formatResult(r as SqlfleetResult, null, fmt));
+      return respond(c, qp, { results, raft_index: out.body.index, statements: stmts.length }, started);
     } catch (e) {
       if (isSqlfleetError(e) && STATEMENT_ERRORS.has(e.code)) {
         throw new SqlfleetError('BAD_REQUEST', `load refused, nothing was changed: ${e.message}`);

@@ -62,6 +62,13 @@ export class StatementCache {
    * UPDATE would otherwise report the rowid of the previous write's log entry.
    */
   lastUserRowid: bigint = 0n;
+  /**
+   * sqlite3_changes() as a client alone would see it: the row count of the last INSERT,
+   * UPDATE or DELETE a client ran here. Other statements (DDL) leave it as it was, as in
+   * SQLite (better-sqlite3 answers 0 for them, and the node's own bookkeeping writes must
+   * not show through).
+   */
+  lastUserChanges = 0;
 
   /** The connection's last_insert_rowid() now. */
   connectionRowid(): bigint {
@@ -121,6 +128,7 @@ export function runStatement(cache: StatementCache, s: Stmt): StatementResult {
 }
 
 const INSERTS = /^\s*(?:WITH\b[\s\S]*?\)\s*)?(?:INSERT|REPLACE)\b/i;
+const CHANGES = /^\s*(?:WITH\b[\s\S]*?\)\s*)?(?:INSERT|REPLACE|UPDATE|DELETE)\b/i;
 
 /** Runs a statement that returns no rows and reports what it changed (last_insert_rowid as SQLite would for the client alone). */
 function runChange(cache: StatementCache, stmt: Statement, args: unknown[], sql: string): WriteResult {
@@ -128,7 +136,8 @@ function runChange(cache: StatementCache, stmt: Statement, args: unknown[], sql:
   const info = stmt.run(...args);
   const after = BigInt(info.lastInsertRowid);
   if (after !== before || (info.changes > 0 && INSERTS.test(sql))) cache.lastUserRowid = after;
-  return { changes: Number(info.changes), last_insert_rowid: toJsonValue(cache.lastUserRowid) as number | bigint };
+  if (info.changes > 0 || CHANGES.test(sql)) cache.lastUserChanges = Number(info.changes);
+  return { changes: cache.lastUserChanges, last_insert_rowid: toJsonValue(cache.lastUserRowid) as number | bigint };
 }
 
 /** Bounds of a read: rows returned and a wall-clock deadline (ms since epoch). */

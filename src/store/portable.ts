@@ -11,7 +11,8 @@ import { SqlfleetError } from '../errors.js';
 import { DRIVER_PATH } from './driver.js';
 import { Worker } from 'node:worker_threads';
 import { APPLIED_SQL } from './internal.js';
-import { INTERNAL_PREFIX } from './types.js';
+import { INTERNAL_PREFIX, type StatementResult } from './types.js';
+import { toJsonValue } from './exec.js';
 
 /** A read-only side connection on a node's file, reopened when a snapshot replaced the file. */
 export class SideReader {
@@ -320,25 +321,55 @@ export function statementsFromSqliteFile(data: Buffer, scratchDir: string): Load
   }
 }
 
+/** What a dump gives: the statements that recreate its result, and each of its own statements' result. */
+export interface DumpLoad {
+  statements: LoadStatement[];
+  /** One per statement of the dump as sent (transaction control left out), as run on an empty database. */
+  results: StatementResult[];
+}
+
 /**
  * Runs a SQL dump on a private in-memory database (so it is checked by SQLite itself, as a
- * whole) and returns the statements that recreate the result. `allowed` vets each statement
- * first (the node's classifier: no ATTACH, no extension loading, no internal tables).
+ * whole) and returns the statements that recreate the result, with the result of each of
+ * the dump's statements there (a load replaces everything, so an empty database is where
+ * they run). `allowed` vets each statement first (the node's classifier: no ATTACH, no
+ * extension loading, no internal tables); `rewrite` may change a statement before it runs
+ * (rqlite's double-quoted-string rule), given SQLite's verdict on a text.
  */
-export function statementsFromDump(text: string, allowed: (sql: string) => void, split: (sql: string) => string[]): LoadStatement[] {
+export function statementsFromDump(text: string, allowed: (sql: string) => void, split: (sql: string) => string[], rewrite?: (sql: string, check: (sql: string) => string | null) => string): DumpLoad {
   const db = new Database(':memory:');
   try {
     const stmts = split(text).filter((s) => !/^(BEGIN|COMMIT|END|ROLLBACK)\b/i.test(s) && !/^PRAGMA\s+foreign_keys\s*=/i.test(s));
     if (stmts.length === 0) throw bad('the SQL dump holds no statements');
-    for (const s of stmts) {
-      allowed(s);
+    const check = (sql: string): string | null => {
       try {
-        db.exec(s);
+        db.prepare(sql);
+        return null;
+      } catch (e) {
+        return (e as Error).message;
+      }
+    };
+    const results: StatementResult[] = [];
+    let changes = 0;
+    for (const raw of stmts) {
+      allowed(raw);
+      const s = rewrite ? rewrite(raw, check) : raw;
+      try {
+        const stmt = db.prepare(s);
+        if (stmt.reader) {
+          stmt.raw(true);
+          results.push({ columns: stmt.columns().map((c) => c.name), rows: (stmt.all() as unknown[][]).map((r) => r.map(toJsonValue)) } as StatementResult);
+        } else {
+          const info = stmt.run();
+          // sqlite3_changes(): DDL leaves the last INSERT/UPDATE/DELETE's count (exec.ts).
+          if (info.changes > 0 || /^\s*(?:WITH\b[\s\S]*?\)\s*)?(?:INSERT|REPLACE|UPDATE|DELETE)\b/i.test(s)) changes = info.changes;
+          results.push({ changes, last_insert_rowid: Number(info.lastInsertRowid) });
+        }
       } catch (e) {
         throw bad(`the SQL dump fails: ${(e as Error).message} (in: ${s.slice(0, 120)})`);
       }
     }
-    return fromDb(db);
+    return { statements: fromDb(db), results };
   } finally {
     db.close();
   }
@@ -361,6 +392,8 @@ export interface PortableOptions {
   /** Throws when a dump statement may not run on any node (ATTACH, internal tables, ...). */
   vet: (sql: string) => void;
   split: (sql: string) => string[];
+  /** Applied to each statement of a dump before it runs (rqlite's double-quoted strings), given SQLite's verdict on a text. */
+  rewrite?: (sql: string, check: (sql: string) => string | null) => string;
 }
 
 /** Backup, load and column-type support of one node, for the rqlite routes. */
@@ -403,10 +436,10 @@ export class Portable {
     return statementsFromSqliteFile(data, this.o.scratchDir);
   }
 
-  /** See statementsFromDump. */
-  fromDump(text: string): LoadStatement[] {
+  /** See statementsFromDump (with the node's double-quoted-string rule, rqlite's). */
+  fromDump(text: string): DumpLoad {
     const filtered = (sql: string) => this.o.split(sql).filter((s) => !/^(DELETE\s+FROM|INSERT\s+INTO)\s+["'`[]?sqlite_sequence\b/i.test(s));
-    return statementsFromDump(text, this.o.vet, filtered);
+    return statementsFromDump(text, this.o.vet, filtered, this.o.rewrite);
   }
 
   /** Removes a file this made. */
