@@ -45,19 +45,21 @@ test(`batches, writes, scans on every node, backups and a snapshot-seeded joiner
   const deadline = Date.now() + SECONDS * 1000;
   const running = () => Date.now() < deadline && n.errors.length < 20;
   const fail = (what: string, detail: string) => n.errors.push(`${what}: ${detail.slice(0, 300)}`);
+  /** A network failure with its cause (undici's "fetch failed" says nothing by itself). */
+  const netErr = (e: Error) => ({ status: 0, text: `${e.message} (${String((e.cause as { code?: string; message?: string } | undefined)?.code ?? (e.cause as Error | undefined)?.message ?? 'no cause')})` });
   let seq = 0;
 
   const batcher = async (w: number) => {
     while (running()) {
       const rows = Array.from({ length: 100 }, () => ({ query: 'INSERT INTO kv(k, v, n) VALUES (?, ?, ?)', params: [`b${w}-${++seq}`, 'x'.repeat(200), seq] }));
-      const r = await post(master.url, { queries: rows, transaction: true }, { timeoutMs: 30_000 }).catch((e: Error) => ({ status: 0, text: e.message }));
+      const r = await post(master.url, { queries: rows, transaction: true }, { timeoutMs: 30_000 }).catch(netErr);
       if (r.status === 200) n.batches++;
       else fail('batch', `${r.status} ${r.text}`);
     }
   };
   const writer = async (node: TestNode) => {
     while (running()) {
-      const r = await post(node.url, { query: 'INSERT INTO kv(k, v, n) VALUES (?, ?, ?)', params: [`w${node.id}-${++seq}`, 'y', seq] }, { timeoutMs: 30_000 }).catch((e: Error) => ({ status: 0, text: e.message }));
+      const r = await post(node.url, { query: 'INSERT INTO kv(k, v, n) VALUES (?, ?, ?)', params: [`w${node.id}-${++seq}`, 'y', seq] }, { timeoutMs: 30_000 }).catch(netErr);
       if (r.status === 200) n.writes++;
       else fail(`write via node ${node.id}`, `${r.status} ${r.text}`);
     }
@@ -69,8 +71,9 @@ test(`batches, writes, scans on every node, backups and a snapshot-seeded joiner
         await new Promise((r) => setTimeout(r, 100));
         continue;
       }
-      // A long scan: the window in which a checkpoint could pull pages from under a reader.
-      const r = await post(target.url, { command: 'query', query: 'SELECT count(*), max(k), sum(length(v)), sum(n) FROM kv' }, { timeoutMs: 30_000 }).catch((e: Error) => ({ status: 0, text: e.message }));
+      // A long scan (the window in which a checkpoint could pull pages from under a reader),
+      // over at most the newest 50,000 rows so a long run's growing table stays under --query-timeout.
+      const r = await post(target.url, { command: 'query', query: 'SELECT count(*), max(k), sum(length(v)), sum(n) FROM (SELECT * FROM kv ORDER BY rowid DESC LIMIT 50000)' }, { timeoutMs: 30_000 }).catch(netErr);
       if (r.status === 200) n.reads++;
       else fail(`read on node ${target.id}`, `${r.status} ${r.text}`);
     }
@@ -114,6 +117,7 @@ test(`batches, writes, scans on every node, backups and a snapshot-seeded joiner
     backups(),
     join(),
   ]);
+  for (const node of [master, ...slaves, ...(joiner ? [joiner] : [])]) if (!node.running) n.errors.push(`${node.label()} exited:\n${node.tail(30)}`);
   process.stderr.write(`[stress] ${SECONDS} s: batches ${n.batches} (${n.batches * 100} rows), writes ${n.writes}, reads ${n.reads}, backups ${n.backups}, errors ${n.errors.length}\n`);
   assert.deepEqual(n.errors, [], 'every request answered 200');
   assert.ok(n.batches > 0 && n.writes > 0 && n.reads > 0 && n.backups > 0, JSON.stringify(n));
