@@ -1,5 +1,5 @@
 // A sqlfleet cluster for the benchmark (master + N slaves on free loopback ports, one temp
-// data dir), the shared yardstick and the older baseline server (bench/cost.ts).
+// data dir), the yardstick (bench/yardstick.mjs) and the older baseline server (bench/cost.ts).
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -92,10 +92,13 @@ export async function startBaseline(): Promise<Proc> {
   return start('baseline', 'bench/baseline.ts', [join(dir, 'baseline.db')]);
 }
 
-/** The shared yardstick (`../shared/bench/yardstick.mjs`, or $BENCH_YARDSTICK), on a fresh database file. */
-export const YARDSTICK = resolve(ROOT, process.env.BENCH_YARDSTICK ?? '../shared/bench/yardstick.mjs');
+/**
+ * The reference every figure is divided by: bench/yardstick.mjs, or $BENCH_YARDSTICK (e.g.
+ * bench/limit.mjs, the single-node limit, or ../shared/bench/yardstick.mjs), on a fresh database file.
+ */
+export const YARDSTICK = resolve(ROOT, process.env.BENCH_YARDSTICK ?? 'bench/yardstick.mjs');
 
-/** Starts the shared yardstick on a free port and a fresh database file. */
+/** Starts the reference server on a free port and a fresh database file. */
 export async function startYardstick(): Promise<Proc> {
   if (!existsSync(YARDSTICK)) throw new Error(`the yardstick ${YARDSTICK} is missing (set BENCH_YARDSTICK)`);
   const dir = tempDir('sqlfleet-yardstick-');

@@ -1,6 +1,6 @@
 // What failover mode costs a write: the same cluster (master + 2 slaves, ack "all") static
 // and with --etcd <a throw-away etcd>, in the order static, etcd, etcd, static, each warmed
-// up with wrk c=32 and then measured with wrk c=1 and c=32 (the shared sql.lua `param`
+// up with wrk c=32 and then measured with wrk c=1 and c=32 (bench/sql.lua's `param`
 // bodies). Prints CPU per write of every node and p50, and each node's idle CPU per second
 // before the load. The issue's bound: etcd mode within 10 % of static.
 //

@@ -1,5 +1,5 @@
 // The floor of a replicated write's latency on this machine: the same wrk c=1 run (the
-// shared sql.lua `param` bodies) against the yardstick (one exchange, with SQLite) and
+// bench/sql.lua's `param` bodies) against the yardstick (one exchange, with SQLite) and
 // against do-nothing node:http servers wired as one replicated write is — client → relay,
 // relay → two echoes at once, answers back (three exchanges, no SQL, no parsing, no disk).
 // Its p50 over the yardstick's is the lowest "write p50 at c=1" ratio any design with

@@ -1,4 +1,4 @@
-// What each slave adds to one write: wrk c=1 (the shared sql.lua `param` bodies, ack "all")
+// What each slave adds to one write: wrk c=1 (bench/sql.lua's `param` bodies, ack "all")
 // against a master with 0, 1 and 2 slaves, in the order 0 1 2 2 1 0 so a drifting machine
 // shows, then the yardstick. Prints p50 and CPU per write of every process. With 0 slaves
 // the master alone is at the yardstick's p50; the difference per slave is the replication

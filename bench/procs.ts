@@ -152,8 +152,9 @@ export class Proc {
     if (!this.url && line.startsWith('{')) {
       try {
         const m = JSON.parse(line) as Record<string, unknown>;
-        // A node says {"msg":"ready","url":…}; the shared yardstick {"yardstick":url}.
-        const url = m.msg === 'ready' && typeof m.url === 'string' ? m.url : typeof m.yardstick === 'string' ? m.yardstick : undefined;
+        // A node says {"msg":"ready","url":…}; the references {"yardstick":url} or {"limit":url}.
+        const reference = typeof m.yardstick === 'string' ? m.yardstick : typeof m.limit === 'string' ? m.limit : undefined;
+        const url = m.msg === 'ready' && typeof m.url === 'string' ? m.url : reference;
         if (url !== undefined) {
           this.ready = m;
           this.url = url.replace(/\/+$/, '');

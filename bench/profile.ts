@@ -1,4 +1,4 @@
-// CPU profile of one node under wrk load (the shared sql.lua bodies, c=32 unless told): starts a
+// CPU profile of one node under wrk load (bench/sql.lua's bodies, c=32 unless told): starts a
 // cluster whose master and slaves run with `node --cpu-prof`, a warm-up and one measured
 // run (only its samples are summarized), stops the nodes with SIGTERM (they exit cleanly
 // and write their profiles) and prints the top self-time functions (bench/profile-top.ts).

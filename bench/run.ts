@@ -1,6 +1,7 @@
-// `npm run bench`: sqlfleet (master + 2 slaves, ack "all") against the shared yardstick
-// (../shared/bench/yardstick.mjs: hono + better-sqlite3, one process, no replication, no
-// parsing), driven by wrk with the shared bodies (../shared/bench/sql.lua). Each figure is
+// `npm run bench`: sqlfleet (master + 2 slaves, ack "all") against the yardstick
+// (bench/yardstick.mjs: hono + better-sqlite3, one process, no replication, no parsing;
+// BENCH_YARDSTICK=bench/limit.mjs divides by the single-node limit instead), driven by wrk
+// with the bodies of bench/sql.lua. Each figure is
 // measured in rounds of yardstick, sqlfleet, sqlfleet, yardstick runs (A-B-B-A), so both
 // see the same machine; the table gives each round's ratio and their median, and CPU time
 // per operation summed over every server process (schedstat), which hardly moves with the

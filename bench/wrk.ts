@@ -1,14 +1,14 @@
 // One wrk run (wrk is C: it takes far less of a 2-core machine than a JavaScript load
-// generator) with the shared bodies of ../shared/bench/sql.lua, and the CPU time every
+// generator) with the bodies of bench/sql.lua, and the CPU time every
 // server process spent meanwhile, for CPU per operation.
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { cpuMs, exitedChildrenMs, ROOT } from './procs.js';
 
-/** wrk's binary ($BENCH_WRK, default wrk on PATH) and the shared request script. */
+/** wrk's binary ($BENCH_WRK, default wrk on PATH) and the request script (bench/sql.lua, or $BENCH_SQL_LUA). */
 export const WRK = process.env.BENCH_WRK ?? 'wrk';
-export const SQL_LUA = resolve(ROOT, process.env.BENCH_SQL_LUA ?? '../shared/bench/sql.lua');
+export const SQL_LUA = resolve(ROOT, process.env.BENCH_SQL_LUA ?? 'bench/sql.lua');
 
 /** The bodies sql.lua sends: distinct parameterized writes, unique literal writes, point reads of N keys. */
 export type WrkMode = 'param' | 'literal' | 'read';
@@ -36,9 +36,9 @@ export function cpuPerRequest(r: WrkResult): string {
     .join(', ');
 }
 
-/** Fails early, with what to install, when wrk or the shared script is missing. */
+/** Fails early, with what to install, when wrk or the request script is missing. */
 export async function checkWrk(): Promise<void> {
-  if (!existsSync(SQL_LUA)) throw new Error(`the shared wrk script ${SQL_LUA} is missing (set BENCH_SQL_LUA)`);
+  if (!existsSync(SQL_LUA)) throw new Error(`the wrk script ${SQL_LUA} is missing (set BENCH_SQL_LUA)`);
   const ok = await new Promise<boolean>((res) => {
     const p = spawn(WRK, ['-v'], { stdio: 'ignore' });
     p.once('error', () => res(false));

@@ -1,0 +1,81 @@
+// npm run bench in a clone (issue 32, item 16): its reference servers and wrk script are in
+// bench/, not in ../shared/bench/. Each reference answers the POST / JSON of a node (writes,
+// reads, batches, errors), and sql.lua drives one with wrk and prints its RESULT line.
+import assert from 'node:assert/strict';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, rmSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { after, test } from 'node:test';
+import { YARDSTICK } from '../bench/cluster.js';
+import { SQL_LUA } from '../bench/wrk.js';
+import { REPO_ROOT, killOnExit, post, tempDir } from './helpers/cluster.js';
+
+const dir = tempDir('sqlfleet-bench-refs-');
+const procs: ChildProcess[] = [];
+after(() => {
+  for (const p of procs) if (p.exitCode === null) p.kill('SIGKILL');
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** Starts bench/<script> on a free port; resolves its URL from the JSON line it prints. */
+function start(script: string, key: string): Promise<string> {
+  const child = spawn(process.execPath, [join(REPO_ROOT, 'bench', script)], {
+    cwd: REPO_ROOT,
+    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', DB: join(dir, `${script}.db`) },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  killOnExit(child);
+  procs.push(child);
+  let out = '';
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${script} printed no ready line in 30 s: ${out}`)), 30_000);
+    child.stdout!.on('data', (d) => {
+      out += d;
+      const m = new RegExp(`"${key}":"([^"]+)"`).exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]!);
+      }
+    });
+    child.stderr!.on('data', (d) => (out += d));
+    child.on('exit', (code) => reject(new Error(`${script} exited ${code}: ${out}`)));
+  });
+}
+
+test('the bench defaults to the reference and wrk script in bench/', () => {
+  for (const f of [YARDSTICK, SQL_LUA]) {
+    assert.ok(!relative(REPO_ROOT, f).startsWith('..'), `${f} is outside the checkout`);
+    assert.ok(existsSync(f), `${f} is missing`);
+  }
+  for (const f of ['yardstick.mjs', 'limit.mjs', 'sql.lua']) assert.ok(existsSync(join(REPO_ROOT, 'bench', f)), `bench/${f}`);
+});
+
+for (const [script, key] of [['yardstick.mjs', 'yardstick'], ['limit.mjs', 'limit']] as const) {
+  test(`bench/${script} answers POST / as a node does: writes, reads, atomic batches, errors; wrk with sql.lua`, { timeout: 90_000 }, async (t) => {
+    const url = await start(script, key);
+    const w = await post(url, { command: 'exec', query: 'INSERT OR REPLACE INTO kv(k,v) VALUES (?,?)', params: ['k-1', 'a'] });
+    assert.equal(w.status, 200, w.text);
+    assert.equal(w.body.results[0].changes, 1);
+    const r = await post(url, { command: 'query', query: 'SELECT v FROM kv WHERE k = ?', params: ['k-1'] });
+    assert.deepEqual(r.body.results[0], { columns: ['v'], rows: [['a']] });
+    // Concurrent writes (one group commit in limit.mjs), one of them failing alone.
+    const many = await Promise.all([
+      ...Array.from({ length: 20 }, (_, i) => post(url, { query: 'INSERT INTO kv(k,v) VALUES (?,?)', params: [`g-${i}`, 'x'] })),
+      post(url, { query: 'INSERT INTO kv(k,v) VALUES (?,?)', params: ['k-1', 'dup'] }),
+    ]);
+    assert.deepEqual(many.map((m) => m.status), [...Array(20).fill(200), 400]);
+    const batch = await post(url, { transaction: true, queries: [{ query: 'INSERT INTO kv VALUES (?,?)', params: ['b-1', 'x'] }, { query: 'INSERT INTO kv VALUES (?,?)', params: ['k-1', 'x'] }] });
+    assert.equal(batch.status, 400, 'the batch fails on its duplicate key');
+    const count = await post(url, { query: "SELECT count(*) FROM kv WHERE k LIKE 'g-%' OR k = 'b-1'" });
+    assert.deepEqual(count.body.results[0].rows, [[20]], 'every good write committed, nothing of the failed batch');
+    assert.equal((await post(url, { query: 'SELEC 1' })).status, 400);
+
+    if (spawnSync('wrk', ['-v'], { stdio: 'ignore' }).error) return t.skip('wrk is not installed');
+    const run = spawnSync('wrk', ['-t1', '-c4', '-d1s', '--latency', '-s', SQL_LUA, url, '--', 'param', 'w', '1000'], { encoding: 'utf8', timeout: 30_000 });
+    const line = /^RESULT (\{.*\})$/m.exec(run.stdout);
+    assert.ok(line, `no RESULT line: ${run.stdout} ${run.stderr}`);
+    const result = JSON.parse(line[1]!) as { requests: number; errors: number };
+    assert.ok(result.requests > 0);
+    assert.equal(result.errors, 0);
+  });
+}
