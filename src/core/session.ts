@@ -58,6 +58,12 @@ function noTx(what: string): SqlfleetError {
  */
 export class Session {
   private write: WriterTx | null = null;
+  /**
+   * BEGIN was accepted on the master but the writer is taken only with the transaction's
+   * first statement: nothing can be observed in between, and the writer is not held
+   * across the round trip that brings that statement (a third of a short transaction).
+   */
+  private pendingWrite = false;
   private read: ReadSnapshot | null = null;
   private remote: RemoteConn | null = null;
   private timers: NodeJS.Timeout[] = [];
@@ -74,7 +80,7 @@ export class Session {
 
   /** True when no transaction is open (Hrana's is_autocommit). */
   get autocommit(): boolean {
-    return !this.write && !this.read && !this.remote && !this.aborted;
+    return !this.write && !this.pendingWrite && !this.read && !this.remote && !this.aborted;
   }
 
   /** Runs one statement (Hrana's execute, or a step of a batch). */
@@ -93,6 +99,7 @@ export class Session {
     if (this.remote) return this.onRemote(s, ctl);
     if (ctl) return this.control(ctl, s);
     const kind = this.classify(s.sql);
+    if (this.pendingWrite) await this.takeWriter();
     if (this.write) return this.write.run(s);
     if (this.read) {
       if (kind !== 'read') throw new SqlfleetError('READ_ONLY_COMMAND', 'cannot write in a read-only transaction (BEGIN TRANSACTION READONLY)', { hrana_code: 'SQLITE_READONLY' });
@@ -112,6 +119,7 @@ export class Session {
     }
     // An autocommit write: a transaction of one statement (one entry, acked like any write).
     await this.beginWrite();
+    this.arm();
     try {
       const r = this.write!.run(s);
       await this.commitWrite();
@@ -146,6 +154,7 @@ export class Session {
   /** Ends the session: an open transaction rolls back. */
   async close(): Promise<void> {
     this.closed = true;
+    this.pendingWrite = false;
     this.endWrite();
     this.endRead();
     await this.endRemote();
@@ -154,8 +163,9 @@ export class Session {
   /** Rolls back an open transaction because the stream expired or the node stops. */
   abort(e: SqlfleetError): void {
     if (this.write) this.write.abort(e);
-    else if (this.read) {
+    else if (this.read || this.pendingWrite) {
       this.endRead();
+      this.pendingWrite = false;
       this.aborted = e;
     }
   }
@@ -185,27 +195,52 @@ export class Session {
           this.remote = this.d.openRemote(this.who);
           return this.onRemote(s, ctl);
         }
-        await this.beginWrite();
+        this.pendingWrite = true;
+        this.arm(); // --tx-timeout counts from BEGIN
         return EMPTY;
       case 'commit':
+        if (this.pendingWrite) return this.endPending(), EMPTY;
         if (this.read) return this.endRead(), EMPTY;
         if (!this.write) throw noTx('commit');
         await this.commitWrite();
         return EMPTY;
       case 'rollback':
+        if (this.pendingWrite) return this.endPending(), EMPTY;
         if (this.read) return this.endRead(), EMPTY;
         if (!this.write) throw noTx('rollback');
         this.endWrite();
         return EMPTY;
       case 'savepoint':
         if (this.read) return this.read.run(s);
+        if (this.pendingWrite) await this.takeWriter();
         if (!this.write) throw new SqlfleetError('TRANSACTION_CONTROL', 'savepoints need an open transaction here: send BEGIN first', { sqlite_code: 'SQLITE_ERROR' });
         return this.write.run(s);
     }
   }
 
+  /** The first statement after BEGIN: the transaction takes the writer now. */
+  private async takeWriter(): Promise<void> {
+    try {
+      await this.beginWrite();
+    } catch (e) {
+      this.endPending();
+      throw e;
+    }
+    this.pendingWrite = false;
+  }
+
+  private endPending(): void {
+    this.pendingWrite = false;
+    this.disarm();
+  }
+
   private async beginWrite(): Promise<void> {
+    if (this.d.role() !== 'master') throw new SqlfleetError('NOT_MASTER', 'this node is no longer the master; the transaction cannot start here', { hrana_code: 'NOT_MASTER' });
     const tx = await this.d.store.beginTx(this.d.txTimeoutMs);
+    if (this.closed || this.aborted) {
+      tx.rollback(); // the stream ended or the transaction timed out while it waited for the writer
+      throw this.aborted ?? new SqlfleetError('BAD_REQUEST', 'the stream is closed', { hrana_code: 'STREAM_CLOSED' });
+    }
     this.write = tx;
     tx.onAbort((e) => {
       if (this.write !== tx) return;
@@ -213,7 +248,6 @@ export class Session {
       this.disarm();
       this.aborted = e;
     });
-    this.arm();
     // A master that loses its role (switchover, lease, newer epoch) rolls back at once.
     this.timers.push(
       setInterval(() => {
@@ -234,8 +268,9 @@ export class Session {
       setTimeout(() => {
         const e = new SqlfleetError('TIMEOUT', `the transaction was open for more than ${ms} ms (--tx-timeout) and was rolled back`, { hrana_code: 'TRANSACTION_TIMEOUT' });
         if (this.write) this.write.abort(e);
-        else if (this.read) {
+        else if (this.read || this.pendingWrite) {
           this.endRead();
+          this.pendingWrite = false;
           this.aborted = e;
         }
       }, ms),
