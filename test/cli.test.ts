@@ -100,6 +100,10 @@ test('npm run cluster -- 2 --with-etcd: a local etcd, node 0 elected, "ready" on
     const etcdUrl = await waitFor(() => /\[cluster\] etcd on (\S+)/.exec(output())?.[1], { timeoutMs: 30_000, message: 'etcd line' });
     assert.match(String(etcdUrl), new RegExp(`:${base + 3}`));
     await waitFor(() => output().includes('[cluster] ready:'), { timeoutMs: 60_000, message: '[cluster] ready' });
+    // etcd's own log (deprecation warnings, raft INFO lines) goes to <data-dir>/etcd.log, not the terminal.
+    assert.doesNotMatch(output(), /^\[etcd\] (?!exited)/m, "etcd's log lines in the cluster's output");
+    assert.match(output(), /log in \S+etcd\.log/);
+    assert.doesNotMatch(output(), /master unreachable|ECONNREFUSED/, 'slaves starting before their master do not warn');
     const s = await fetch(`${url(0)}/status`).then((r) => r.json() as Promise<Record<string, any>>);
     assert.equal(s.role, 'master', 'a fresh cluster elects node 0');
     assert.equal(s.etcd.connected, true);
