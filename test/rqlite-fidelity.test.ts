@@ -104,6 +104,18 @@ describe('rqlite fidelity', () => {
     assert.deepEqual(rows(await query(master, "SELECT count(*) FROM q WHERE who IN ('good-1', 'good-2')")), [[2]]);
   });
 
+  it('integer parameters beyond 2^53 stay exact through /db/execute, via the master and a slave', async () => {
+    const { master, slaves } = cluster();
+    assert.equal((await exec(master, 'CREATE TABLE big (id INTEGER PRIMARY KEY, n INTEGER)')).status, 200);
+    for (const [i, node] of [master, slaves[0]!].entries()) {
+      const v = 9007199254740993n + BigInt(i * 2);
+      const r = await request(`${node.url}/db/execute`, { method: 'POST', body: `[["INSERT INTO big(id, n) VALUES(?, ?)", ${i + 1}, ${v}]]` });
+      assert.equal(r.status, 200, r.text);
+      assert.equal(r.body.results?.[0]?.error, undefined, r.text);
+      assert.deepEqual(rows(await query(master, 'SELECT CAST(n AS TEXT) FROM big WHERE id = ?', [i + 1])), [[String(v)]]);
+    }
+  });
+
   it('Idempotency-Key on /db/execute: a retry is not applied twice', async () => {
     const { master, slaves } = cluster();
     for (const node of [master, slaves[0]!]) {

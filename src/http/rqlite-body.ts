@@ -1,9 +1,10 @@
 // rqlite's request forms, parsed and validated once (rqlite: http/request_parser.go and
 // http/query_params.go): statement bodies and query parameters. Pure: no I/O.
 import { SqlfleetError } from '../errors.js';
+import { parseExact } from '../json.js';
 
 /** A positional or named parameter value as JSON gives it. */
-export type RqValue = string | number | boolean | null;
+export type RqValue = string | number | bigint | boolean | null;
 
 /** One statement of an rqlite body: SQL, with positional or named parameters. */
 export interface RqStatement {
@@ -22,7 +23,7 @@ function bad(message: string): SqlfleetError {
 export function parseStatements(raw: string): RqStatement[] {
   let body: unknown;
   try {
-    body = JSON.parse(raw);
+    body = parseExact(raw); // integers beyond 2^53 stay exact (BigInt), as on POST /
   } catch (e) {
     throw bad(`invalid JSON body: ${(e as Error).message}`);
   }
@@ -54,7 +55,7 @@ function sqlText(s: string, i: number): string {
 }
 
 function value(v: unknown, what: string): RqValue {
-  if (v === null || typeof v === 'string' || typeof v === 'boolean') return v;
+  if (v === null || typeof v === 'string' || typeof v === 'boolean' || typeof v === 'bigint') return v;
   if (typeof v === 'number' && Number.isFinite(v)) return v;
   // rqlite binds an array of bytes as a BLOB; sqlfleet's log carries JSON scalars only.
   if (Array.isArray(v)) throw bad(`unsupported type: ${what} is an array (BLOB parameters are not supported; use X'hex' in the SQL)`);

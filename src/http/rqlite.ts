@@ -95,7 +95,7 @@ export function registerRqlite(app: Hono, d: RqliteDeps): void {
     const started = performance.now();
     const seconds = () => (performance.now() - started) / 1000;
     try {
-      const out = await d.execute(req, JSON.stringify(body), who);
+      const out = await d.execute(req, stringify(body), who);
       if (out.status === 200 && out.body.ok === true) {
         const write = out.cls !== 'read' && !(out.cls === 'forwarded' && o.command === 'query');
         return { ok: true, results: out.body.results as StatementResult[], index: Number(out.body.index), seconds: seconds(), write };
