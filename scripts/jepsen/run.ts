@@ -6,15 +6,16 @@
 // history: register linearizability (strong reads, writes, CAS), the bank total, the set's
 // completeness on every node. Prints one verdict per workload; exit 1 when any fails,
 // 2 when it cannot run here. Needs root for network namespaces (partitions, etcd mode).
+// `npm run jepsen -- --check FILE` judges a recorded history again.
 // `runJepsen` is what test/jepsen.test.ts calls for the short version.
 
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { exec, ok } from '../../test/helpers/cluster.js';
 import { checkBank, checkRegister, checkSet, formatVerdict, type Verdict } from './checkers.js';
-import { operations, Recorder } from './history.js';
+import { operations, parseHistory, Recorder, type HistoryEvent, type Operation } from './history.js';
 import { NEMESES, repairAll, runNemesis, type NemesisKind } from './nemesis.js';
 import { startRig, waitConverged, waitHealthy, type Mode, type Rig } from './rig.js';
 import { BANK_ACCOUNTS, BANK_TOTAL, bankWorkload, readSet, registerWorkload, setWorkload, type Workload } from './workloads.js';
@@ -62,6 +63,8 @@ export async function runJepsen(o: JepsenOptions): Promise<JepsenReport> {
   } finally {
     repairAll(rig);
     await rec.close();
+    // Every node's log beside the history: what a failure's window needs to be explained.
+    for (const n of rig.nodes) writeFileSync(historyFile.replace(/\.jsonl$/, `.node-${n.id}.log`), n.logs());
     await rig.destroy();
   }
 }
@@ -95,9 +98,9 @@ async function runOn(rig: Rig, rec: Recorder, historyFile: string, o: JepsenOpti
     if (w === 'register') verdicts.push(checkRegister(ops));
     if (w === 'bank') verdicts.push(checkBank(ops, BANK_ACCOUNTS, BANK_TOTAL));
     if (w === 'set') {
-      const reads = new Map<string, number[]>();
-      for (const n of rig.nodes) reads.set(`node ${n.id}`, await readSet(n.url, 10_000));
-      verdicts.push(checkSet(ops, reads));
+      // The final reads go into the history too, so `--check` can judge the file alone.
+      for (const n of rig.nodes) rec.invoke('set', -2, 'final-read', `node ${n.id}`)('ok', await readSet(n.url, 10_000));
+      verdicts.push(checkSet(ops, finalReads(operations(rec.events, 'set'))));
     }
   }
   const opsCount = operations(rec.events).length;
@@ -105,6 +108,21 @@ async function runOn(rig: Rig, rec: Recorder, historyFile: string, o: JepsenOpti
   log(`\n== jepsen ${rig.mode} mode: ${opsCount} operations, faults ${faultText}, history ${historyFile}`);
   for (const v of verdicts) log(formatVerdict(v));
   return { mode: rig.mode, historyFile, verdicts, faults, operations: opsCount, valid: verdicts.every((v) => v.valid === true) };
+}
+
+/** The set's final reads recorded in a history: node -> elements. */
+function finalReads(ops: readonly Operation[]): Map<string, number[]> {
+  return new Map(ops.filter((o) => o.f === 'final-read' && o.type === 'ok').map((o) => [o.arg as string, o.result as number[]]));
+}
+
+/** Judges a recorded history file again (register, bank, set), as at the end of a run. */
+export function checkHistory(events: readonly HistoryEvent[]): Verdict[] {
+  const present = new Set(events.map((e) => e.workload));
+  const verdicts: Verdict[] = [];
+  if (present.has('register')) verdicts.push(checkRegister(operations(events, 'register')));
+  if (present.has('bank')) verdicts.push(checkBank(operations(events, 'bank'), BANK_ACCOUNTS, BANK_TOTAL));
+  if (present.has('set')) verdicts.push(checkSet(operations(events, 'set'), finalReads(operations(events, 'set'))));
+  return verdicts;
 }
 
 async function main(): Promise<void> {
@@ -118,8 +136,15 @@ async function main(): Promise<void> {
     .option('fault-ms', { type: 'number', default: 6000 })
     .option('quiet-ms', { type: 'number', default: 4000 })
     .option('out', { type: 'string', default: join(process.cwd(), 'jepsen-histories') })
+    .option('check', { type: 'string', describe: 'judge a recorded history file instead of running' })
     .strict()
     .parse();
+  if (a.check) {
+    const verdicts = checkHistory(parseHistory(readFileSync(a.check, 'utf8')));
+    for (const v of verdicts) process.stdout.write(`${formatVerdict(v)}\n`);
+    process.exitCode = verdicts.every((v) => v.valid === true) ? 0 : 1;
+    return;
+  }
   const nemeses = a.nemesis === 'none' ? [] : a.nemesis.split(',').map((s) => s.trim());
   for (const n of nemeses) if (!NEMESES.includes(n as NemesisKind)) throw new Error(`unknown nemesis ${n}`);
   const workloads = a.workload.split(',').map((s) => s.trim());
