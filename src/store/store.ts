@@ -17,6 +17,7 @@ import { ReadPool } from './read-pool.js';
 import { createInternalTables, prepareInternal, readApplied, type InternalStatements } from './internal.js';
 import { DEFAULT_IDEMPOTENCY_RETAIN_MS, PRUNE_EVERY_MS, decodeResults, encodeResults } from './idempotency.js';
 import type { Entry, StatementResult, Stmt } from './types.js';
+import { ChangeLog, type CaptureSpec } from './changes.js';
 
 /**
  * Hash of an entry chained to its predecessor (as Bedrock does), over the entry's header
@@ -92,6 +93,9 @@ export interface StoreOptions {
   onCommitGroup?: (writes: number) => void;
   /** WAL checkpoints by a worker thread this often (default 100 ms); 0: SQLite's own, inside commits. */
   checkpointIntervalMs?: number;
+  /** Change capture (DESIGN §9): which tables, and events of how many recent entries are kept. */
+  capture?: CaptureSpec;
+  changesRetain?: number;
 }
 
 const DEFAULT_CHECKPOINT_INTERVAL_MS = 100;
@@ -126,9 +130,13 @@ export class Store {
   /** Callers of beginTx() waiting for the writer, in order; work deferred until it is free. */
   private txWaiters: (() => void)[] = [];
   private afterTx: (() => void)[] = [];
+  private declCache = new Map<string, { cookie: number; types: (string | null)[] }>();
+  /** The change feed (store/changes.ts); outlives reopenings of the file. */
+  readonly changes: ChangeLog;
 
   constructor(readonly options: StoreOptions) {
     fs.mkdirSync(path.dirname(options.path), { recursive: true });
+    this.changes = new ChangeLog({ capture: options.capture ?? 'none', retain: options.changesRetain ?? 100_000, applied: () => this.applied });
     this.open();
   }
 
@@ -150,7 +158,7 @@ export class Store {
     this.points = new PointReads(this.reader);
     this.wcache = new StatementCache(this.writer);
     this.q = prepareInternal(this.writer);
-    this.det = installDeterminism(this.writer);
+    this.det = this.changes.attach(this.writer, this.reader, this.wcache, installDeterminism(this.writer));
     ({ index: this.applied, hash: this.hash } = readApplied(this.writer));
     this.epochCache = Number(this.q.getMeta.get('epoch'));
     this.readCookie = schemaCookieReader(this.writer);
@@ -426,6 +434,25 @@ export class Store {
     return tx;
   }
 
+  /**
+   * Declared types of a read's result columns (Hrana's decltype; the read workers return
+   * names only): prepared once per text and schema on the read-only connection, never run.
+   */
+  declTypes(sql: string): (string | null)[] {
+    const hit = this.declCache.get(sql);
+    if (hit && hit.cookie === this.schemaCookie) return hit.types;
+    let types: (string | null)[] = [];
+    try {
+      const st = prepareFresh(this.reader, sql);
+      if (st.reader) types = st.columns().map((c) => c.type);
+    } catch {
+      /* the read itself reported it */
+    }
+    if (this.declCache.size >= 1000) this.declCache.clear();
+    this.declCache.set(sql, { cookie: this.schemaCookie, types });
+    return types;
+  }
+
   /** Describes a statement without running it (prepared on the read-only connection). */
   describe(sql: string): Description {
     return describeOn(this.reader, sql);
@@ -560,6 +587,7 @@ export class Store {
   private committed(last: Entry): void {
     this.applied = last.index;
     this.hash = last.hash;
+    this.changes.committed(last.index);
   }
 
   /** A statement that failed inside an interactive transaction on the master: it fails here too, changing nothing. */
