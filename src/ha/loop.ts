@@ -40,6 +40,7 @@ export class HaLoop {
   /** The leader as last seen with its member key: how far it had applied, and when. */
   private lastLeader: { id: number; applied: number; at: number } | null = null;
   private stuck: Masterless | null = null;
+  private stuckSince = 0;
   private forcing = false;
   /** The index this master last wrote to the last_master key. */
   private recorded = -1;
@@ -103,8 +104,10 @@ export class HaLoop {
   }
 
   private inSeenSet(): boolean {
+    // Also while the master is being replaced: a member of the last set holds every
+    // acknowledged write, and reads go on (a load balancer keeps it in the read pool).
     const v = this.seen;
-    return !!v?.leader && !!v.sync && v.sync.leader === v.leader.id && v.sync.members.includes(this.d.config.id);
+    return !!v?.sync && (!v.leader || v.sync.leader === v.leader.id) && v.sync.members.includes(this.d.config.id);
   }
 
   /** Stops the loop; a master releases its key so a successor need not wait for the lease. */
@@ -186,9 +189,17 @@ export class HaLoop {
       this.lastLeader = { id: view.lastMaster.id, applied: view.lastMaster.applied, at: 0 }; // recorded by it in etcd; when is unknown
     }
     const stuck = masterless(view);
-    if (stuck && stuck.why !== this.stuck?.why) {
-      this.d.log('error', 'no master, and no node may take over on its own', { why: stuck.why, reason: stuck.reason, way_out: WAY_OUT, ...this.lostHint() });
-    } else if (!stuck && this.stuck) this.d.log('info', 'a node may take the leader key again', { leader: view.leader?.id ?? null });
+    if (!stuck) {
+      if (this.stuck) this.d.log('info', 'a node may take the leader key again', { leader: view.leader?.id ?? null });
+      this.stuck = null;
+      this.stuckSince = 0;
+      return;
+    }
+    // Said only once it lasted a lease TTL: a master whose lease lapsed under load is
+    // without member key until its next cycle re-publishes it, and then takes the key again.
+    if (!this.stuckSince) this.stuckSince = Date.now();
+    if (Date.now() - this.stuckSince < this.ttlMs) return;
+    if (stuck.why !== this.stuck?.why) this.d.log('error', 'no master, and no node may take over on its own', { why: stuck.why, reason: stuck.reason, way_out: WAY_OUT, ...this.lostHint() });
     this.stuck = stuck;
   }
 
@@ -239,6 +250,7 @@ export class HaLoop {
     this.validUntil = t0 + this.ttlMs - Math.min(500, this.ttlMs / 6);
     this.sync.reset(members);
     this.stuck = null;
+    this.stuckSince = 0;
     this.d.log('warn', 'took the leader key; serving as master', { epoch: got.epoch, sync_set: members, applied_index: this.d.store.appliedIndex });
     const peers = view.members.filter((m) => m.id !== this.d.config.id).map((m) => ({ id: m.id, url: m.url }));
     await this.d.roles.becomeMaster(got.epoch, peers);
