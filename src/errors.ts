@@ -10,7 +10,7 @@ export const ERROR_CODES = {
   CONSTRAINT: { status: 409, meaning: 'UNIQUE, NOT NULL, CHECK or FOREIGN KEY violation' },
   STALE_EPOCH: { status: 409, meaning: 'replication entry from a deposed master (lower epoch)' },
   IDEMPOTENCY_KEY_EXPIRED: { status: 409, meaning: 'a write retried with an idempotency key older than --idempotency-window: not applied again' },
-  PROMOTION_REFUSED: { status: 409, meaning: 'the node cannot be promoted now (already master, down, behind, another promotion running, etcd mode)' },
+  PROMOTION_REFUSED: { status: 409, meaning: 'the node cannot be promoted now (already master, down, behind, another promotion running, etcd mode without --force or with a master holding the leader key)' },
   SCHEMA_ON_SLAVE: { status: 403, meaning: 'schema change sent to a slave' },
   FORBIDDEN_STATEMENT: { status: 403, meaning: 'statement not allowed on any node' },
   FORBIDDEN: { status: 403, meaning: 'privileged field or operation requested by a client' },
