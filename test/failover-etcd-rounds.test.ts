@@ -162,10 +162,12 @@ function noStuckLog(c: Cluster): void {
 test(`etcd: ${ROUNDS} rounds of fresh cluster -> healthy -> acknowledged writes -> SIGKILL of the master at once: a new master within the RTO holds every acknowledged write`, { skip, timeout: 240_000 }, async () => {
   const rto: number[] = [];
   const health: number[] = [];
+  const firstSets: string[] = [];
   await rounds(ROUNDS, (i) =>
     withCluster(async (c) => {
       health.push(await healthy(c.nodes));
       const r = await roles(c);
+      firstSets.push(JSON.stringify(logEvents(r.m, 'took the leader key; serving as master')[0]?.sync_set));
       // Healthy means every slave is in the master's sync set already.
       assert.deepEqual((await status(r.m)).sync_set, r.ids, 'sync set when every /health is 200');
       ok(await exec(r.m, 'CREATE TABLE t(id TEXT PRIMARY KEY)'), 'create');
@@ -177,7 +179,7 @@ test(`etcd: ${ROUNDS} rounds of fresh cluster -> healthy -> acknowledged writes 
       noStuckLog(c);
     }),
   );
-  process.stdout.write(`# ${ROUNDS} fresh rounds: RTO ms ${rto.join(' ')} (max ${Math.max(...rto)}); healthy after start ms ${health.join(' ')}\n`);
+  process.stdout.write(`# ${ROUNDS} fresh rounds: RTO ms ${rto.join(' ')} (max ${Math.max(...rto)}); healthy after start ms ${health.join(' ')}; sync set written with the first leader key ${firstSets.join(' ')}\n`);
 });
 
 test(`etcd: ${REJOIN_ROUNDS} rounds of SIGKILL of the master right after a slave rejoined (the sync set shrank and grew again): a new master within the RTO holds every acknowledged write`, { skip, timeout: 180_000 }, async () => {

@@ -237,8 +237,12 @@ export class HaLoop {
     // ack "all" (and this node, the most advanced of them, has those too). Written with the
     // key, so the set is never empty while those slaves are in sync; others join as soon as
     // they confirm every write this master counts as acknowledged.
-    const members = (view.sync?.members ?? []).filter((id) => id !== this.d.config.id).sort((a, b) => a - b);
-    await this.take(view, t0, members, this.d.store.epoch + 1);
+    const me = this.d.config.id;
+    const members = new Set((view.sync?.members ?? []).filter((id) => id !== me));
+    // A fresh cluster (no set in etcd yet) with an empty log here: a live node whose log is
+    // empty too holds everything, so it is in the set from the first moment.
+    if (!view.sync && this.d.store.appliedIndex === 0) for (const m of view.members) if (m.id !== me && m.applied === 0) members.add(m.id);
+    await this.take(view, t0, [...members].sort((a, b) => a - b), this.d.store.epoch + 1);
   }
 
   /** Writes the leader key (and the sync set `members`) and becomes master; false when another node has the key. */
