@@ -85,6 +85,7 @@ export async function startNode(config: Config, log: LogFn = createLogger(config
     scratchDir: config.dataDir,
     split: splitStatements,
     rewrite: legacyStrings,
+    lastWrite: () => store.lastClientWrite(),
     vet: (sql) => {
       const c = classifier.classify(sql);
       if (c.kind === 'forbidden') throw new SqlfleetError('BAD_REQUEST', `the SQL dump holds a statement no node may run: ${c.statements.find((s) => s.kind === 'forbidden')?.reason ?? sql}`);

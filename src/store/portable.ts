@@ -336,7 +336,13 @@ export interface DumpLoad {
  * extension loading, no internal tables); `rewrite` may change a statement before it runs
  * (rqlite's double-quoted-string rule), given SQLite's verdict on a text.
  */
-export function statementsFromDump(text: string, allowed: (sql: string) => void, split: (sql: string) => string[], rewrite?: (sql: string, check: (sql: string) => string | null) => string): DumpLoad {
+export function statementsFromDump(
+  text: string,
+  allowed: (sql: string) => void,
+  split: (sql: string) => string[],
+  rewrite?: (sql: string, check: (sql: string) => string | null) => string,
+  start: { changes: number; rowid: number | bigint } = { changes: 0, rowid: 0 },
+): DumpLoad {
   const db = new Database(':memory:');
   try {
     const stmts = split(text).filter((s) => !/^(BEGIN|COMMIT|END|ROLLBACK)\b/i.test(s) && !/^PRAGMA\s+foreign_keys\s*=/i.test(s));
@@ -350,7 +356,10 @@ export function statementsFromDump(text: string, allowed: (sql: string) => void,
       }
     };
     const results: StatementResult[] = [];
-    let changes = 0;
+    // As SQLite reports to the client: DDL before any INSERT/UPDATE/DELETE of the dump shows
+    // the counts the node's writer had (rqlite runs a load on its one connection).
+    let changes = start.changes;
+    let rowid = start.rowid;
     for (const raw of stmts) {
       allowed(raw);
       const s = rewrite ? rewrite(raw, check) : raw;
@@ -363,7 +372,8 @@ export function statementsFromDump(text: string, allowed: (sql: string) => void,
           const info = stmt.run();
           // sqlite3_changes(): DDL leaves the last INSERT/UPDATE/DELETE's count (exec.ts).
           if (info.changes > 0 || /^\s*(?:WITH\b[\s\S]*?\)\s*)?(?:INSERT|REPLACE|UPDATE|DELETE)\b/i.test(s)) changes = info.changes;
-          results.push({ changes, last_insert_rowid: Number(info.lastInsertRowid) });
+          if (info.changes > 0 && /^\s*(?:WITH\b[\s\S]*?\)\s*)?(?:INSERT|REPLACE)\b/i.test(s)) rowid = toJsonValue(info.lastInsertRowid) as number | bigint;
+          results.push({ changes, last_insert_rowid: rowid });
         }
       } catch (e) {
         throw bad(`the SQL dump fails: ${(e as Error).message} (in: ${s.slice(0, 120)})`);
@@ -394,6 +404,8 @@ export interface PortableOptions {
   split: (sql: string) => string[];
   /** Applied to each statement of a dump before it runs (rqlite's double-quoted strings), given SQLite's verdict on a text. */
   rewrite?: (sql: string, check: (sql: string) => string | null) => string;
+  /** The writer's counts as a client sees them (store.lastClientWrite), where a dump's results start. */
+  lastWrite?: () => { changes: number; rowid: number | bigint };
 }
 
 /** Backup, load and column-type support of one node, for the rqlite routes. */
@@ -439,7 +451,7 @@ export class Portable {
   /** See statementsFromDump (with the node's double-quoted-string rule, rqlite's). */
   fromDump(text: string): DumpLoad {
     const filtered = (sql: string) => this.o.split(sql).filter((s) => !/^(DELETE\s+FROM|INSERT\s+INTO)\s+["'`[]?sqlite_sequence\b/i.test(s));
-    return statementsFromDump(text, this.o.vet, filtered, this.o.rewrite);
+    return statementsFromDump(text, this.o.vet, filtered, this.o.rewrite, this.o.lastWrite?.());
   }
 
   /** Removes a file this made. */

@@ -222,6 +222,11 @@ export class Store {
     });
   }
 
+  /** sqlite3_changes() and last_insert_rowid() of the writer as a client sees them (exec.ts): where a load's statements start from. */
+  lastClientWrite(): { changes: number; rowid: number | bigint } {
+    return { changes: this.wcache.lastUserChanges, rowid: toJsonValue(this.wcache.lastUserRowid) as number | bigint };
+  }
+
   /** Reads answered on the event loop as point reads since the process started. */
   get pointReads(): number {
     return this.pointReadCount;
