@@ -168,6 +168,12 @@ export async function startNode(config: Config, log: LogFn = createLogger(config
   const server: http.Server = await new Promise((resolve, reject) => {
     const tls = config.tlsCert && config.tlsKey ? { key: fs.readFileSync(config.tlsKey), cert: fs.readFileSync(config.tlsCert) } : null;
     const s = tls ? https.createServer(tls, listener) : http.createServer(listener);
+    // Idle keep-alive connections are closed by the client first (undici: 4 s, browsers and
+    // load balancers: up to 60 s): a server that closes first races a client reusing the
+    // socket, whose request then fails with "other side closed" (seen under load in the
+    // 10-minute stress run with Node's 5 s default).
+    s.keepAliveTimeout = 65_000;
+    s.headersTimeout = 66_000;
     s.once('error', reject);
     s.listen(config.port, config.host, () => resolve(s));
   });
