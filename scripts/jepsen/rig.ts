@@ -6,7 +6,9 @@
 import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { printLogs, startCluster, status, tempDir, TestNode, waitFor, waitForUp } from '../../test/helpers/cluster.js';
+import type { TestEtcd } from '../../test/helpers/etcd.js';
 import { startHaNet } from '../../test/helpers/ha-net.js';
+import { clusterToken } from '../../test/helpers/load.js';
 import { createNet, netnsAvailable, type Net } from '../../test/helpers/netns.js';
 
 /** Failover mode of the cluster under test. */
@@ -20,6 +22,10 @@ export interface Rig {
   readonly net: Net | undefined;
   /** Hosts a partition of a node cuts it off from (the other nodes, etcd). */
   peersOf(node: TestNode): number[];
+  /** etcd mode: the etcd member (the etcd-kill nemesis stops and restarts it). */
+  readonly etcd: TestEtcd | undefined;
+  /** The cluster token (promotions). */
+  readonly token: string;
   printLogs(lines?: number): void;
   destroy(): Promise<void>;
 }
@@ -31,8 +37,9 @@ export async function startRig(mode: Mode, log: (s: string) => void = () => {}):
     if (!useNet) throw new Error('etcd mode runs on network namespaces: run as root');
     const ha = await startHaNet({ table: 'jepsen_probe' });
     log(`etcd mode: nodes ${ha.nodes.map((n) => n.url).join(' ')}, etcd ${ha.etcd.url}`);
+    const args = ha.nodes[0]!.spec.extraArgs ?? [];
     return {
-      mode, nodes: ha.nodes, net: ha.net,
+      mode, nodes: ha.nodes, net: ha.net, etcd: ha.etcd, token: args[args.indexOf('--cluster-token') + 1]!,
       peersOf: (n) => [...ha.nodes.filter((x) => x !== n).map((x) => x.id), ha.etcdHost],
       printLogs: (lines) => ha.printLogs(lines),
       destroy: () => ha.destroy(),
@@ -41,7 +48,7 @@ export async function startRig(mode: Mode, log: (s: string) => void = () => {}):
   if (!useNet) {
     const c = await startCluster({ slaves: 2 });
     log(`static mode on loopback (no namespaces: no partitions): ${c.nodes.map((n) => n.url).join(' ')}`);
-    return { mode, nodes: c.nodes, net: undefined, peersOf: () => [], printLogs: (l) => printLogs(c.nodes, l), destroy: () => c.stop() };
+    return { mode, nodes: c.nodes, net: undefined, etcd: undefined, token: clusterToken(c.dataDir), peersOf: () => [], printLogs: (l) => printLogs(c.nodes, l), destroy: () => c.stop() };
   }
   const net = await createNet({ hosts: 3 });
   const dirs = [0, 1, 2].map(() => tempDir('sqlfleet-jepsen-'));
@@ -70,7 +77,7 @@ export async function startRig(mode: Mode, log: (s: string) => void = () => {}):
     throw e;
   }
   log(`static mode: nodes ${nodes.map((n) => n.url).join(' ')}`);
-  return { mode, nodes, net, peersOf: (n) => nodes.filter((x) => x !== n).map((x) => x.id), printLogs: (l) => printLogs(nodes, l), destroy };
+  return { mode, nodes, net, etcd: undefined, token, peersOf: (n) => nodes.filter((x) => x !== n).map((x) => x.id), printLogs: (l) => printLogs(nodes, l), destroy };
 }
 
 /** The node that calls itself master and that every other running node names, if any. */

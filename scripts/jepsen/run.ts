@@ -107,7 +107,29 @@ async function runOn(rig: Rig, rec: Recorder, historyFile: string, o: JepsenOpti
   const faultText = Object.entries(faults).map(([k, n]) => `${k}×${n}`).join(' ') || 'none';
   log(`\n== jepsen ${rig.mode} mode: ${opsCount} operations, faults ${faultText}, history ${historyFile}`);
   for (const v of verdicts) log(formatVerdict(v));
+  log(`faults: ${faultTimeline(rec.events).join('; ') || 'none'}`);
   return { mode: rig.mode, historyFile, verdicts, faults, operations: opsCount, valid: verdicts.every((v) => v.valid === true) };
+}
+
+/** Each fault as `kind node N [start … end]` in history time, to read a failure's window against. */
+export function faultTimeline(events: readonly HistoryEvent[]): string[] {
+  const open = new Map<string, number>();
+  const out: string[] = [];
+  for (const e of events) {
+    if (e.workload !== 'nemesis') continue;
+    const m = /^(.+)-(start|end)$/.exec(e.f);
+    if (!m) {
+      out.push(`${e.f} at ${e.time.toFixed(0)}`);
+      continue;
+    }
+    const key = `${m[1]} node ${(e.value as { node: number }).node}`;
+    if (m[2] === 'start') open.set(key, e.time);
+    else {
+      out.push(`${key} [${open.get(key)?.toFixed(0)} … ${e.time.toFixed(0)}]`);
+      open.delete(key);
+    }
+  }
+  return out;
 }
 
 /** The set's final reads recorded in a history: node -> elements. */
@@ -140,8 +162,10 @@ async function main(): Promise<void> {
     .strict()
     .parse();
   if (a.check) {
-    const verdicts = checkHistory(parseHistory(readFileSync(a.check, 'utf8')));
+    const events = parseHistory(readFileSync(a.check, 'utf8'));
+    const verdicts = checkHistory(events);
     for (const v of verdicts) process.stdout.write(`${formatVerdict(v)}\n`);
+    process.stdout.write(`faults: ${faultTimeline(events).join('; ') || 'none'}\n`);
     process.exitCode = verdicts.every((v) => v.valid === true) ? 0 : 1;
     return;
   }
