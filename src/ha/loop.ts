@@ -150,11 +150,10 @@ export class HaLoop {
       const view = await this.etcd.view();
       this.observe(view);
       const me = { id: this.d.config.id, url: this.d.selfUrl(), applied: this.d.store.appliedIndex, epoch: this.d.store.epoch };
-      await this.etcd.publish(me);
-      if (this.leaderRaw && this.d.roles.current.kind === 'master' && me.applied !== this.recorded) {
-        await this.etcd.putLastMaster(this.leaderRaw, me);
-        this.recorded = me.applied;
-      }
+      // A master also records its index where a lost lease does not erase it (in parallel:
+      // the renewal cycle must stay short).
+      const record = this.leaderRaw && this.d.roles.current.kind === 'master' && me.applied !== this.recorded ? this.leaderRaw : null;
+      await Promise.all([this.etcd.publish(me), record ? this.etcd.putLastMaster(record, me).then(() => (this.recorded = me.applied)) : null]);
       if (!this.connected) this.d.log('info', 'etcd reachable', { etcd: this.d.config.etcd.join(',') });
       this.connected = true;
       this.lastError = '';
