@@ -108,12 +108,19 @@ test('register: a long random linearizable history with concurrency passes in bo
 });
 
 test('bank: reads with the wrong total, a missing account or a negative balance fail', () => {
-  const read = (bal: Record<string, number>, type: Operation['type'] = 'ok'): Operation => ({ id: nextId++, process: 0, workload: 'bank', f: 'read-local', arg: null, type, result: bal, start: 0, end: 1 });
+  const read = (bal: Record<string, number>, type: Operation['type'] = 'ok'): Operation => ({ id: nextId++, process: 0, workload: 'bank', f: 'read-local', arg: null, type, result: { balances: bal, index: 1 }, start: 0, end: 1 });
   assert.equal(checkBank([read({ 1: 50, 2: 50 }), read({ 1: 70, 2: 30 })], 2, 100).valid, true);
   assert.equal(checkBank([read({ 1: 50, 2: 50 }), read({ 1: 70, 2: 50 })], 2, 100).valid, false);
   assert.equal(checkBank([read({ 1: 100 })], 2, 100).valid, false);
   assert.equal(checkBank([read({ 1: 120, 2: -20 })], 2, 100).valid, false);
   assert.equal(checkBank([read({ 1: 120, 2: 50 }, 'fail')], 2, 100).valid, true);
+  // Read-your-writes of a sqlfleet/client process: a read after its transfer at index 7 answered at index 5.
+  const op = (f: string, result: object, start: number): Operation => ({ id: nextId++, process: 4, workload: 'bank', f, arg: null, type: 'ok', result, start, end: start + 1, via: 'client' });
+  const ryw = [op('transfer', { debited: true, credited: true, index: 7 }, 10), op('read-local', { balances: { 1: 50, 2: 50 }, index: 7 }, 20)];
+  assert.equal(checkBank(ryw, 2, 100).valid, true);
+  const stale = checkBank([...ryw, op('read-local', { balances: { 1: 50, 2: 50 }, index: 5 }, 30)], 2, 100);
+  assert.equal(stale.valid, false);
+  assert.match(stale.details.join('\n'), /read-your-writes/);
 });
 
 test('set: an acknowledged element missing on a node, or a definitely failed one present, fails', () => {

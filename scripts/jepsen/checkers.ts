@@ -131,15 +131,24 @@ export function checkRegister(ops: readonly Operation[], opts: { shrinkMs?: numb
   return { name: 'register (linearizable)', valid, stats: { ...countTypes(ops), checked: usable.length - pruned, pruned, keys: keys.length, steps: partitions.reduce((n, p) => n + p.steps, 0) }, details, result };
 }
 
-/** A bank read's result: balances by account id. */
-export type Balances = Record<string, number>;
+/** A bank read's result: balances by account id, and the log index the answering node had applied. */
+export interface BankRead {
+  readonly balances: Record<string, number>;
+  readonly index: number;
+}
 
-/** Every ok read saw every account and the same total, and no negative balance (transfers are guarded). */
+/**
+ * Every ok read saw every account and the same total, and no negative balance (transfers
+ * are guarded). And read-your-writes, the promise local reads do make: a sqlfleet/client
+ * process's read, local or strong, answers at an index at or after its own last
+ * acknowledged transfer (the client sends it as min_index).
+ */
 export function checkBank(ops: readonly Operation[], accounts: number, total: number): Verdict {
   const reads = ops.filter((o) => o.f.startsWith('read') && o.type === 'ok');
   const details: string[] = [];
   for (const r of reads) {
-    const b = r.result as Balances;
+    // Histories recorded before reads carried their index hold the balances alone.
+    const b = (r.result as BankRead).balances ?? (r.result as Record<string, number>);
     const ids = Object.keys(b);
     const sum = Object.values(b).reduce((n, x) => n + x, 0);
     const neg = Object.entries(b).filter(([, x]) => x < 0);
@@ -147,9 +156,20 @@ export function checkBank(ops: readonly Operation[], accounts: number, total: nu
       details.push(`${formatOp(r)}: ${ids.length} accounts, total ${sum} (expected ${accounts} accounts, total ${total})${neg.length ? `, negative ${JSON.stringify(neg)}` : ''}`);
     }
   }
+  let ryw = 0;
+  const lastWrite = new Map<number, number>();
+  for (const o of [...ops].filter((x) => x.via === 'client' && x.type === 'ok').sort((a, b) => a.end - b.end)) {
+    const idx = Number((o.result as { index?: number }).index);
+    if (o.f === 'transfer') lastWrite.set(o.process, Math.max(lastWrite.get(o.process) ?? 0, idx));
+    else if (o.f.startsWith('read')) {
+      ryw++;
+      const w = lastWrite.get(o.process) ?? 0;
+      if (idx < w) details.push(`${formatOp(o)}: read at index ${idx}, before this process's own transfer at index ${w} (read-your-writes)`);
+    }
+  }
   const shown = details.slice(0, 10);
   if (details.length > 10) shown.push(`… and ${details.length - 10} more`);
-  return { name: 'bank (total constant)', valid: details.length === 0, stats: { ...countTypes(ops), reads_checked: reads.length, bad_reads: details.length }, details: shown };
+  return { name: 'bank (total constant)', valid: details.length === 0, stats: { ...countTypes(ops), reads_checked: reads.length, read_your_writes_checked: ryw, bad_reads: details.length }, details: shown };
 }
 
 /** Every acknowledged insert is on every node; nothing is there that was never attempted. */

@@ -6,10 +6,12 @@
 //             UPDATE jr SET v = ? WHERE k = ? AND v = ? (true when one row changed)
 //   bank      accounts in jb(id, balance); transfers are one atomic request (a `queries`
 //             batch with transaction, or a multi-statement text) guarded so no balance goes
-//             negative; reads of every balance in one statement, local and strong
+//             negative, or read-then-write interactive transactions over Hrana
+//             (@libsql/client); reads of every balance in one statement, local and strong
 //   set       unique inserts into js(v) with ack "all"; read on every node at the end
 
 import { setTimeout as delay } from 'node:timers/promises';
+import { createClient as createLibsqlClient, type Client as LibsqlClient } from '@libsql/client';
 import { createClient, SqlfleetClientError, type Client } from '../../src/client/index.js';
 import type { Recorder } from './history.js';
 
@@ -200,8 +202,7 @@ export function bankWorkload(procs = 4): Workload {
   return {
     name: 'bank',
     setup: ['CREATE TABLE jb(id INTEGER PRIMARY KEY, balance INTEGER NOT NULL)', `INSERT INTO jb(id, balance) VALUES ${ids.map((i) => `(${i}, ${BANK_TOTAL / BANK_ACCOUNTS})`).join(', ')}`],
-    run: (ctx) =>
-      processes(ctx, procs, async (p, client) => {
+    run: (ctx) => Promise.all([interactiveTransfers(ctx, ids, 2), processes(ctx, procs, async (p, client) => {
         const via = client ? 'client' : pick(ctx.urls());
         if (Math.random() < 0.5) {
           const strong = Math.random() < 0.5;
@@ -209,9 +210,12 @@ export function bankWorkload(procs = 4): Workload {
           const done = p.invoke(ctx, 'bank', f, null, via);
           const sql = 'SELECT id, balance FROM jb ORDER BY id';
           let rows: unknown[][];
+          let index: number;
           if (client) {
             try {
-              rows = (await client.query(sql, undefined, strong ? { consistency: 'strong' } : {})).rows;
+              const res = await client.query(sql, undefined, strong ? { consistency: 'strong' } : {});
+              rows = res.rows;
+              index = res.index;
             } catch (e) {
               return done('fail', undefined, errText(e));
             }
@@ -219,8 +223,9 @@ export function bankWorkload(procs = 4): Workload {
             const a = await rawPost(via, { command: 'query', query: sql, ...(strong ? { consistency: 'strong' } : {}) }, ctx.timeoutMs);
             if (!(a.status === 200 && a.body?.ok)) return done('fail', undefined, rawErr(a));
             rows = a.body.results[0].rows;
+            index = Number(a.body.index);
           }
-          done('ok', Object.fromEntries(rows.map((r) => [String(r[0]), Number(r[1])])));
+          done('ok', { balances: Object.fromEntries(rows.map((r) => [String(r[0]), Number(r[1])])), index });
           return;
         }
         const from = pick(ids);
@@ -231,10 +236,12 @@ export function bankWorkload(procs = 4): Workload {
         const debit = 'UPDATE jb SET balance = balance - ? WHERE id = ? AND balance >= ?';
         const credit = 'UPDATE jb SET balance = balance + ? WHERE id = ? AND changes() = 1';
         let changes: number[];
+        let index: number;
         if (client) {
           try {
             const res = await client.batch([{ sql: debit, params: [amount, from, amount] }, { sql: credit, params: [amount, to] }]);
             changes = res.results.map((r) => r.changes ?? 0);
+            index = res.index;
           } catch (e) {
             const t = clientWriteOutcome(e);
             done(t, undefined, errText(e));
@@ -251,10 +258,67 @@ export function bankWorkload(procs = 4): Workload {
             return;
           }
           changes = (a.body.results as { changes?: number }[]).map((r) => r.changes ?? 0);
+          index = Number(a.body.index);
         }
-        done('ok', { debited: changes[0] === 1, credited: changes[1] === 1 });
-      }),
+        done('ok', { debited: changes[0] === 1, credited: changes[1] === 1, index });
+      })]).then(() => undefined),
   };
+}
+
+/**
+ * Bank transfers as read-then-write interactive transactions over Hrana (@libsql/client,
+ * DESIGN §8): read both balances, write the new absolute values, commit. Without isolation
+ * two concurrent transfers would overwrite each other and the total would change. An error
+ * before COMMIT committed nothing (fail); an error at COMMIT is unknown (info). Every call is
+ * raced against the deadline (the client has none of its own).
+ */
+async function interactiveTransfers(ctx: WorkloadContext, ids: readonly number[], n: number): Promise<void> {
+  const within = <T>(x: Promise<T>): Promise<T> =>
+    Promise.race([x, delay(ctx.timeoutMs, undefined, { ref: false }).then(() => Promise.reject(new Error('timeout')))]);
+  await Promise.all(
+    Array.from({ length: n }, async (_, i) => {
+      const p = new Proc(100 + i, n);
+      let url = pick(ctx.urls());
+      let c: LibsqlClient = createLibsqlClient({ url });
+      try {
+        while (!ctx.stopped()) {
+          const from = pick(ids);
+          const to = pick(ids.filter((x) => x !== from));
+          const amount = randInt(1, 30);
+          const done = p.invoke(ctx, 'bank', 'transfer-tx', { from, to, amount }, url);
+          let committing = false;
+          let tx: Awaited<ReturnType<LibsqlClient['transaction']>> | undefined;
+          try {
+            tx = await within(c.transaction('write'));
+            const a = Number((await within(tx.execute({ sql: 'SELECT balance FROM jb WHERE id = ?', args: [from] }))).rows[0]![0]);
+            if (a < amount) {
+              await within(tx.rollback());
+              done('ok', { debited: false });
+            } else {
+              const b = Number((await within(tx.execute({ sql: 'SELECT balance FROM jb WHERE id = ?', args: [to] }))).rows[0]![0]);
+              await within(tx.execute({ sql: 'UPDATE jb SET balance = ? WHERE id = ?', args: [a - amount, from] }));
+              await within(tx.execute({ sql: 'UPDATE jb SET balance = ? WHERE id = ?', args: [b + amount, to] }));
+              committing = true;
+              await within(tx.commit());
+              done('ok', { debited: true, credited: true });
+            }
+          } catch (e) {
+            done(committing ? 'info' : 'fail', undefined, String((e as Error).message ?? e).slice(0, 120));
+            if (committing) p.crashed();
+            // A fresh client on another node: the stream may be gone with its node.
+            c.close();
+            url = pick(ctx.urls());
+            c = createLibsqlClient({ url });
+          } finally {
+            tx?.close();
+          }
+          await delay(p.last === 'ok' ? randInt(5, 25) : randInt(100, 300));
+        }
+      } finally {
+        c.close();
+      }
+    }),
+  );
 }
 
 /** The set workload; `finalRead` reads every node's elements after the run. */
