@@ -107,7 +107,7 @@ export class Session {
     }
     if (kind === 'read') {
       const { results } = await this.d.store.read([s], true);
-      return fromStore(results[0] as unknown as Record<string, unknown>);
+      return fromStore(results[0] as unknown as Record<string, unknown>, this.d.store.declTypes(s.sql));
     }
     if (this.d.role() !== 'master') {
       const conn = this.d.openRemote(this.who);
@@ -355,9 +355,9 @@ export class Session {
 }
 
 /** A store read result (raw values) as a TypedResult. */
-function fromStore(r: Record<string, unknown>): TypedResult {
+function fromStore(r: Record<string, unknown>, decltypes: (string | null)[]): TypedResult {
   if (Array.isArray(r.columns)) {
-    return { cols: (r.columns as string[]).map((name) => ({ name, decltype: null })), rows: r.rows as TypedResult['rows'], changes: 0, lastInsertRowid: null, readonly: true };
+    return { cols: (r.columns as string[]).map((name, i) => ({ name, decltype: decltypes[i] ?? null })), rows: r.rows as TypedResult['rows'], changes: 0, lastInsertRowid: null, readonly: true };
   }
   return { cols: [], rows: [], changes: Number(r.changes ?? 0), lastInsertRowid: null, readonly: true };
 }

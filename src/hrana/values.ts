@@ -26,6 +26,8 @@ export interface HStmt {
 export interface HError {
   message: string;
   code?: string | null;
+  /** SQLite's extended code when `code` is its primary one (not in the spec; clients ignore it). */
+  extended_code?: string;
 }
 
 function bad(msg: string): SqlfleetError {
@@ -146,8 +148,12 @@ export function encodeDescribe(d: Description): Record<string, unknown> {
 /** Any error as Hrana's error object, with the code clients match on. */
 export function encodeError(e: unknown): HError {
   if (e instanceof SqlfleetError) {
-    const code = typeof e.details.hrana_code === 'string' ? e.details.hrana_code : typeof e.details.sqlite_code === 'string' ? e.details.sqlite_code : HRANA_CODES[e.code] ?? e.code;
-    return { message: e.message, code };
+    // sqld sends SQLite's primary code (SQLITE_CONSTRAINT), which @libsql/client reports as
+    // `code`; the extended one (SQLITE_CONSTRAINT_UNIQUE) rides along as extended_code.
+    const sqlite = typeof e.details.sqlite_code === 'string' ? e.details.sqlite_code : null;
+    const primary = sqlite?.replace(/^(SQLITE_[A-Z]+)_.*$/, '$1') ?? null;
+    const code = typeof e.details.hrana_code === 'string' ? e.details.hrana_code : primary ?? HRANA_CODES[e.code] ?? e.code;
+    return sqlite && sqlite !== code ? { message: e.message, code, extended_code: sqlite } : { message: e.message, code };
   }
   return { message: 'internal error; see the node log', code: 'INTERNAL' };
 }
