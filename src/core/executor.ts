@@ -70,7 +70,10 @@ export class Executor {
     const onBehalf = who.cluster || who.user === 'anonymous' ? null : who.user;
     const isMaster = this.d.role() === 'master';
     if (kind === 'read') {
-      if (req.consistency === 'strong' && !isMaster) return this.forward(rawBody, onBehalf);
+      if (req.consistency === 'strong') {
+        if (!isMaster) return this.forward(rawBody, onBehalf);
+        return { ...(await this.strongRead(stmts, req.minIndex)), cls: 'read' };
+      }
       return { ...(await this.read(stmts, req.minIndex)), cls: 'read' };
     }
     if (req.command === 'query') {
@@ -119,6 +122,32 @@ export class Executor {
     }
     const { index, results } = await this.d.store.read(stmts);
     return this.ok(index, results);
+  }
+
+  /**
+   * A strong read on the master is linearizable, not just "the master's file": with etcd it
+   * shows only what the cluster holds (the index it read at is acknowledged as an ack "all"
+   * write is, so a write this master committed but could still lose is never shown), and only while this
+   * node is certainly the master (after the read, not deposed and, with etcd, its lease still
+   * valid: no other master can have taken over while it read). Else 503 NOT_MASTER: retry,
+   * and the client finds the master. Jepsen's register workload found deposed masters
+   * answering strong reads with stale values before this (issue 27).
+   */
+  private async strongRead(stmts: Stmt[], minIndex: number | undefined): Promise<Outcome> {
+    const rep = this.d.replicate();
+    const epoch = this.d.epoch();
+    const out = await this.read(stmts, minIndex);
+    const index = Number(out.body.index);
+    try {
+      // With etcd a failover keeps only what the sync set holds; in static mode nothing
+      // acknowledged is dropped by a promotion (it waits for the target), so the wait is not needed there.
+      if (this.d.config.etcd.length > 0) await rep.waitAcks(index, 'all', this.d.config.ackTimeoutMs);
+      rep.settle(epoch, index);
+    } catch (e) {
+      const why = e instanceof Error ? e.message : String(e);
+      throw new SqlfleetError('NOT_MASTER', `this strong read cannot be confirmed by the master (${why}); nothing was changed, retry`, { outcome: 'not_applied', master: this.d.masterUrl() });
+    }
+    return out;
   }
 
   private async write(stmts: Stmt[], ack: AckLevel, key: string | undefined): Promise<Outcome> {
