@@ -17,6 +17,7 @@ import { agreedMaster, waitHealthy, type Rig } from './rig.js';
 
 /** A kind of fault. */
 export type NemesisKind = 'kill' | 'pause' | 'partition' | 'partition-slave' | 'etcd-kill' | 'switchover';
+/** Every nemesis, in the order a run takes them. */
 export const NEMESES: readonly NemesisKind[] = ['partition', 'kill', 'pause', 'partition-slave', 'etcd-kill', 'switchover'];
 
 /** Whether `kind` applies to this rig (namespaces for partitions, etcd, static mode for switchovers). */

@@ -20,6 +20,7 @@ import { NEMESES, repairAll, runNemesis, type NemesisKind } from './nemesis.js';
 import { startRig, waitConverged, waitHealthy, type Mode, type Rig } from './rig.js';
 import { BANK_ACCOUNTS, BANK_TOTAL, bankWorkload, readSet, registerWorkload, setWorkload, type Workload } from './workloads.js';
 
+/** Every workload `--workload` accepts. */
 export const WORKLOADS = ['register', 'bank', 'set'] as const;
 /** A workload's name. */
 export type WorkloadName = (typeof WORKLOADS)[number];

@@ -123,6 +123,7 @@ async function processes(ctx: WorkloadContext, n: number, body: (p: Proc, client
   );
 }
 
+/** The register's keys (one linearizability search each). */
 export const REGISTER_KEYS = [1, 2, 3];
 
 /** The register workload. */
@@ -193,7 +194,9 @@ export function registerWorkload(procs = 4): Workload {
   };
 }
 
+/** The bank's accounts and the total every read must see. */
 export const BANK_ACCOUNTS = 5;
+/** Sum of all balances, constant under transfers. */
 export const BANK_TOTAL = 500;
 
 /** The bank workload. */
