@@ -37,6 +37,10 @@ const common = (y: Argv) =>
     // Tests only (src/failpoints.ts): named places made to fail, to prove a node survives them.
     .option('failpoints', { type: 'string', hidden: true })
     .option('verify-ms', { type: 'number', default: 10000, describe: 'ms between checksum comparisons (master)' })
+    .option('capture', { type: 'string', default: 'none', describe: 'change feed: tables whose row changes this node records (all, none, or t1,t2); GET /changes' })
+    .option('changes-retain', { type: 'number', default: 100000, describe: 'log indexes whose change events a node keeps (older: GET /changes answers 410)' })
+    .option('changes-max-subscribers', { type: 'number', default: 100, describe: 'open GET /changes feeds per node' })
+    .option('changes-heartbeat', { type: 'number', default: 15000, describe: 'ms between heartbeats on an idle GET /changes feed' })
     .option('idempotency-window', { type: 'number', default: 600, describe: 's an idempotency key is honoured (retries after it are refused or, for non-UUIDv7 keys, new)' })
     .option('etcd', { type: 'string', describe: 'etcd URLs (comma-separated): automatic failover' })
     .option('lease-ttl', { type: 'number', default: 3, describe: 's the leader lease lasts in etcd (the master renews it every third)' })
@@ -77,6 +81,10 @@ function toInput(a: Args, id: number, numSlaves: number): ConfigInput {
     leaseTtlMs: a['lease-ttl'] * 1000,
     clusterName: a['cluster-name'],
     idempotencyWindowMs: a['idempotency-window'] * 1000,
+    capture: a.capture,
+    changesRetain: a['changes-retain'],
+    changesMaxSubscribers: a['changes-max-subscribers'],
+    changesHeartbeatMs: a['changes-heartbeat'],
     queryTimeoutMs: a['query-timeout'],
     maxRows: a['max-rows'],
     readWorkers: a['read-workers'],

@@ -74,10 +74,30 @@ export interface Config {
   readonly clusterName: string;
   /** Idempotency keys are honoured this long (ms); kept IDEMPOTENCY_GRACE_MS longer for clock skew. */
   readonly idempotencyWindowMs: number;
+  /** Change feed (DESIGN §9): tables whose row changes this node records, and how many recent log indexes' events it keeps. */
+  readonly capture: CaptureSpec;
+  readonly changesRetain: number;
+  /** Open GET /changes feeds per node, and how often an idle one gets a heartbeat. */
+  readonly changesMaxSubscribers: number;
+  readonly changesHeartbeatMs: number;
+}
+
+/** Which tables a node captures for the change feed: every user table, none, or the named ones. */
+export type CaptureSpec = 'all' | 'none' | readonly string[];
+
+/** Parses --capture: "all", "none", or a comma-separated list of table names. */
+export function parseCapture(v: string | readonly string[] | undefined): CaptureSpec {
+  if (Array.isArray(v)) return parseCapture(v.join(','));
+  const s = String(v ?? 'none').trim();
+  if (s === '' || s === 'none') return 'none';
+  if (s === 'all') return 'all';
+  const names = s.split(',').map((n) => n.trim()).filter(Boolean);
+  for (const n of names) if (n.startsWith('_sqlfleet_') || n.startsWith('sqlite_')) throw new Error(`--capture: ${n} is an internal table`);
+  return names;
 }
 
 /** Loose input: what the CLI or a test hands over. */
-export type ConfigInput = Partial<Omit<Config, 'role' | 'dbPath' | 'tokenPath'>> & { id: number; numSlaves: number };
+export type ConfigInput = Partial<Omit<Config, 'role' | 'dbPath' | 'tokenPath' | 'capture'>> & { id: number; numSlaves: number; capture?: CaptureSpec | string };
 
 /** Extra time applied idempotency keys are kept past the window: tolerated client/master clock skew. */
 export const IDEMPOTENCY_GRACE_MS = 60_000;
@@ -152,6 +172,10 @@ export function resolveConfig(input: ConfigInput): Config {
     maxStreams: positive('max-streams', input.maxStreams ?? 1000),
     maxStreamsPerUser: positive('max-streams-per-user', input.maxStreamsPerUser ?? 200),
     streamIdleMs: positive('stream-idle', input.streamIdleMs ?? 10_000),
+    capture: parseCapture(input.capture),
+    changesRetain: positive('changes-retain', input.changesRetain ?? 100_000),
+    changesMaxSubscribers: positive('changes-max-subscribers', input.changesMaxSubscribers ?? 100),
+    changesHeartbeatMs: positive('changes-heartbeat', input.changesHeartbeatMs ?? 15_000),
   });
 }
 

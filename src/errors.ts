@@ -16,6 +16,7 @@ export const ERROR_CODES = {
   FORBIDDEN: { status: 403, meaning: 'privileged field or operation requested by a client' },
   UNAUTHORIZED: { status: 401, meaning: 'missing or wrong credentials' },
   NOT_FOUND: { status: 404, meaning: 'no such route or node' },
+  CHANGES_TRIMMED: { status: 410, meaning: 'GET /changes from an index whose events this node no longer keeps: re-read the tables, then follow from the index the read answered' },
   PAYLOAD_TOO_LARGE: { status: 413, meaning: 'body over --max-body' },
   MASTER_UNAVAILABLE: { status: 503, meaning: 'the master cannot be reached' },
   NOT_MASTER: { status: 503, meaning: 'this node is not the master' },

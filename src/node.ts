@@ -71,6 +71,8 @@ export async function startNode(config: Config, log: LogFn = createLogger(config
     queryTimeoutMs: config.queryTimeoutMs,
     maxRows: config.maxRows,
     idempotencyRetainMs: idempotencyRetainMs(config),
+    capture: config.capture,
+    changesRetain: config.changesRetain,
     log,
     onCommitGroup: (n) => metrics.commitGroup(n), // called on writes only, after metrics exists
   });
@@ -144,6 +146,7 @@ export async function startNode(config: Config, log: LogFn = createLogger(config
     log,
     rqlite: portable,
     hrana: hrana.streams,
+    changes: { source: store.changes, maxSubscribers: config.changesMaxSubscribers, heartbeatMs: config.changesHeartbeatMs },
     api: {
       execute: (req, raw, who) => executor.execute(req, raw, who),
       status: () => ({ node: config.id, role: roles.current.kind, url, applied_index: store.appliedIndex, ...role.statusExtra(), nodes: role.nodes() }),

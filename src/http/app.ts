@@ -16,6 +16,7 @@ import { stringify } from './json.js';
 import { registerRqlite, withRqliteStatus, type RqliteSupport } from './rqlite.js';
 import { registerHrana } from '../hrana/http.js';
 import type { Streams } from '../hrana/streams.js';
+import { registerChanges, type ChangeSource } from './changes.js';
 
 /** What the HTTP layer needs from a node; it never sees the store or replication. */
 export interface NodeApi {
@@ -53,6 +54,8 @@ export interface AppDeps {
   rqlite?: RqliteSupport;
   /** libSQL's Hrana over HTTP (src/hrana/, DESIGN §8); optional so tests can build a bare app. */
   hrana?: Streams;
+  /** The change feed (GET /changes, DESIGN §9); optional so tests can build a bare app (the route then says capture is off). */
+  changes?: { source: ChangeSource; maxSubscribers: number; heartbeatMs: number };
   /** Observers for metrics; optional so tests can build a bare app. */
   observe?: {
     request(route: string, code: string): void;
@@ -151,10 +154,16 @@ export function createApp(d: AppDeps): Hono {
   // libSQL's Hrana over HTTP: /v2/pipeline, /v3/pipeline, /v3/cursor (src/hrana/).
   if (d.hrana) registerHrana(app, { streams: d.hrana, principal, readBody: (c) => readBody(c, d.maxBody) });
 
+  // The change feed as Server-Sent Events (changes.ts).
+  registerChanges(app, { source: d.changes?.source ?? NO_CHANGES, maxSubscribers: d.changes?.maxSubscribers ?? 100, heartbeatMs: d.changes?.heartbeatMs ?? 15_000, need });
+
   app.notFound((c) => sendError(c, new SqlfleetError('NOT_FOUND', `no such endpoint: ${c.req.method} ${c.req.path}`)));
   app.onError((err, c) => send(c, errorOutcome(err, d.log, c.req.path)));
   return app;
 }
+
+/** A node without a change log: GET /changes says capture is off. */
+const NO_CHANGES: ChangeSource = { enabled: false, oldest: () => 1, read: () => [], subscribe: () => () => {}, applied: () => 0 };
 
 function nodeId(s: string): number {
   const id = Number(s);

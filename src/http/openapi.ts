@@ -40,6 +40,10 @@ const PUBLIC_CODES: Record<PublicCode, { when: string; example: Record<string, u
   },
   TIMEOUT: { when: '`min_index` not applied within `--read-wait`, or a query ran past its time limit', example: { message: 'index 9 not applied here within 5000 ms (at 7)', applied_index: 7 } },
   INTERNAL: { when: 'unexpected error; details are in the node log, never in the answer', example: { message: 'internal error; see the node log' } },
+  CHANGES_TRIMMED: {
+    when: '`GET /changes` from an index whose events this node no longer keeps (`--changes-retain`); `oldest` is the first index it has: re-read the tables and follow from the index the read answered + 1',
+    example: { message: 'events before index 5001 are no longer kept on this node', oldest: 5001, applied_index: 105000 },
+  },
   IDEMPOTENCY_KEY_EXPIRED: {
     when: 'a write retried with a UUIDv7 `idempotency_key` older than `--idempotency-window`: not applied again',
     example: { message: 'idempotency key … was created 700 s ago, past the 600 s --idempotency-window', window_ms: 600000 },
@@ -329,6 +333,28 @@ const PATHS: Record<string, unknown> = {
       summary: 'Digests of user tables at an index',
       security: SECURED,
       responses: { '200': { description: 'checksum', content: json(ref('Checksum')) }, ...errors(...AUTH_ERRORS, 'INTERNAL') },
+    },
+  },
+  '/changes': {
+    get: {
+      tags: ['cluster'],
+      summary: 'Change feed: row-level events of captured tables as Server-Sent Events (DESIGN §9)',
+      description:
+        'Any node serves the events of the entries it has applied, identical on every node. `data:` is one event `{"index","pos","table","op","key","before","after","ts"}` (`sql` on schema events), ' +
+        '`id:` is `<index>.<pos>`; a bare `id: <index>` on a heartbeat says every event through that index was passed. Send `Last-Event-ID` (or `last_event_id=`) to resume right after it. ' +
+        'Without `from` or an id, the feed starts with the next write. Needs `--capture` on the node (400 otherwise).',
+      security: SECURED,
+      parameters: [
+        { name: 'from', in: 'query', schema: { type: 'integer', minimum: 0 }, description: 'first log index whose events to send' },
+        { name: 'table', in: 'query', schema: { type: 'string' }, description: 'only these tables (comma-separated)' },
+        { name: 'op', in: 'query', schema: { type: 'string' }, description: 'only these operations: insert, update, delete, schema (comma-separated)' },
+        { name: 'last_event_id', in: 'query', schema: { type: 'string' }, description: 'as the Last-Event-ID header: `<index>.<pos>` or `<index>`' },
+        { name: 'heartbeat', in: 'query', schema: { type: 'integer', minimum: 100 }, description: 'ms between heartbeats (default --changes-heartbeat)' },
+      ],
+      responses: {
+        '200': { description: 'text/event-stream, open until the client leaves', content: { 'text/event-stream': { schema: { type: 'string' } } } },
+        ...errors('BAD_REQUEST', ...AUTH_ERRORS, 'CHANGES_TRIMMED', 'UNAVAILABLE'),
+      },
     },
   },
   '/metrics': {

@@ -14,29 +14,19 @@
 // entry's, from the determinism context. Schema changes move the schema cookie; the
 // triggers are rebuilt then, and the change is recorded as a 'schema' event.
 import type { Database as Db, Statement } from 'better-sqlite3';
+import type { CaptureSpec } from '../config.js';
 import type { Determinism, DetSession, EntryContext } from './determinism.js';
 import { prepareFresh, type StatementCache } from './exec.js';
-import { APPLIED_SQL, META_TABLE } from './internal.js';
+import { APPLIED_SQL, LOG_TABLE, META_TABLE } from './internal.js';
 import { INTERNAL_PREFIX } from './types.js';
 
-/** Which tables a node captures: every user table, none, or the named ones. */
-export type CaptureSpec = 'all' | 'none' | readonly string[];
+export type { CaptureSpec };
 
 export const CHANGES_TABLE = `${INTERNAL_PREFIX}changes`;
 /** Meta key: the lowest index whose events this node still holds in full. */
 const OLDEST_KEY = 'changes_oldest';
 const TRIGGER_PREFIX = `${INTERNAL_PREFIX}cdc_`;
 const TRIM_EVERY_MS = 1000;
-
-/** Parses --capture: "all", "none", or a comma-separated list of table names. */
-export function parseCapture(v: string | undefined): CaptureSpec {
-  const s = (v ?? 'none').trim();
-  if (s === '' || s === 'none') return 'none';
-  if (s === 'all') return 'all';
-  const names = s.split(',').map((n) => n.trim()).filter(Boolean);
-  for (const n of names) if (n.startsWith(INTERNAL_PREFIX)) throw new Error(`--capture: ${n} is an internal table`);
-  return names;
-}
 
 /** A stored event, as read back: its position and its JSON text (built once, identical on every node). */
 export interface StoredChange {
@@ -82,6 +72,7 @@ class Capture {
   private readonly mainCookie: Statement;
   private readonly tmpCookie: Statement;
   private readonly applied: Statement;
+  private readonly lastLogged: Statement;
   private readonly putSchema: Statement;
   private readonly schemaRows: Statement;
   private readonly tables: Statement;
@@ -97,6 +88,7 @@ class Capture {
     this.mainCookie = db.prepare('PRAGMA main.schema_version').pluck();
     this.tmpCookie = db.prepare('PRAGMA temp.schema_version').pluck();
     this.applied = db.prepare(APPLIED_SQL).raw(true);
+    this.lastLogged = db.prepare(`SELECT max(idx) FROM ${LOG_TABLE}`).pluck();
     this.putSchema = db.prepare(
       `INSERT INTO ${CHANGES_TABLE}(idx, pos, tbl, op, ts, sql) VALUES (@idx, (SELECT coalesce(max(pos) + 1, 0) FROM ${CHANGES_TABLE} WHERE idx = @idx), @tbl, 'schema', @ts, @sql)`,
     );
@@ -153,6 +145,9 @@ class Capture {
   }
 
   private currentIndex(): number {
+    // max(idx) is one B-tree seek (~0.5 µs); the full applied point (~5 µs) only for an empty log.
+    const last = this.lastLogged.get() as number | null;
+    if (last !== null) return last + 1;
     const row = this.applied.get() as [number | null] | undefined;
     return Number(row?.[0] ?? 0) + 1;
   }
@@ -290,6 +285,11 @@ export class ChangeLog {
       this.timer.unref();
     }
     return cap.wrap(det);
+  }
+
+  /** The store's applied index now. */
+  applied(): number {
+    return this.options.applied();
   }
 
   /** Called by the store after each commit, with the last index applied. */
