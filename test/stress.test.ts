@@ -21,7 +21,8 @@ let joiner: TestNode | undefined;
 let joined: TestNode | undefined;
 const scratch = fs.mkdtempSync(path.join(process.env.TMPDIR ?? '/tmp', 'sqlfleet-stress-'));
 before(async () => {
-  c = await startCluster({ slaves: 2, extraArgs: ['--log-retain', '200'] });
+  // Checksums of a long run's tables (500k+ rows) take longer than the harness's default 15 s on a busy machine.
+  c = await startCluster({ slaves: 2, extraArgs: ['--log-retain', '200'], requestTimeoutMs: 180_000 });
 });
 after(async () => {
   await joiner?.kill('SIGTERM');
@@ -37,7 +38,7 @@ interface Counts {
   errors: string[];
 }
 
-test(`batches, writes, scans on every node, backups and a snapshot-seeded joiner for ${SECONDS} s: no error, every node alive, identical and intact files`, { timeout: (SECONDS + 120) * 1000 }, async () => {
+test(`batches, writes, scans on every node, backups and a snapshot-seeded joiner for ${SECONDS} s: no error, every node alive, identical and intact files`, { timeout: (SECONDS + 600) * 1000 }, async () => {
   assert.ok(c);
   const { master, slaves, dataDir } = c;
   ok(await exec(master, 'CREATE TABLE kv (k TEXT PRIMARY KEY, v TEXT, n INTEGER)'));
@@ -100,6 +101,7 @@ test(`batches, writes, scans on every node, backups and a snapshot-seeded joiner
     // After the log has moved past --log-retain: the joiner can only start from a snapshot.
     await new Promise((r) => setTimeout(r, Math.min(8000, (SECONDS * 1000) / 3)));
     joiner = joiningSlave(master, JOIN_ID, dataDir);
+    joiner.spec = { ...joiner.spec, requestTimeoutMs: 180_000 };
     await joiner.launch();
     // Reads on it from the moment it holds the snapshot (before that it has no table).
     const j = joiner;
@@ -125,7 +127,7 @@ test(`batches, writes, scans on every node, backups and a snapshot-seeded joiner
   const nodes = [master, ...slaves, joiner];
   for (const node of nodes) assert.ok(node.running, `${node.label()} is alive:\n${node.tail(40)}`);
   assert.ok(joiner.logs().includes('snapshot installed'), 'the joiner was seeded with a snapshot');
-  await waitConverged(master, nodes, 60_000);
+  await waitConverged(master, nodes, 180_000);
   await assertSameChecksums(nodes);
   for (const node of nodes) {
     const db = new Database(path.join(dataDir, `node-${node.id}.db`), { readonly: true });
