@@ -2,10 +2,10 @@
 // master is cut off from etcd and the slaves while clients still reach it. Once a slave has
 // taken over and acknowledged a newer value, a `consistency: "strong"` read sent to the old
 // master must not return the older one (DESIGN §2: strong = answered by the master; §6: a
-// master stops before its lease can expire). Today the old master refuses writes once its
-// lease is not renewed but keeps answering strong reads from its own copy until it steps
+// master stops before its lease can expire). The old master used to refuse writes once its
+// lease was not renewed but keep answering strong reads from its own copy until it stepped
 // down, about a second later (on the code of commit c64581b: 18 stale reads, the last 323 ms
-// after the successor's ack). A todo until the fix in src/ is committed, then drop `todo`.
+// after the successor's ack); core/executor.ts strongRead now checks the lease after reading.
 // JEPSEN_DEBUG=1 prints every read's timing and answer.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -18,7 +18,7 @@ import { netnsAvailable, netnsUnavailableReason } from './helpers/netns.js';
 const missing = !netnsAvailable() ? netnsUnavailableReason() : '';
 const skip = missing ? `skipped: ${missing}` : etcdSkip();
 
-test('a master cut off from etcd answers no strong read with a value older than what its successor acknowledged', { skip, timeout: 90_000, todo: 'stale strong reads from a deposed etcd-mode master (issue 27); open' }, async () => {
+test('a master cut off from etcd answers no strong read with a value older than what its successor acknowledged', { skip, timeout: 90_000 }, async () => {
   const r = await startHaNet({ table: 'sr' });
   try {
     const [m0, s1, s2] = r.nodes as [typeof r.nodes[0], typeof r.nodes[0], typeof r.nodes[0]];
