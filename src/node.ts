@@ -28,6 +28,7 @@ import { HaLoop, type CopyFn } from './ha/loop.js';
 import { Promoter } from './wiring/promote.js';
 import { Roles, readRole, rolePath, type SavedRole } from './wiring/roles.js';
 import { Metrics } from './metrics.js';
+import { Webhook } from './changes/webhook.js';
 
 /** A running node. */
 export interface RunningNode {
@@ -126,12 +127,17 @@ export async function startNode(config: Config, log: LogFn = createLogger(config
   const executor = new Executor(execDeps);
   // Hrana (libSQL's protocol) and interactive transactions over the same dependencies (DESIGN §8).
   const hrana = createHrana({ deps: execDeps, config, token, log });
-  const promoter = new Promoter({ config, store, client, roles, log, selfUrl: () => url, automatic: () => ha !== null, ...(ha ? { force: (copy: CopyFn) => ha.force(copy) } : {}) });
+  const promoter = new Promoter({ config, store, client, roles, log, selfUrl: () => url, automatic: () => ha !== null, ...(ha ? { force: (copy: CopyFn) => ha.force(copy), switchover: (target: number | null) => ha.switchover(target) } : {}) });
   const role = {
     nodes: () => roles.current.nodes(),
     statusExtra: () => ({ ...roles.current.statusExtra(), ...(ha ? ha.status() : {}) }),
   };
   let ready = false;
+  // Change feed webhook (--cdc-url): only the master sends; the delivered mark is replicated (changes/webhook.ts).
+  const webhook = config.cdcUrl
+    ? new Webhook({ url: config.cdcUrl, store, isMaster: () => roles.current.kind === 'master', replicate: roles.replicate, epoch: () => store.epoch, notify: () => waiter.notify(), ackTimeoutMs: config.ackTimeoutMs, log })
+    : null;
+  if (webhook) store.changes.hold = () => webhook.deliveredIndex();
 
   // One batch holds up to --batch-max-bytes plus one entry, which can be as large as a
   // client body; nodes may run different --max-body values, hence the headroom.
@@ -149,7 +155,7 @@ export async function startNode(config: Config, log: LogFn = createLogger(config
     changes: { source: store.changes, maxSubscribers: config.changesMaxSubscribers, heartbeatMs: config.changesHeartbeatMs },
     api: {
       execute: (req, raw, who) => executor.execute(req, raw, who),
-      status: () => ({ node: config.id, role: roles.current.kind, url, applied_index: store.appliedIndex, ...role.statusExtra(), nodes: role.nodes() }),
+      status: () => ({ node: config.id, role: roles.current.kind, url, applied_index: store.appliedIndex, ...role.statusExtra(), ...(webhook ? { cdc: webhook.status() } : {}), nodes: role.nodes() }),
       checksum: () => store.checksum(),
       metrics: () => metrics.render(),
       ready: () => ready && roles.current.ready() && (ha?.ready() ?? true),
@@ -186,6 +192,7 @@ export async function startNode(config: Config, log: LogFn = createLogger(config
   url = config.advertiseUrl ?? `${config.tlsCert ? 'https' : 'http'}://${urlHost(config.host)}:${port}`;
   roles.start(url);
   ha?.start();
+  webhook?.start();
   ready = true;
   log('info', 'ready', { role: roles.current.kind, url, applied_index: store.appliedIndex, data: config.dbPath, master: roles.current.kind === 'slave' ? roles.current.masterUrl() : url });
 
@@ -195,6 +202,8 @@ export async function startNode(config: Config, log: LogFn = createLogger(config
     stuckThreads: () => store.stuckReaders,
     stop: async () => {
       ready = false;
+      await webhook?.stop();
+      store.changes.shutdown(); // ends open GET /changes feeds, or server.close() would wait for them
       await ha?.stop();
       await roles.stop();
       waiter.cancelAll();

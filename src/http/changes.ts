@@ -27,6 +27,8 @@ export interface ChangeSource {
   subscribe(fn: (index: number) => void): () => void;
   /** The node's applied index now. */
   applied(): number;
+  /** Calls `fn` when the node stops; returns the unsubscribe function. */
+  onShutdown?(fn: () => void): () => void;
 }
 
 /** Options of the feed route. */
@@ -93,6 +95,7 @@ export function registerChanges(app: Hono, o: ChangesRouteOptions): void {
     let progress = Math.min(cursor.index, src.applied()); // highest index the client is known to have seen in full
     let caughtUp = false;
     let unsubscribe = () => {};
+    let unShutdown: () => void = () => {};
     let timer: NodeJS.Timeout | undefined;
     let ctl!: ReadableStreamDefaultController<Uint8Array>;
     const stop = () => {
@@ -100,6 +103,7 @@ export function registerChanges(app: Hono, o: ChangesRouteOptions): void {
       closed = true;
       open--;
       unsubscribe();
+      unShutdown();
       clearInterval(timer);
     };
     const send = (text: string) => ctl.enqueue(enc.encode(text));
@@ -143,6 +147,15 @@ export function registerChanges(app: Hono, o: ChangesRouteOptions): void {
           ctl = controller;
           send(`retry: 1000\n: sqlfleet change feed from ${cursor.index}.${cursor.pos === Number.MAX_SAFE_INTEGER ? 'end' : cursor.pos}\n\n`);
           unsubscribe = src.subscribe(schedule);
+          unShutdown =
+            src.onShutdown?.(() => {
+              stop();
+              try {
+                ctl.close();
+              } catch {
+                // already closed by the client
+              }
+            }) ?? unShutdown;
           timer = setInterval(() => {
             if (closed) return;
             // A caught-up feed passed every event through its cursor: say so with a bare id.

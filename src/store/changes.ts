@@ -246,6 +246,9 @@ export interface ChangeLogOptions {
  */
 export class ChangeLog {
   private readonly listeners = new Set<(index: number) => void>();
+  private readonly closers = new Set<() => void>();
+  /** The webhook's delivered index, when one runs: events not yet delivered are not trimmed. */
+  hold: (() => number) | null = null;
   private reader: Db | null = null;
   private writer: Db | null = null;
   private readStmt: Statement | null = null;
@@ -297,6 +300,18 @@ export class ChangeLog {
     for (const fn of this.listeners) fn(index);
   }
 
+  /** Calls `fn` when the node stops (open feeds end) until the returned function is called. */
+  onShutdown(fn: () => void): () => void {
+    this.closers.add(fn);
+    return () => this.closers.delete(fn);
+  }
+
+  /** Ends every open feed (the node is stopping). */
+  shutdown(): void {
+    for (const fn of [...this.closers]) fn();
+    this.closers.clear();
+  }
+
   /** Calls `fn` after every commit until the returned function is called. */
   subscribe(fn: (index: number) => void): () => void {
     this.listeners.add(fn);
@@ -339,7 +354,7 @@ export class ChangeLog {
     const db = this.writer;
     if (!db || !db.open || db.inTransaction || this.spec === 'none') return !db?.inTransaction;
     const oldest = this.oldest();
-    const cut = Math.min(applied - this.options.retain + 1, oldest + 10_000); // bounded work per call
+    const cut = Math.min(applied - this.options.retain + 1, oldest + 10_000, (this.hold?.() ?? Infinity) + 1); // bounded work per call
     if (cut <= oldest) return true;
     db.transaction(() => {
       db.prepare(`DELETE FROM ${CHANGES_TABLE} WHERE idx < ?`).run(cut);
