@@ -165,3 +165,17 @@ test('register: the stale strong read a deposed etcd-mode master served (found b
   assert.equal(v.valid, false);
   assert.match(v.details.join('\n'), /window found \(3 of 3 operations\)/);
 });
+
+test('register: after the first anomaly the check goes on from the next quiet moment and counts every one', () => {
+  const h = [
+    w(0, 1, 0, 10), w(0, 2, 20, 30), r(1, 1, 40, 41), // stale read 1
+    w(0, 3, 50, 60), r(1, 3, 70, 71), // fine again (value unknown at the segment start: 3 observed)
+    w(0, 4, 80, 90), r(2, 3, 100, 101), // stale read 2
+    w(0, 5, 110, 120), r(1, 5, 130, 131),
+  ];
+  const v = checkRegister(h);
+  assert.equal(v.valid, false);
+  assert.equal(v.stats.anomalies, 2, v.details.join('\n'));
+  // A clean history after the first anomaly adds none.
+  assert.equal(checkRegister(h.slice(0, 5)).stats.anomalies, 1);
+});

@@ -7,34 +7,42 @@ import { searchOne, shrink, type LinearizabilityResult, type Model, type Partiti
 
 /** Register operation arguments: every write and CAS target is a value unique in the run. */
 export type RegisterArg = { k: number; v?: number; from?: number; to?: number };
-/** A register's state: its value, null before the first write. */
-export type RegisterState = number | null;
+/** A register's state: its value, null before the first write, 'any' when not known (a later segment's start). */
+export type RegisterState = number | null | 'any';
 
 /**
  * A register per key with read, write and compare-and-set. A CAS that changed no row is an
  * `ok` operation with result false (it observed a value other than `from`); an `info`
- * CAS, when linearized, sets `to` exactly when the value is `from`.
+ * CAS, when linearized, sets `to` exactly when the value is `from`. From the state 'any'
+ * the first observation decides the value.
  */
-export const registerModel: Model<RegisterState> = {
-  init: null,
-  partition: (op) => String((op.arg as RegisterArg).k),
-  key: (s) => String(s),
-  step(state, op) {
-    const a = op.arg as RegisterArg;
-    switch (op.f) {
-      case 'read':
-        return op.type === 'ok' && op.result === state ? state : op.type === 'info' ? state : undefined;
-      case 'write':
-        return a.v!;
-      case 'cas':
-        if (op.type === 'info') return state === a.from ? a.to! : state;
-        if (op.result === true) return state === a.from ? a.to! : undefined;
-        return state !== a.from ? state : undefined;
-      default:
-        throw new Error(`register model: unknown f ${op.f}`);
-    }
-  },
-};
+export function registerModelFrom(init: RegisterState): Model<RegisterState> {
+  return {
+    init,
+    partition: (op) => String((op.arg as RegisterArg).k),
+    key: (s) => String(s),
+    step(state, op) {
+      const a = op.arg as RegisterArg;
+      switch (op.f) {
+        case 'read':
+          if (op.type === 'info') return state;
+          return state === 'any' || op.result === state ? (op.result as RegisterState) : undefined;
+        case 'write':
+          return a.v!;
+        case 'cas':
+          if (state === 'any') return op.type === 'info' || op.result === false ? 'any' : a.to!;
+          if (op.type === 'info') return state === a.from ? a.to! : state;
+          if (op.result === true) return state === a.from ? a.to! : undefined;
+          return state !== a.from ? state : undefined;
+        default:
+          throw new Error(`register model: unknown f ${op.f}`);
+      }
+    },
+  };
+}
+
+/** The register model of a whole history: every key starts NULL (the workload's setup). */
+export const registerModel: Model<RegisterState> = registerModelFrom(null);
 
 /** Every value a read returned or a successful CAS expected was written by an operation in `ops`. */
 export function registerProvenance(ops: readonly Operation[]): boolean {
@@ -99,36 +107,76 @@ export interface Verdict {
 }
 
 /** Linearizability of register operations; a failure carries the shortest non-linearizable window found. */
-export function checkRegister(ops: readonly Operation[], opts: { shrinkMs?: number; maxMs?: number } = {}): Verdict & { result: LinearizabilityResult } {
+export function checkRegister(ops: readonly Operation[], opts: { shrinkMs?: number; maxMs?: number; maxAnomalies?: number } = {}): Verdict & { result: LinearizabilityResult } {
   // Reads that failed or timed out observed nothing and changed nothing: out of the history.
   const usable = ops.filter((o) => o.type !== 'fail' && !(o.f === 'read' && o.type === 'info'));
   const keys = [...new Set(usable.map((o) => registerModel.partition!(o)))].sort();
   const partitions: PartitionResult[] = [];
   const details: string[] = [];
   let pruned = 0;
-  for (const k of keys) {
+  let anomalies = 0;
+  let steps = 0;
+  const search = (k: string, model: Model<RegisterState>, segment: Operation[]): { p: PartitionResult; ops: Operation[] } => {
     // The whole history first; only when unknown-outcome operations make that search too
     // large, the pruned one (weaker only about CASes that failed while they were pending).
-    let keyOps = usable.filter((o) => registerModel.partition!(o) === k);
-    let p: PartitionResult = { partition: k, ...searchOne(registerModel, keyOps, { maxSteps: 300_000, maxMs: 5_000 }) };
-    if (p.valid === 'unknown') {
-      const pr = pruneUnobserved(keyOps);
-      pruned += pr.dropped;
-      keyOps = pr.ops;
-      details.push(`key ${k}: full search too large (${p.steps} steps); checked without ${pr.dropped} unobserved unknown-outcome writes and the CASes that failed after them`);
-      p = { partition: k, ...searchOne(registerModel, keyOps, { maxMs: opts.maxMs ?? 60_000 }) };
-    }
+    let p: PartitionResult = { partition: k, ...searchOne(model, segment, { maxSteps: 300_000, maxMs: 5_000 }) };
+    steps += p.steps;
+    if (p.valid !== 'unknown') return { p, ops: segment };
+    const pr = pruneUnobserved(segment);
+    pruned += pr.dropped;
+    details.push(`key ${k}: full search too large (${p.steps} steps); checked without ${pr.dropped} unobserved unknown-outcome writes and the CASes that failed after them`);
+    p = { partition: k, ...searchOne(model, pr.ops, { maxMs: opts.maxMs ?? 60_000 }) };
+    steps += p.steps;
+    return { p, ops: pr.ops };
+  };
+  for (const k of keys) {
+    const keyOps = usable.filter((o) => registerModel.partition!(o) === k);
+    let { p, ops: checked } = search(k, registerModel, keyOps);
     partitions.push(p);
     if (p.valid === 'unknown') details.push(`key ${k}: search gave up after ${p.steps} steps (${p.ops} operations)`);
     if (p.valid !== false) continue;
-    const window = shrink(registerModel, keyOps, registerProvenance, opts.shrinkMs ?? 20_000);
+    const window = shrink(registerModel, checked, registerProvenance, opts.shrinkMs ?? 20_000);
     details.push(`key ${k}: not linearizable; no linearization can place ${formatOp(p.blocked!)} before it returned`);
     details.push(`key ${k}: shortest non-linearizable window found (${window.length} of ${keyOps.length} operations):`);
     for (const o of window) details.push(`    ${formatOp(o)}`);
+    anomalies++;
+    // Go on after the failure: from the next moment no operation is in flight, with the
+    // value unknown, so a run reports every anomaly, not only its first.
+    let shown = 0;
+    for (let seg = nextSegment(keyOps, p.blocked!.end); seg.length > 0 && anomalies < (opts.maxAnomalies ?? 100); ) {
+      const r = search(k, registerModelFrom('any'), seg);
+      if (r.p.valid !== false) break;
+      anomalies++;
+      if (shown++ < 5) {
+        const b = r.p.blocked!;
+        details.push(`key ${k}: again not linearizable: ${formatOp(b)}; just before it:`);
+        for (const o of r.ops.filter((o) => o.start < b.start && o.end !== Infinity && o.end > b.start - 1000).slice(-4)) details.push(`    ${formatOp(o)}`);
+      }
+      seg = nextSegment(keyOps, r.p.blocked!.end);
+    }
   }
   const valid = partitions.some((p) => p.valid === false) ? false : partitions.some((p) => p.valid === 'unknown') ? 'unknown' : true;
   const result: LinearizabilityResult = { valid, partitions };
-  return { name: 'register (linearizable)', valid, stats: { ...countTypes(ops), checked: usable.length - pruned, pruned, keys: keys.length, steps: partitions.reduce((n, p) => n + p.steps, 0) }, details, result };
+  return { name: 'register (linearizable)', valid, stats: { ...countTypes(ops), checked: usable.length - pruned, pruned, keys: keys.length, anomalies, steps }, details, result };
+}
+
+/**
+ * The operations after the first moment past `after` when none is in flight (operations
+ * whose outcome is unknown do not count: they stay pending into the segment).
+ */
+export function nextSegment(ops: readonly Operation[], after: number): Operation[] {
+  const sorted = [...ops].sort((a, b) => a.start - b.start);
+  let maxEnd = after;
+  let t = Infinity;
+  for (const o of sorted) {
+    if (o.start > maxEnd) {
+      t = o.start;
+      break;
+    }
+    if (o.end !== Infinity) maxEnd = Math.max(maxEnd, o.end);
+  }
+  if (t === Infinity) return [];
+  return sorted.filter((o) => o.start >= t || (o.type === 'info' && o.start < t));
 }
 
 /** A bank read's result: balances by account id, and the log index the answering node had applied. */

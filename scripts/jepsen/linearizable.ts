@@ -97,9 +97,11 @@ export function searchOne<S>(model: Model<S>, ops: readonly Operation[], budget:
   }
 
   const words = new Uint32Array(Math.ceil(ops.length / 32) || 1);
+  // The set of linearized operations as a string, two UTF-16 units per word (a cache key).
+  const halves = new Uint16Array(words.buffer);
   const bitsKey = (): string => {
     let s = '';
-    for (let i = 0; i < words.length; i++) s += String.fromCharCode(words[i]! & 0xffff, words[i]! >>> 16);
+    for (let i = 0; i < halves.length; i += 4096) s += String.fromCharCode.apply(null, halves.subarray(i, i + 4096) as unknown as number[]);
     return s;
   };
   const cache = new Set<string>();
