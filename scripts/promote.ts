@@ -1,9 +1,10 @@
-// npm run promote -- <id> [--force] [--master-url URL | --base-port 8080 [--host H]] [--node-url URL]
+// npm run promote -- [<id>] [--force] [--master-url URL | --base-port 8080 [--host H]] [--node-url URL]
 //                         [--data-dir ./data | --cluster-token T | --user NAME:PASSWORD]
 // Makes node <id> the master (DESIGN §6): a switchover through the master when it answers,
-// else a failover ordered through node <id> itself. With --etcd only --force is taken: the way
-// out when no node may take the leader key; the answer names what may be lost. Prints the
-// answer; exits 1 on refusal.
+// else a failover ordered through node <id> itself. With --etcd: a switchover (the master moves
+// the leader key to <id>, a sync-set member, once it has every acknowledged write; without <id>
+// to the most advanced member), or with --force the way out when no node may take the leader
+// key; the answer names what may be lost. Prints the answer; exits 1 on refusal.
 import fs from 'node:fs';
 import path from 'node:path';
 import yargs from 'yargs';
@@ -12,7 +13,7 @@ import { hideBin } from 'yargs/helpers';
 async function main(): Promise<number> {
   const a = await yargs(hideBin(process.argv))
     .scriptName('promote')
-    .usage('$0 <id> [--force]')
+    .usage('$0 [<id>] [--force]   (no <id>, --etcd clusters: the most advanced sync-set member)')
     .positional('id', { type: 'number' })
     .option('force', { type: 'boolean', default: false, describe: 'failover even if entries a reachable node has cannot be copied (they are set aside there); with --etcd: take the leader key although no sync-set member is alive (names the writes that may be lost)' })
     .option('master-url', { type: 'string', describe: "the master's URL (default http://<host>:<base-port>)" })
@@ -23,10 +24,14 @@ async function main(): Promise<number> {
     .option('cluster-token', { type: 'string', describe: 'the cluster token' })
     .option('user', { type: 'string', describe: 'NAME:PASSWORD of an admin user (nodes started with --auth)' })
     .option('timeout', { type: 'number', default: 30000, describe: 'ms to wait for the answer' })
-    .demandCommand(1, 'give the id of the node to promote')
     .strict()
     .parseAsync();
-  const id = Number(a._[0]);
+  const any = a._[0] === undefined;
+  const id = any ? 0 : Number(a._[0]);
+  if (any && a.force) {
+    process.stderr.write('promote: --force needs the id of the node to promote\n');
+    return 2;
+  }
   if (!Number.isInteger(id) || id < 0) {
     process.stderr.write(`promote: bad node id "${a._[0]}"\n`);
     return 2;
@@ -42,12 +47,13 @@ async function main(): Promise<number> {
     headers.authorization = `Bearer ${token}`;
   }
   const master = (a['master-url'] ?? `http://${a.host}:${a['base-port']}`).replace(/\/+$/, '');
-  const node = (a['node-url'] ?? `http://${a.host}:${a['base-port'] + id}`).replace(/\/+$/, '');
+  const node = any ? master : (a['node-url'] ?? `http://${a.host}:${a['base-port'] + id}`).replace(/\/+$/, '');
+  const route = any ? 'any' : String(id);
   const body = JSON.stringify({ force: a.force });
   for (const url of master === node ? [master] : [master, node]) {
     let res: Response;
     try {
-      res = await fetch(`${url}/nodes/${id}/promote`, { method: 'POST', headers, body, signal: AbortSignal.timeout(a.timeout) });
+      res = await fetch(`${url}/nodes/${route}/promote`, { method: 'POST', headers, body, signal: AbortSignal.timeout(a.timeout) });
     } catch (e) {
       process.stderr.write(`promote: ${url} did not answer (${(e as Error).message})${url === master ? '; asking node ' + id + ' directly' : ''}\n`);
       continue;

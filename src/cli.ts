@@ -44,6 +44,11 @@ const common = (y: Argv) =>
     .option('changes-heartbeat', { type: 'number', default: 15000, describe: 'ms between heartbeats on an idle GET /changes feed' })
     .option('idempotency-window', { type: 'number', default: 600, describe: 's an idempotency key is honoured (retries after it are refused or, for non-UUIDv7 keys, new)' })
     .option('etcd', { type: 'string', describe: 'etcd URLs (comma-separated): automatic failover' })
+    .option('etcd-ca', { type: 'string', describe: "PEM file of the CA that signed etcd's server certificate (https:// etcd URLs)" })
+    .option('etcd-cert', { type: 'string', describe: 'PEM client certificate for etcd (etcd --client-cert-auth); with --etcd-key' })
+    .option('etcd-key', { type: 'string', describe: 'PEM private key of --etcd-cert' })
+    .option('etcd-user', { type: 'string', describe: 'etcd user (etcd auth enabled); the password from SQLFLEET_ETCD_PASSWORD (or --etcd-password, visible in ps)' })
+    .option('etcd-password', { type: 'string', describe: 'password of --etcd-user; prefer the SQLFLEET_ETCD_PASSWORD environment variable' })
     .option('lease-ttl', { type: 'number', default: 3, describe: 's the leader lease lasts in etcd (the master renews it every third)' })
     .option('cluster-name', { type: 'string', default: 'sqlfleet', describe: 'names this cluster (its keys in etcd; nodes of other clusters are refused)' })
     .option('log-retain', { type: 'number', default: 10000, describe: 'log entries the master keeps' })
@@ -79,6 +84,11 @@ function toInput(a: Args, id: number, numSlaves: number): ConfigInput {
     logRetain: a['log-retain'],
     verifyMs: a['verify-ms'],
     etcd: a.etcd ? [a.etcd] : [],
+    etcdCa: a['etcd-ca'],
+    etcdCert: a['etcd-cert'],
+    etcdKey: a['etcd-key'],
+    etcdUser: a['etcd-user'],
+    etcdPassword: a['etcd-password'],
     leaseTtlMs: a['lease-ttl'] * 1000,
     clusterName: a['cluster-name'],
     idempotencyWindowMs: a['idempotency-window'] * 1000,

@@ -68,6 +68,12 @@ export interface Config {
   readonly verifyMs: number;
   /** etcd endpoints: automatic failover (DESIGN §6); empty = static mode. */
   readonly etcd: readonly string[];
+  /** etcd client TLS (CA, client certificate and key: PEM files) and user; the password comes from --etcd-password or SQLFLEET_ETCD_PASSWORD. */
+  readonly etcdCa: string | null;
+  readonly etcdCert: string | null;
+  readonly etcdKey: string | null;
+  readonly etcdUser: string | null;
+  readonly etcdPassword: string | null;
   /** Leader lease TTL in etcd mode. */
   readonly leaseTtlMs: number;
   /** Names the cluster: its keys in etcd, and a check that nodes talking to each other belong together. */
@@ -159,6 +165,7 @@ export function resolveConfig(input: ConfigInput): Config {
     pretty: input.pretty ?? false,
     verifyMs: positive('verify-ms', input.verifyMs ?? 10_000),
     etcd: etcdUrls(input.etcd),
+    ...etcdSecurity(input),
     leaseTtlMs: leaseTtl(input.leaseTtlMs ?? 3000),
     clusterName: clusterName(input.clusterName ?? 'sqlfleet'),
     idempotencyWindowMs: positive('idempotency-window', input.idempotencyWindowMs ?? 600_000),
@@ -192,6 +199,14 @@ function etcdUrls(v: readonly string[] | undefined): string[] {
   const urls = (v ?? []).flatMap((s) => s.split(',')).map((s) => s.trim()).filter(Boolean);
   for (const u of urls) if (!/^https?:\/\/[^/]+/.test(u)) throw new Error(`--etcd: "${u}" is not an http(s) URL such as http://127.0.0.1:2379`);
   return urls;
+}
+
+function etcdSecurity(input: ConfigInput): Pick<Config, 'etcdCa' | 'etcdCert' | 'etcdKey' | 'etcdUser' | 'etcdPassword'> {
+  const s = { etcdCa: input.etcdCa ?? null, etcdCert: input.etcdCert ?? null, etcdKey: input.etcdKey ?? null, etcdUser: input.etcdUser ?? null, etcdPassword: input.etcdPassword ?? null };
+  if (!s.etcdCert !== !s.etcdKey) throw new Error('--etcd-cert and --etcd-key go together (a client certificate and its key)');
+  if (s.etcdPassword !== null && !s.etcdUser) throw new Error('--etcd-password (SQLFLEET_ETCD_PASSWORD) needs --etcd-user');
+  if ((s.etcdCa || s.etcdCert) && input.etcd?.some((u) => u.split(',').some((x) => x.trim().startsWith('http://')))) throw new Error('--etcd-ca/--etcd-cert need https:// etcd URLs');
+  return s;
 }
 
 function leaseTtl(ms: number): number {

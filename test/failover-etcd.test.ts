@@ -150,11 +150,11 @@ test('etcd: steady ack "all" load at default settings for 20 s: the master never
   });
 });
 
-test('etcd: promote is refused in etcd mode; a node whose etcd is unreachable at start serves reads and says so', { skip, timeout: 120_000 }, async () => {
+test('etcd: promoting a node outside the sync set is refused (switchovers: test/etcd-ops.test.ts); a node whose etcd is unreachable at start serves reads and says so', { skip, timeout: 120_000 }, async () => {
   await withRig(async ({ c }) => {
-    const p = await post(`${c.master.url}/nodes/1/promote`, {}, { headers: authHeader(c.dataDir) });
+    const p = await post(`${c.master.url}/nodes/5/promote`, {}, { headers: authHeader(c.dataDir) });
     assertError(p, 409, 'PROMOTION_REFUSED');
-    assert.match(p.body.error.message, /etcd/);
+    assert.match(p.body.error.message, /not in the sync set/);
     // A fourth node pointed at an etcd that does not answer: it starts, serves reads of its own file, and reports etcd.
     const lone = new TestNode({ role: 'slave', id: 7, numSlaves: 2, dataDir: c.dataDir, masterUrl: c.master.url, extraArgs: ['--etcd', 'http://127.0.0.1:9'] });
     try {

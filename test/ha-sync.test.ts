@@ -3,13 +3,13 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { Member } from '../src/cluster/membership.js';
-import { masterless } from '../src/ha/decide.js';
+import { decide, masterless } from '../src/ha/decide.js';
 import type { EtcdView, MemberValue } from '../src/ha/etcd.js';
 import { SyncSet } from '../src/ha/syncset.js';
 import { AckTracker } from '../src/replication/acks.js';
 
 const member = (id: number, applied = 5): MemberValue => ({ id, url: `http://n${id}`, applied, epoch: 1 });
-const view = (v: Partial<EtcdView>): EtcdView => ({ leader: null, leaderRaw: null, sync: null, members: [], lastMaster: null, ...v });
+const view = (v: Partial<EtcdView>): EtcdView => ({ leader: null, leaderRaw: null, leaderLease: null, sync: null, members: [], lastMaster: null, ...v });
 
 test('masterless: only when the key is gone and no sync-set member is alive', () => {
   assert.equal(masterless(view({ leader: { id: 0, url: 'u', epoch: 1 }, sync: { leader: 0, members: [] } })), null, 'a master holds the key');
@@ -18,6 +18,16 @@ test('masterless: only when the key is gone and no sync-set member is alive', ()
   assert.equal(masterless(view({ sync: { leader: 0, members: [] }, members: [member(0), member(1)] })), null, 'the old master is back');
   assert.equal(masterless(view({ sync: { leader: 0, members: [] }, members: [member(1), member(2)] }))?.reason, 'sync_set_empty');
   assert.equal(masterless(view({ sync: { leader: 0, members: [1] }, members: [member(2)] }))?.reason, 'sync_members_gone');
+});
+
+test('decide: a leader key naming this node is served (switchover) only when bound to this node\'s live lease', () => {
+  const me = { id: 1, isMaster: false, applied: 5, initialMaster: false, starting: false, lease: '77' };
+  const key = { leader: { id: 1, url: 'http://n1', epoch: 9 }, leaderRaw: 'k', sync: { leader: 1, members: [0, 2] }, members: [member(0), member(1), member(2)] };
+  assert.deepEqual(decide(view({ ...key, leaderLease: '77' }), me), { kind: 'assume', epoch: 9 }, 'handed over: serve as master');
+  assert.equal(decide(view({ ...key, leaderLease: '66' }), me).kind, 'wait', 'a key from an earlier run of this node: wait for it to expire');
+  assert.equal(decide(view({ ...key, leaderLease: '77' }), { ...me, lease: null }).kind, 'wait', 'no lease yet');
+  assert.equal(decide(view({ ...key, leaderLease: '77' }), { ...me, isMaster: true }).kind, 'renew');
+  assert.deepEqual(decide(view({ ...key, leaderLease: '77' }), { ...me, id: 0, isMaster: true }), { kind: 'demote', url: 'http://n1', why: 'node 1 holds the leader key' }, 'the old master follows');
 });
 
 /** A SyncSet whose etcd writes wait until released by the test. */

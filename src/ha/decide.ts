@@ -11,12 +11,15 @@ export interface LocalState {
   initialMaster: boolean;
   /** Up for less than one lease TTL: on a fresh cluster, give node 0 time to appear first. */
   starting: boolean;
+  /** This node's current etcd lease: a leader key bound to it was handed over by a switchover. */
+  lease?: string | null;
 }
 
 /** The one thing the loop does this cycle. */
 export type Action =
   | { kind: 'renew' }
   | { kind: 'acquire' }
+  | { kind: 'assume'; epoch: number }
   | { kind: 'follow'; url: string }
   | { kind: 'demote'; url: string | null; why: string }
   | { kind: 'wait'; why: string };
@@ -27,6 +30,8 @@ export function decide(view: EtcdView, me: LocalState): Action {
   if (leader) {
     if (leader.id === me.id) {
       if (me.isMaster) return { kind: 'renew' };
+      // A switchover wrote the key for this node, bound to its live lease: serve as master.
+      if (me.lease && view.leaderLease === me.lease) return { kind: 'assume', epoch: leader.epoch };
       return { kind: 'wait', why: 'the leader key names this node from an earlier run; waiting for its lease to expire' };
     }
     if (me.isMaster) return { kind: 'demote', url: leader.url, why: `node ${leader.id} holds the leader key` };

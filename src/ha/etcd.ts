@@ -22,6 +22,20 @@ export interface MemberValue {
   url: string;
   applied: number;
   epoch: number;
+  /** The node's etcd lease (decimal id): a switchover binds the leader key to it. */
+  lease?: string;
+}
+
+/** Client TLS and user credentials for etcd (Patroni's cacert/cert/key and username/password). */
+export interface EtcdSecurity {
+  /** PEM of the CA that signed etcd's server certificate. */
+  ca?: Buffer;
+  /** PEM client certificate and key (etcd --client-cert-auth). */
+  cert?: Buffer;
+  key?: Buffer;
+  /** etcd user (etcd --auth enabled). */
+  user?: string;
+  password?: string;
 }
 
 /** What one read of the cluster's keys returns. */
@@ -29,6 +43,8 @@ export interface EtcdView {
   leader: LeaderValue | null;
   /** The leader key's raw value (for compare-and-swap) and the revision of its creation. */
   leaderRaw: string | null;
+  /** The lease the leader key is bound to (a switchover binds it to the new master's lease). */
+  leaderLease: string | null;
   sync: SyncValue | null;
   members: MemberValue[];
   /** The master's last published index, kept after its lease is gone (what a forced promotion may lose). */
@@ -40,6 +56,7 @@ export class EtcdCluster {
   private readonly client: Etcd3;
   private lease: Lease | null = null;
   private leaseId: string | null = null;
+  private granting: Promise<string> | null = null;
   private watchers: Watcher[] = [];
   private readonly prefix: string;
   private readonly hostCount: number;
@@ -49,12 +66,15 @@ export class EtcdCluster {
     clusterName: string,
     private readonly ttlSeconds: number,
     private readonly callTimeoutMs: number,
+    security: EtcdSecurity = {},
   ) {
     this.prefix = `/sqlfleet/${clusterName}/`;
     this.hostCount = hosts.length;
     this.client = new Etcd3({
       hosts,
       dialTimeout: callTimeoutMs,
+      ...(security.ca || security.cert ? { credentials: { rootCertificate: security.ca ?? Buffer.alloc(0), ...(security.cert && security.key ? { certChain: security.cert, privateKey: security.key } : {}) } } : {}),
+      ...(security.user ? { auth: { username: security.user, password: security.password ?? '' } } : {}),
       // Every unary call has a deadline (the HA loop must never hang on etcd); the watch
       // stream has none. etcd3's default circuit breaker would keep refusing calls for 5 s
       // after etcd came back: the loop retries on its own schedule instead.
@@ -71,11 +91,29 @@ export class EtcdCluster {
   /** This node's lease (granted on first use, again after it was lost). */
   async leaseIdOrGrant(): Promise<string> {
     if (this.leaseId && this.lease && !this.lease.revoked()) return this.leaseId;
+    // The renewal timer and the HA cycle may both ask at once: one grant.
+    if (this.granting) return this.granting;
     this.lease?.release();
-    this.lease = this.client.lease(this.ttlSeconds, { autoKeepAlive: false });
-    this.lease.on('lost', () => undefined); // a lost lease is found by keepalive() below
-    this.leaseId = await this.lease.grant();
-    return this.leaseId;
+    this.leaseId = null;
+    const lease = this.client.lease(this.ttlSeconds, { autoKeepAlive: false });
+    this.lease = lease;
+    lease.on('lost', () => undefined); // a lost lease is found by keepalive() below
+    this.granting = lease.grant().then(
+      (id) => {
+        if (this.lease === lease) this.leaseId = id;
+        return id;
+      },
+    );
+    try {
+      return await this.granting;
+    } finally {
+      this.granting = null;
+    }
+  }
+
+  /** This node's current lease id, or null before the first grant. */
+  currentLease(): string | null {
+    return this.lease && !this.lease.revoked() ? this.leaseId : null;
   }
 
   /** Renews the lease once; false when etcd says it expired (then a new one is granted next time). */
@@ -106,15 +144,18 @@ export class EtcdCluster {
 
   /** Reads leader, sync set and members in one round trip each. */
   async view(): Promise<EtcdView> {
-    const [leaderRaw, syncRaw, members, lastRaw] = await Promise.all([
-      this.client.get(this.key('leader')).string(),
+    const [leaderKv, syncRaw, members, lastRaw] = await Promise.all([
+      this.client.get(this.key('leader')).exec(),
       this.client.get(this.key('sync')).string(),
       this.client.getAll().prefix(this.key('members/')).strings(),
       this.client.get(this.key('last_master')).string(),
     ]);
+    const kv = leaderKv.kvs[0];
+    const leaderRaw = kv ? kv.value.toString() : null;
     return {
       leader: parse<LeaderValue>(leaderRaw),
       leaderRaw,
+      leaderLease: kv && kv.lease !== '0' ? String(kv.lease) : null,
       sync: parse<SyncValue>(syncRaw),
       members: Object.values(members).map((v) => parse<MemberValue>(v)).filter((m): m is MemberValue => m !== null),
       lastMaster: parse<MemberValue>(lastRaw),
@@ -132,7 +173,25 @@ export class EtcdCluster {
   /** Publishes this node's member key on its lease (it vanishes when the node does). */
   async publish(m: MemberValue): Promise<void> {
     const lease = await this.leaseIdOrGrant();
-    await this.client.put(this.key(`members/${m.id}`)).value(JSON.stringify(m)).lease(lease);
+    await this.client.put(this.key(`members/${m.id}`)).value(JSON.stringify({ ...m, lease } satisfies MemberValue)).lease(lease);
+  }
+
+  /**
+   * Switchover: in one transaction, while the leader key still holds `leaderRaw` (ours) and
+   * the target's member key is still on the lease it published, rewrites the leader key
+   * naming the target, bound to the target's lease, with a higher epoch, and the sync set
+   * `members` (led by the target). Null when a condition failed (nothing changed).
+   */
+  async handover(leaderRaw: string, target: MemberValue & { lease: string }, minEpoch: number, members: number[]): Promise<{ epoch: number; raw: string } | null> {
+    const head = await this.client.get(this.key('leader')).exec();
+    const epoch = Math.max(Number(head.header.revision) + 1, minEpoch);
+    const raw = JSON.stringify({ id: target.id, url: target.url, epoch } satisfies LeaderValue);
+    const res = await this.client
+      .if(this.key('leader'), 'Value', '==', leaderRaw)
+      .and(this.key(`members/${target.id}`), 'Lease', '==', target.lease)
+      .then(this.client.put(this.key('leader')).value(raw).lease(target.lease), this.client.put(this.key('sync')).value(JSON.stringify({ leader: target.id, members } satisfies SyncValue)))
+      .commit();
+    return res.succeeded ? { epoch, raw } : null;
   }
 
   /**
@@ -168,16 +227,19 @@ export class EtcdCluster {
     await this.client.if(this.key('leader'), 'Value', '==', leaderRaw).then(this.client.delete().key(this.key('leader'))).commit();
   }
 
-  /** Calls `fn` whenever the leader key or the sync set changes (so nodes react before their next tick). */
+  /**
+   * Calls `fn` whenever the leader key or the sync set changes, or a member key is deleted (a
+   * node stopped: its master drops it from the sync set at once), so nodes react before their next tick.
+   */
   async watchLeader(fn: () => void): Promise<void> {
-    const made = await Promise.allSettled(['leader', 'sync'].map((k) => this.client.watch().key(this.key(k)).create()));
+    const made = await Promise.allSettled([...['leader', 'sync'].map((k) => this.client.watch().key(this.key(k)).create()), this.client.watch().prefix(this.key('members/')).create()]);
     const ok = made.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
     const failed = made.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) {
       await Promise.all(ok.map((w) => w.cancel().catch(() => undefined)));
       throw failed.reason;
     }
-    for (const w of ok) w.on('put', fn).on('delete', fn).on('error', () => undefined);
+    ok.forEach((w, i) => (i < 2 ? w.on('put', fn) : w).on('delete', fn).on('error', () => undefined));
     this.watchers.push(...ok);
   }
 

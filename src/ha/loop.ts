@@ -10,7 +10,8 @@ import type { Store } from '../store/store.js';
 import type { HaHooks, MasterParts } from '../wiring/master.js';
 import type { Roles } from '../wiring/roles.js';
 import { decide, masterless, type Action, type Masterless } from './decide.js';
-import { EtcdCluster, type EtcdView, type MemberValue } from './etcd.js';
+import fs from 'node:fs';
+import { EtcdCluster, type EtcdSecurity, type EtcdView, type MemberValue } from './etcd.js';
 import { SyncSet } from './syncset.js';
 
 /** What a forced promotion copies from the most advanced live node before taking the key. */
@@ -31,6 +32,13 @@ export class HaLoop {
   private readonly ttlMs: number;
   private readonly startedAt = Date.now();
   private readonly tickMs: number;
+  /** The lease is renewed on a timer of its own, never waiting behind a cycle's reads and actions. */
+  private readonly renewMs: number;
+  private renewTimer: NodeJS.Timeout | null = null;
+  private renewing = false;
+  /** Slowest lease renewal (ms, send to answer) and times this node lost its lease while master: /status. */
+  private renewMaxMs = 0;
+  private leaseLosses = 0;
   /** performance.now() until which this node's lease is certainly alive in etcd (minus a margin). */
   private validUntil = 0;
   private leaderRaw: string | null = null;
@@ -65,12 +73,47 @@ export class HaLoop {
   constructor(private readonly d: HaDeps) {
     this.ttlMs = d.config.leaseTtlMs;
     this.tickMs = Math.max(100, Math.floor(this.ttlMs / 3));
-    this.etcd = new EtcdCluster([...d.config.etcd], d.config.clusterName, Math.max(1, Math.round(this.ttlMs / 1000)), Math.max(500, Math.floor(this.ttlMs / 3)));
+    this.renewMs = Math.max(100, Math.floor(this.ttlMs / 3));
+    this.etcd = new EtcdCluster([...d.config.etcd], d.config.clusterName, Math.max(1, Math.round(this.ttlMs / 1000)), Math.max(500, Math.floor(this.ttlMs / 3)), security(d.config));
   }
 
   /** Starts cycling now. */
   start(): void {
+    void this.renew();
     void this.tick();
+  }
+
+  /**
+   * Renews this node's lease every third of the TTL, retrying early (every 100-250 ms) when
+   * a renewal fails, on its own timer: a cycle waiting on etcd or on a role change does not
+   * delay it. The lease is certainly alive until the renewal's send time + TTL; a master
+   * admits writes only until that minus a margin (leaseOk).
+   */
+  private async renew(): Promise<void> {
+    if (this.stopped || this.renewing) return;
+    this.renewing = true;
+    let next = this.renewMs;
+    const t0 = performance.now();
+    try {
+      if (await this.etcd.keepalive()) {
+        this.validUntil = t0 + this.ttlMs - Math.min(500, this.ttlMs / 6);
+        this.renewMaxMs = Math.max(this.renewMaxMs, Math.round(performance.now() - t0));
+      } else {
+        this.validUntil = 0;
+        this.d.log('warn', 'etcd says this node lease expired; a new one is granted', {});
+        next = 0;
+      }
+    } catch {
+      // etcd slow or unreachable: try again soon, well before the lease can run out.
+      next = Math.min(250, Math.max(100, Math.floor(this.ttlMs / 12)));
+    } finally {
+      this.renewing = false;
+      if (this.d.roles.current.kind === 'master' && performance.now() >= this.validUntil) this.schedule(0); // the cycle steps down
+      if (!this.stopped) {
+        if (this.renewTimer) clearTimeout(this.renewTimer);
+        this.renewTimer = setTimeout(() => void this.renew(), next);
+      }
+    }
   }
 
   /** What /status shows of etcd mode. */
@@ -86,7 +129,8 @@ export class HaLoop {
         ...(!master && this.seen?.sync ? { sync_set: this.seen.sync.members, in_sync_set: this.inSeenSet() } : {}),
         ...(this.stuck ? { no_master: { reason: this.stuck.reason, why: this.stuck.why, way_out: WAY_OUT } } : {}),
       },
-      ...(master ? { lease: { valid: left > 0, ms_left: Math.max(0, left), ttl_ms: this.ttlMs }, sync_set: this.sync.members() } : {}),
+      lease: { valid: left > 0, ms_left: Math.max(0, left), ttl_ms: this.ttlMs, renew_max_ms: this.renewMaxMs, lost_as_master: this.leaseLosses },
+      ...(master ? { sync_set: this.sync.members() } : {}),
     };
   }
 
@@ -114,9 +158,18 @@ export class HaLoop {
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
+    if (this.renewTimer) clearTimeout(this.renewTimer);
     if (this.leaderRaw && this.d.roles.current.kind === 'master') {
-      this.validUntil = 0; // no write is admitted from here on
-      await this.etcd.release(this.leaderRaw).catch(() => undefined);
+      // A graceful stop hands the key to the most advanced sync-set member (a switchover
+      // that leaves this node out of the new set); else releases it: the election starts at once.
+      const handed = await this.locked(() => this.switchoverNow(null, true)).then(
+        (r) => (this.d.log('info', 'stopping: leadership handed over', { to: r.id, paused_ms: r.paused_ms }), true),
+        (e: Error) => (this.d.log('info', 'stopping: no switchover, releasing the leader key', { why: e.message }), false),
+      );
+      if (!handed && this.leaderRaw) {
+        this.validUntil = 0; // no write is admitted from here on
+        await this.etcd.release(this.leaderRaw).catch(() => undefined);
+      }
     }
     await this.etcd.close(true);
   }
@@ -134,15 +187,7 @@ export class HaLoop {
       return;
     }
     this.ticking = true;
-    const t0 = performance.now();
     try {
-      if (await this.etcd.keepalive()) {
-        // etcd counts the TTL from when it received the renewal, which is after t0.
-        this.validUntil = t0 + this.ttlMs - Math.min(500, this.ttlMs / 6);
-      } else {
-        this.validUntil = 0;
-        this.d.log('warn', 'etcd says this node lease expired; a new one is granted', {});
-      }
       if (!this.watching) {
         await this.etcd.watchLeader(() => this.schedule(0));
         this.watching = true;
@@ -157,7 +202,7 @@ export class HaLoop {
       if (!this.connected) this.d.log('info', 'etcd reachable', { etcd: this.d.config.etcd.join(',') });
       this.connected = true;
       this.lastError = '';
-      await this.act(decide(view, this.local()), view, t0);
+      await this.act(decide(view, this.local()), view);
     } catch (e) {
       const msg = String((e as Error).message ?? e);
       if (this.connected || !this.lastError) this.d.log('warn', 'etcd unreachable; reads go on, writes wait for a leader', { etcd: this.d.config.etcd.join(','), err: msg });
@@ -167,7 +212,8 @@ export class HaLoop {
       // A master whose lease may have run out stops being master (self-fencing already
       // refuses its writes since validUntil passed).
       if (this.d.roles.current.kind === 'master' && performance.now() >= this.validUntil) {
-        this.d.log('warn', 'leader lease not renewed in time; stepping down', {});
+        this.leaseLosses++;
+        this.d.log('warn', 'leader lease not renewed in time; stepping down', { renew_max_ms: this.renewMaxMs });
         this.leaderRaw = null;
         this.sync.clear();
         await this.d.roles.becomeFollower('').catch(() => undefined);
@@ -208,10 +254,10 @@ export class HaLoop {
   }
 
   private local() {
-    return { id: this.d.config.id, isMaster: this.d.roles.current.kind === 'master', applied: this.d.store.appliedIndex, initialMaster: this.d.config.role === 'master', starting: Date.now() - this.startedAt < this.ttlMs };
+    return { id: this.d.config.id, isMaster: this.d.roles.current.kind === 'master', applied: this.d.store.appliedIndex, initialMaster: this.d.config.role === 'master', starting: Date.now() - this.startedAt < this.ttlMs, lease: this.etcd.currentLease() };
   }
 
-  private async act(a: Action, view: EtcdView, t0: number): Promise<void> {
+  private async act(a: Action, view: EtcdView): Promise<void> {
     if (a.kind === 'wait') {
       if (a.why !== this.lastWhy) this.d.log('info', 'not campaigning', { why: a.why });
       this.lastWhy = a.why;
@@ -220,6 +266,7 @@ export class HaLoop {
     }
     this.lastWhy = '';
     if (a.kind === 'renew') return this.keepSync(view);
+    if (a.kind === 'assume') return this.assume(view, a.epoch);
     if (a.kind === 'follow') {
       const cur = this.d.roles.current;
       if (cur.kind === 'slave') cur.followMaster(a.url, 'etcd names it leader');
@@ -241,16 +288,23 @@ export class HaLoop {
     // A fresh cluster (no set in etcd yet) with an empty log here: a live node whose log is
     // empty too holds everything, so it is in the set from the first moment.
     if (!view.sync && this.d.store.appliedIndex === 0) for (const m of view.members) if (m.id !== me && m.applied === 0) members.add(m.id);
-    await this.take(view, t0, [...members].sort((a, b) => a - b), this.d.store.epoch + 1);
+    await this.take(view, [...members].sort((a, b) => a - b), this.d.store.epoch + 1);
+  }
+
+  /** Renews the lease now (before taking the key: validUntil then counts from this renewal). */
+  private async renewNow(): Promise<void> {
+    const t0 = performance.now();
+    if (await this.etcd.keepalive()) this.validUntil = t0 + this.ttlMs - Math.min(500, this.ttlMs / 6);
+    else throw new Error('this node lease expired in etcd; a new one is granted next cycle');
   }
 
   /** Writes the leader key (and the sync set `members`) and becomes master; false when another node has the key. */
-  private async take(view: EtcdView, t0: number, members: number[], minEpoch: number): Promise<{ epoch: number } | null> {
+  private async take(view: EtcdView, members: number[], minEpoch: number): Promise<{ epoch: number } | null> {
+    await this.renewNow();
     const got = await this.etcd.acquire(this.d.config.id, this.d.selfUrl(), minEpoch, members);
     if (!got) return null;
     this.leaderRaw = got.raw;
     this.recorded = -1;
-    this.validUntil = t0 + this.ttlMs - Math.min(500, this.ttlMs / 6);
     this.sync.reset(members);
     this.stuck = null;
     this.stuckSince = 0;
@@ -267,7 +321,12 @@ export class HaLoop {
    * the key with an empty sync set, and names what may be lost.
    */
   async force(copy: CopyFn): Promise<Record<string, unknown>> {
-    if (this.forcing) throw refused('a forced promotion is already running on this node');
+    return this.locked(() => this.forceNow(copy));
+  }
+
+  /** Runs `fn` while the HA cycle waits (one promotion at a time on this node). */
+  private async locked<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.forcing) throw refused('a promotion is already running on this node');
     this.forcing = true;
     const end = Date.now() + 5000;
     try {
@@ -275,7 +334,7 @@ export class HaLoop {
       if (this.ticking) throw refused('the HA loop of this node is busy (etcd slow?); try again');
       this.ticking = true; // the loop waits while this runs
       try {
-        return await this.forceNow(copy);
+        return await fn();
       } finally {
         this.ticking = false;
         this.schedule(0);
@@ -285,11 +344,106 @@ export class HaLoop {
     }
   }
 
+  /**
+   * Switchover in etcd mode (`npm run promote -- <id>` through the master): moves the leader
+   * key to sync-set member `target` (null: the most advanced one) in one etcd transaction,
+   * once it has applied every write this master applied. Writes pause meanwhile (refused
+   * not_applied, which clients retry), at most PAUSE_MS before the transaction; a target not
+   * in the sync set, not up, or not caught up in time is refused and writes resume. This node
+   * then follows the target, in the new sync set unless it is `leaving` (a graceful stop).
+   */
+  async switchover(target: number | null): Promise<Record<string, unknown>> {
+    return this.locked(() => this.switchoverNow(target, false));
+  }
+
+  private async switchoverNow(target: number | null, leaving: boolean): Promise<Record<string, unknown> & { id: number; paused_ms: number }> {
+    const me = this.d.config.id;
+    const parts = this.d.roles.current;
+    if (parts.kind !== 'master' || !this.leaderRaw) throw refused(`node ${me} is not the master; ask the master`);
+    if (target === me) throw refused(`node ${me} is already the master`);
+    const view = await this.etcd.view();
+    if (view.leaderRaw !== this.leaderRaw) throw refused('the leader key changed under this master; it is stepping down');
+    const set = this.sync.members();
+    const up = (id: number) => {
+      const m = parts.member(id);
+      const mv = view.members.find((x) => x.id === id);
+      return m && m.url && m.confirmed && (m.state === 'up' || m.state === 'catching_up') && mv?.lease ? { m, mv: { ...mv, lease: mv.lease } } : null;
+    };
+    let pick: number;
+    if (target === null) {
+      const ready = set.map(up).filter((x) => x !== null).sort((a, b) => b.m.applied - a.m.applied || a.m.id - b.m.id);
+      if (!ready.length) throw refused(`no sync-set member is up to take over (sync set [${set.join(',')}])`);
+      pick = ready[0].m.id;
+    } else {
+      if (!set.includes(target)) throw refused(`node ${target} is not in the sync set [${set.join(',')}]: it is not known to hold every acknowledged write; promote a member, or wait until node ${target} caught up and joined (GET /status sync_set)`);
+      pick = target;
+    }
+    const t = up(pick);
+    if (!t) throw refused(`node ${pick} is not up (or has no member key in etcd); promote a member that is up`);
+    const started = performance.now();
+    parts.pause(`switchover to node ${pick} in progress`);
+    let got: { epoch: number; raw: string } | null = null;
+    let index = 0;
+    let unknown = false;
+    try {
+      const end = started + PAUSE_MS;
+      while (parts.inflight() > 0 || !(t.m.confirmed && t.m.applied >= this.d.store.appliedIndex)) {
+        if (performance.now() > end) throw refused(`node ${pick} did not apply index ${this.d.store.appliedIndex} within ${PAUSE_MS} ms (it has ${t.m.applied}${parts.inflight() ? `, ${parts.inflight()} writes still in flight` : ''}); writes resumed on this master`);
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      index = this.d.store.appliedIndex;
+      if (!this.hooks.leaseOk()) throw refused('this master lease is not certainly valid; writes resumed, try again');
+      const members = [...set.filter((id) => id !== pick), ...(leaving ? [] : [me])].sort((a, b) => a - b);
+      try {
+        got = await this.etcd.handover(this.leaderRaw, t.mv, parts.epoch + 1, members);
+      } catch (e) {
+        // The outcome is unknown: read the key before resuming (a handed-over key must not see this master write again).
+        const after = await this.etcd.view().catch(() => null);
+        if (after?.leader?.id === pick) got = { epoch: after.leader.epoch, raw: after.leaderRaw as string };
+        else if (after?.leaderRaw === this.leaderRaw) throw refused(`etcd did not record the handover (${(e as Error).message}); writes resumed on this master`);
+        else {
+          unknown = true;
+          throw e;
+        }
+      }
+      if (!got) throw refused(`etcd refused the handover: the leader key or node ${pick}'s lease changed meanwhile; writes resumed on this master`);
+    } catch (e) {
+      if (!unknown) {
+        parts.resume();
+        throw e;
+      }
+      // Whether etcd took the handover is unknown: step down; the next cycle follows the key's
+      // holder, or takes the key again as master if it still names this node.
+      this.leaderRaw = null;
+      this.sync.clear();
+      await this.d.roles.becomeFollower('').catch(() => undefined);
+      throw refused(`the handover's outcome is unknown (${(e as Error).message}); this node stepped down, the leader key decides`);
+    }
+    const paused = Math.round(performance.now() - started);
+    this.leaderRaw = null;
+    this.sync.clear();
+    this.d.log('warn', 'switchover: handed the leader key over; following', { to: pick, epoch: got.epoch, index, paused_ms: paused, leaving });
+    await this.d.roles.becomeFollower(t.mv.url);
+    return { ok: true, mode: 'switchover', id: pick, master: t.mv.url, epoch: got.epoch, index, paused_ms: paused };
+  }
+
+  /** A switchover named this node in the leader key, bound to its lease: serve as master. */
+  private async assume(view: EtcdView, epoch: number): Promise<void> {
+    const me = this.d.config.id;
+    const members = view.sync?.leader === me ? view.sync.members.filter((id) => id !== me) : [];
+    this.leaderRaw = view.leaderRaw;
+    this.recorded = -1;
+    this.sync.reset(members);
+    this.stuck = null;
+    this.stuckSince = 0;
+    this.d.log('warn', 'the leader key was handed to this node; serving as master', { epoch, sync_set: members, applied_index: this.d.store.appliedIndex });
+    const peers = view.members.filter((m) => m.id !== me).map((m) => ({ id: m.id, url: m.url }));
+    await this.d.roles.becomeMaster(Math.max(epoch, this.d.store.epoch + 1), peers);
+  }
+
   private async forceNow(copy: CopyFn): Promise<Record<string, unknown>> {
     const me = this.d.config.id;
     if (this.d.roles.current.kind === 'master') throw refused(`node ${me} is already the master`);
-    const t0 = performance.now();
-    await this.etcd.keepalive();
     const view = await this.etcd.view();
     this.observe(view);
     if (view.leader) throw refused(`node ${view.leader.id} holds the leader key (${view.leader.url}): it is the master, there is nothing to force`);
@@ -308,7 +462,7 @@ export class HaLoop {
     const index = this.d.store.appliedIndex;
     const lost = this.mayBeLost(index, view);
     const minEpoch = Math.max(this.d.store.epoch, ...view.members.map((m) => m.epoch)) + 1;
-    const got = await this.take(view, t0, [], minEpoch);
+    const got = await this.take(view, [], minEpoch);
     if (!got) throw refused('another node took the leader key meanwhile; it is the master');
     this.d.log('warn', 'forced promotion: this node is master', { epoch: got.epoch, index, copied, from_node: copied ? best?.id : null, may_be_lost: lost });
     return { ok: true, mode: 'forced', master: this.d.selfUrl(), epoch: got.epoch, index, copied, copied_from: copied ? best?.id ?? null : null, ...(copyError ? { copy_error: copyError } : {}), may_be_lost: lost, ...this.lostHint() };
@@ -330,9 +484,11 @@ export class HaLoop {
   private async keepSync(view: EtcdView): Promise<void> {
     const parts = this.d.roles.current as MasterParts;
     if (!this.leaderRaw) this.leaderRaw = view.leaderRaw;
-    const gone = parts.members().filter((m) => this.sync.has(m.id) && (m.state === 'down' || m.state === 'diverged')).map((m) => m.id);
+    // A member whose key vanished from etcd stopped (or lost its lease): writes stop waiting for it now.
+    const live = (id: number) => view.members.some((m) => m.id === id);
+    const gone = parts.members().filter((m) => this.sync.has(m.id) && (m.state === 'down' || m.state === 'diverged' || !live(m.id))).map((m) => m.id);
     if (gone.length) await this.drop(gone).catch(() => undefined);
-    const add = parts.syncCandidates();
+    const add = parts.syncCandidates().filter(live);
     if (add.length) await this.admit(add).catch(() => undefined);
     const inEtcd = [...(view.sync?.members ?? [])].sort((a, b) => a - b).join(',');
     if (inEtcd !== this.sync.members().join(',') || view.sync?.leader !== this.d.config.id) {
@@ -343,7 +499,8 @@ export class HaLoop {
 
   /** Adds caught-up slaves: locally at once (every later ack waits for them), then in etcd. */
   private admit(ids: number[]): Promise<void> {
-    const fresh = ids.filter((id) => !this.sync.has(id));
+    // Only nodes with a member key in etcd (a stopping slave revoked its own; it rejoins when back).
+    const fresh = ids.filter((id) => !this.sync.has(id) && (this.seen?.members.some((m) => m.id === id) ?? true));
     if (fresh.length === 0) return this.sync.published() ? Promise.resolve() : this.sync.sync();
     const done = this.sync.add(fresh);
     void done.then(
@@ -362,6 +519,14 @@ export class HaLoop {
     const parts = this.d.roles.current;
     if (parts.kind === 'master') parts.acksChanged();
   }
+}
+
+/** Longest a switchover pauses writes while the target catches up, before the etcd transaction. */
+const PAUSE_MS = 1000;
+
+function security(c: Config): EtcdSecurity {
+  const read = (f: string | null) => (f ? fs.readFileSync(f) : undefined);
+  return { ca: read(c.etcdCa), cert: read(c.etcdCert), key: read(c.etcdKey), ...(c.etcdUser ? { user: c.etcdUser, password: c.etcdPassword ?? '' } : {}) };
 }
 
 const WAY_OUT = 'bring the lost master back, or run `npm run promote -- <id> --force` on the node with the highest applied_index: it names the acknowledged writes that may be lost';

@@ -137,7 +137,9 @@ export function createApp(d: AppDeps): Hono {
     if (body === null || typeof body !== 'object' || (body.force !== undefined && typeof body.force !== 'boolean')) {
       throw new SqlfleetError('BAD_REQUEST', 'promote takes an optional JSON body {"force": boolean}');
     }
-    return send(c, await d.api.promote(nodeId(c.req.param('id') ?? ''), body.force === true || c.req.query('force') === 'true'));
+    // `any` (etcd mode): switchover to the most advanced sync-set member.
+    const id = c.req.param('id') === 'any' ? -1 : nodeId(c.req.param('id') ?? '');
+    return send(c, await d.api.promote(id, body.force === true || c.req.query('force') === 'true'));
   });
   app.post('/internal/promote', internal, async (c) => send(c, await d.api.promoteOrder(parseJson(await readBody(c, d.maxBody)))));
   app.get('/internal/log', internal, (c) => {

@@ -302,18 +302,18 @@ const PATHS: Record<string, unknown> = {
     },
   },
   '/nodes/{id}/promote': {
-    parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'integer', minimum: 0 } }],
+    parameters: [{ name: 'id', in: 'path', required: true, description: 'node id; `any` in etcd mode: the most advanced sync-set member', schema: { oneOf: [{ type: 'integer', minimum: 0 }, { const: 'any' }] } }],
     post: {
       tags: ['admin'],
-      summary: 'Make a node the master (static mode): switchover when the master is up, failover when it is not',
+      summary: 'Make a node the master: switchover when the master is up (static and etcd mode), failover when it is not (static mode; etcd mode: only with force)',
       description:
-        'Any node. Needs the admin role when the node runs with `--auth`, or the cluster token. Switchover pauses writes until the target has every acknowledged entry; failover first copies what the target lacks from the most advanced reachable node and is refused if it cannot, unless `force`. The new master takes epoch = highest seen + 1. Refused in etcd mode (`--etcd`), where the nodes elect their master.',
+        'Any node. Needs the admin role when the node runs with `--auth`, or the cluster token. Switchover pauses writes until the target has every acknowledged entry; failover first copies what the target lacks from the most advanced reachable node and is refused if it cannot, unless `force`. The new master takes epoch = highest seen + 1. In etcd mode (`--etcd`) a switchover moves the leader key to a sync-set member in one etcd transaction once it has every acknowledged write (writes pause, at most 1 s before the transaction, refused `not_applied`); a target outside the sync set or not caught up is refused. Without a master, only `force` (no sync-set member alive) is taken.',
       security: SECURED,
       requestBody: { required: false, content: json({ type: 'object', properties: { force: { type: 'boolean', default: false } }, additionalProperties: false }) },
       responses: {
         '200': {
           description: 'promoted',
-          content: json({ type: 'object', properties: { ok: { const: true }, mode: { enum: ['switchover', 'failover'] }, master: { type: 'string', description: 'URL of the new master' }, epoch: { type: 'integer' }, index: { type: 'integer', description: 'last log index the new master took over' } }, required: ['ok', 'mode', 'master', 'epoch', 'index'] }),
+          content: json({ type: 'object', properties: { ok: { const: true }, mode: { enum: ['switchover', 'failover', 'forced'] }, paused_ms: { type: 'integer', description: 'switchover: how long writes were paused' }, master: { type: 'string', description: 'URL of the new master' }, epoch: { type: 'integer' }, index: { type: 'integer', description: 'last log index the new master took over' } }, required: ['ok', 'mode', 'master', 'epoch', 'index'] }),
         },
         ...errors('BAD_REQUEST', ...AUTH_ERRORS, 'NOT_FOUND', 'PROMOTION_REFUSED', 'MASTER_UNAVAILABLE', 'INTERNAL'),
       },

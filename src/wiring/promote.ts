@@ -1,6 +1,7 @@
-// Static-mode promotion (DESIGN §6): switchover when the master is reachable, failover when
-// it is not. In etcd mode only a forced one, the way out when no node may take the leader
-// key. One promotion at a time per node; every refusal says why and changes nothing.
+// Promotion (DESIGN §6). Static mode: switchover when the master is reachable, failover when
+// it is not. etcd mode: a switchover run by the master's HA loop (the leader key moves to a
+// sync-set member in one transaction), or a forced one, the way out when no node may take the
+// leader key. One promotion at a time per node; every refusal says why and changes nothing.
 import type { Config } from '../config.js';
 import { SqlfleetError, isSqlfleetError } from '../errors.js';
 import type { Outcome } from '../core/executor.js';
@@ -23,6 +24,8 @@ export interface PromoteDeps {
   automatic: () => boolean;
   /** etcd mode: takes the leader key although no sync-set member can (promote --force). */
   force?: (copy: (from: { id: number; url: string; applied: number; epoch: number }) => Promise<number>) => Promise<Record<string, unknown>>;
+  /** etcd mode, on the master: hands the leader key to sync-set member `target` (null: the most advanced). */
+  switchover?: (target: number | null) => Promise<Record<string, unknown>>;
 }
 
 /** Body of POST /internal/promote. */
@@ -42,12 +45,14 @@ export class Promoter {
 
   constructor(private readonly d: PromoteDeps) {}
 
-  /** POST /nodes/:id/promote on this node. */
+  /** POST /nodes/:id/promote on this node; `target` -1: any (etcd mode: the most advanced sync-set member). */
   async promote(target: number, force: boolean): Promise<Outcome> {
     if (this.d.automatic()) {
-      if (!force) throw refused(`this cluster runs with --etcd: etcd elects the master; stop or cut off the master to fail over. When no node can take over (/status etcd.no_master), \`npm run promote -- ${target} --force\` makes node ${target} master and names the writes that may be lost`);
+      if (!force) return this.exclusive(() => this.etcdSwitchover(target));
+      if (target < 0) throw refused('a forced promotion names its node: `npm run promote -- <id> --force`');
       return this.exclusive(() => this.forced(target));
     }
+    if (target < 0) throw refused('`any` is for etcd mode (the most advanced sync-set member); name the node to promote');
     return this.exclusive(async () => {
       const parts = this.d.roles.current;
       if (parts.kind === 'master') return this.switchover(target);
@@ -143,6 +148,25 @@ export class Promoter {
     await this.told(reachable.map((r) => r.id));
     this.d.log('warn', 'failover: this node is master', { epoch, index: store.appliedIndex, copied, from_node: best?.id ?? null, unreachable });
     return done('failover', this.d.selfUrl(), epoch, store.appliedIndex, { copied, copied_from: copied ? best?.id : null, unreachable });
+  }
+
+  /** etcd mode: the master's HA loop hands the leader key over; any other node asks the master. */
+  private async etcdSwitchover(target: number): Promise<Outcome> {
+    const parts = this.d.roles.current;
+    if (parts.kind === 'master') {
+      if (!this.d.switchover) throw refused('this node does not run with --etcd');
+      return { status: 200, body: await this.d.switchover(target < 0 ? null : target) };
+    }
+    const master = parts.masterUrl();
+    const noMaster = (why: string) => refused(`${why}: a switchover needs the master. When no node can take over (/status etcd.no_master), \`npm run promote -- <id> --force\` makes that node master and names the writes that may be lost`);
+    if (!master) throw noMaster('no master right now');
+    try {
+      const res = await this.d.client.post<Record<string, unknown>>(master, `/nodes/${target < 0 ? 'any' : target}/promote`, { force: false }, { timeoutMs: HANDOVER_MS * 3 });
+      return { status: res.status, body: res.body ?? {} };
+    } catch (e) {
+      if (e instanceof PeerUnreachableError) throw noMaster(`the master at ${master} does not answer`);
+      throw e;
+    }
   }
 
   /** etcd mode, --force: on this node, or ordered to node `target`. */

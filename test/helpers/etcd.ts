@@ -7,6 +7,8 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
+import { readFileSync } from 'node:fs';
+import { Agent } from 'undici';
 import { killOnExit, waitFor } from './cluster.js';
 
 /** True when an etcd binary is on PATH. */
@@ -33,6 +35,15 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/** etcd serving client TLS (PEM files): its certificate, and with `clientCa` client certificates required (--client-cert-auth). */
+export interface EtcdTls {
+  cert: string;
+  key: string;
+  clientCa?: string;
+  /** For the harness's own /health probe: a CA trusting `cert`, and a client certificate when required. */
+  probe: { ca: string; cert?: string; key?: string };
+}
+
 /** One running etcd member. */
 export class TestEtcd {
   proc!: ChildProcess;
@@ -45,8 +56,9 @@ export class TestEtcd {
     private readonly peerPort: number,
     private readonly host = '127.0.0.1',
     private readonly spawnIn?: (cmd: string, args: string[]) => ChildProcess,
+    private readonly tls?: EtcdTls,
   ) {
-    this.url = `http://${host}:${clientPort}`;
+    this.url = `${tls ? 'https' : 'http'}://${host}:${clientPort}`;
   }
 
   /** Starts etcd and waits until it answers /health. */
@@ -58,12 +70,19 @@ export class TestEtcd {
       '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer,
       '--initial-cluster', `test=${peer}`, '--initial-cluster-state', 'new',
       '--log-level', 'error', '--logger', 'zap',
+      ...(this.tls ? ['--cert-file', this.tls.cert, '--key-file', this.tls.key, ...(this.tls.clientCa ? ['--client-cert-auth', '--trusted-ca-file', this.tls.clientCa] : [])] : []),
     ];
     this.proc = this.spawnIn ? this.spawnIn('etcd', args) : spawn('etcd', args, { stdio: ['ignore', 'pipe', 'pipe'] });
     killOnExit(this.proc);
     this.proc.stdout?.on('data', (d) => (this.out += d));
     this.proc.stderr?.on('data', (d) => (this.out += d));
-    await waitFor(async () => (await fetch(`${this.url}/health`, { signal: AbortSignal.timeout(1000) })).ok, { timeoutMs: 20_000, message: `etcd at ${this.url}: ${this.out.slice(-500)}` });
+    const p = this.tls?.probe;
+    const dispatcher = p ? new Agent({ connect: { ca: readFileSync(p.ca), ...(p.cert && p.key ? { cert: readFileSync(p.cert), key: readFileSync(p.key) } : {}) } }) : undefined;
+    try {
+      await waitFor(async () => (await fetch(`${this.url}/health`, { signal: AbortSignal.timeout(1000), ...(dispatcher ? { dispatcher } : {}) } as RequestInit)).ok, { timeoutMs: 20_000, message: `etcd at ${this.url}: ${this.out.slice(-500)}` });
+    } finally {
+      await dispatcher?.close();
+    }
   }
 
   /** Stops it (SIGKILL, like a crash; data kept) and waits for the exit. */
@@ -87,9 +106,9 @@ export class TestEtcd {
   }
 }
 
-/** Starts an etcd on free loopback ports. */
-export async function startEtcd(): Promise<TestEtcd> {
-  const e = new TestEtcd(await freePort(), await freePort());
+/** Starts an etcd on free loopback ports (serving TLS when `tls` is given). */
+export async function startEtcd(tls?: EtcdTls): Promise<TestEtcd> {
+  const e = new TestEtcd(await freePort(), await freePort(), '127.0.0.1', undefined, tls);
   await e.start();
   assert.ok(e.url);
   return e;
