@@ -145,7 +145,7 @@ export function registerChanges(app: Hono, o: ChangesRouteOptions): void {
       {
         start(controller) {
           ctl = controller;
-          send(`retry: 1000\n: sqlfleet change feed from ${cursor.index}.${cursor.pos === Number.MAX_SAFE_INTEGER ? 'end' : cursor.pos}\n\n`);
+          send(`retry: 1000\n: sqlfleet change feed from index ${needs}\n\n`);
           unsubscribe = src.subscribe(schedule);
           unShutdown =
             src.onShutdown?.(() => {
