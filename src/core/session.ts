@@ -12,6 +12,8 @@ import type { ExecutorDeps } from './executor.js';
 export interface RemoteConn {
   /** Runs one statement there; `autocommit` is the remote stream's state after it, `index` the master's applied index. */
   execute(s: Stmt): Promise<{ result: TypedResult; autocommit: boolean; index: number }>;
+  /** Runs a whole batch there in one round trip (its payload is the front's own, opaque here). */
+  batch(payload: unknown): Promise<{ result: unknown; autocommit: boolean; index: number }>;
   close(): Promise<void>;
 }
 
@@ -128,6 +130,41 @@ export class Session {
       this.endWrite();
       throw e;
     }
+  }
+
+  /**
+   * True when a batch that writes should run on the master as a whole (this node is a
+   * slave, or the session already holds a stream there): one round trip, not one per step.
+   */
+  get relaysBatches(): boolean {
+    return !this.closed && !this.aborted && (this.remote !== null || (this.autocommit && this.d.role() !== 'master'));
+  }
+
+  /** True while this session holds a stream on the master (a transaction relayed from a slave). */
+  get onMaster(): boolean {
+    return this.remote !== null;
+  }
+
+  /** Runs a batch on the master (see relaysBatches); the session stays there while the batch left a transaction open. */
+  async relayBatch(payload: unknown): Promise<unknown> {
+    const conn = this.remote ?? this.d.openRemote(this.who);
+    let out;
+    try {
+      out = await conn.batch(payload);
+    } catch (e) {
+      if (this.remote) {
+        await this.endRemote();
+        this.aborted = new SqlfleetError('MASTER_UNAVAILABLE', `the transaction on the master was lost: ${(e as Error).message}`, { hrana_code: 'TRANSACTION_ABORTED' });
+      } else await conn.close().catch(() => undefined);
+      throw e;
+    }
+    if (out.index > this.lastIndex) this.lastIndex = out.index;
+    if (out.autocommit) {
+      if (this.remote) await this.endRemote();
+      else await conn.close().catch(() => undefined);
+      if (out.index > this.d.store.appliedIndex) await this.d.applied.wait(out.index, this.d.config.ackTimeoutMs);
+    } else this.remote = conn;
+    return out.result;
   }
 
   /** True when `sql` only reads (the classifier's verdict; false when it does not parse). */

@@ -67,6 +67,16 @@ export function openRemote(d: RemoteDeps, who: Principal): RemoteConn {
       }
       return { result: decodeResult(r.response!.result as Record<string, unknown>), autocommit, index: Number(a.sqlfleet_index ?? 0) };
     },
+    async batch(payload: unknown) {
+      const a = await pipeline([{ type: 'batch', batch: payload }, { type: 'get_autocommit' }]);
+      const [r, auto] = a.results;
+      const autocommit = auto?.type === 'ok' ? auto.response?.is_autocommit === true : true;
+      if (r?.type !== 'ok') {
+        const err = r?.error ?? { message: 'no answer from the master' };
+        throw new SqlfleetError('SQL_ERROR', err.message, { hrana_code: err.code ?? 'SQLITE_ERROR', remote_autocommit: autocommit });
+      }
+      return { result: r.response!.result, autocommit, index: Number(a.sqlfleet_index ?? 0) };
+    },
     async close() {
       if (baton === null) return;
       await pipeline([{ type: 'close' }]).catch(() => undefined);

@@ -4,7 +4,7 @@ import { SqlfleetError } from '../errors.js';
 import type { Session } from '../core/session.js';
 import { txControl } from '../core/session.js';
 import type { TypedResult } from '../store/interactive.js';
-import { decodeStmt, encodeDescribe, encodeError, encodeResult, resolveSql, type HError } from './values.js';
+import { decodeStmt, encodeDescribe, encodeError, encodeResult, encodeStmt, resolveSql, type HError } from './values.js';
 
 /** A batch step condition (HRANA_3_SPEC "Batches"). */
 type Cond = { type: 'ok' | 'error'; step: number } | { type: 'not'; cond: Cond } | { type: 'and' | 'or'; conds: Cond[] } | { type: 'is_autocommit' };
@@ -46,6 +46,23 @@ export async function batch(session: Session, b: unknown, sqls: Map<number, stri
       const ctl = txControl(s.sql);
       return ctl ? ctl.op !== 'savepoint' : session.isRead(s.sql);
     });
+  const needsMaster = stmts.some((s) => {
+    const ctl = txControl(s.sql);
+    return ctl ? ctl.op === 'begin' && !ctl.readonly : !session.isRead(s.sql);
+  });
+  if (!readOnly && session.relaysBatches && (session.onMaster || needsMaster)) {
+    // A slave: the batch runs on the master as a whole (its conditions there too), with the
+    // SQL texts resolved here (stored SQL ids are this stream's).
+    const payload = { steps: steps.map((st, i) => ({ ...(st.condition ? { condition: st.condition } : {}), stmt: { ...encodeStmt(stmts[i]), want_rows: stmts[i].wantRows } })) };
+    const res = (await session.relayBatch(payload)) as BatchResult;
+    if (onStep) {
+      res.step_results.forEach((r, i) => {
+        if (r) onStep.ok(i, r);
+        else if (res.step_errors[i]) onStep.error(i, res.step_errors[i]!);
+      });
+    }
+    return res;
+  }
   const out: BatchResult = { step_results: [], step_errors: [] };
   for (let i = 0; i < steps.length; i++) {
     const s = stmts[i];
