@@ -144,7 +144,9 @@ test('etcd: steady ack "all" load at default settings for 20 s: the master never
     }
     await load.stop();
     const errors = load.records.filter((r) => r.ms >= 0 && r.status !== 200);
-    process.stdout.write(`# steady load: ${load.records.filter((r) => r.status === 200).length} writes acknowledged, ${errors.length} errors, lowest lease time left ${minLeft} ms of 3000\n`);
+    const leases = await Promise.all(c.nodes.map(async (n) => (await status(n)).lease));
+    process.stdout.write(`# steady load: ${load.records.filter((r) => r.status === 200).length} writes acknowledged, ${errors.length} errors, lowest lease time left ${minLeft} ms of 3000, slowest renewal per node ${leases.map((l) => l.renew_max_ms).join('/')} ms, leases lost as master ${leases.map((l) => l.lost_as_master).join('/')}\n`);
+    assert.deepEqual(leases.map((l) => l.lost_as_master), [0, 0, 0], 'no lease lost');
     assert.deepEqual(errors.map((r) => `${r.id}: ${r.status} ${r.code}`), []);
     assert.ok(!c.master.logs().includes('stepping down'), 'the master stepped down under steady load');
   });

@@ -188,11 +188,12 @@ export class HaLoop {
     }
     this.ticking = true;
     try {
+      // Read first: unary calls have a deadline, the watch stream has none (an etcd that does not answer is found here).
+      const view = await this.etcd.view();
       if (!this.watching) {
         await this.etcd.watchLeader(() => this.schedule(0));
         this.watching = true;
       }
-      const view = await this.etcd.view();
       this.observe(view);
       const me = { id: this.d.config.id, url: this.d.selfUrl(), applied: this.d.store.appliedIndex, epoch: this.d.store.epoch };
       // A master also records its index where a lost lease does not erase it (in parallel:
@@ -204,8 +205,14 @@ export class HaLoop {
       this.lastError = '';
       await this.act(decide(view, this.local()), view);
     } catch (e) {
-      const msg = String((e as Error).message ?? e);
-      if (this.connected || !this.lastError) this.d.log('warn', 'etcd unreachable; reads go on, writes wait for a leader', { etcd: this.d.config.etcd.join(','), err: msg });
+      const raw = String((e as Error).message ?? e);
+      // Wrong credentials say so: they do not heal by waiting, unlike an etcd that is down.
+      const creds = /authentication failed|invalid user|permission denied|user name is empty|bad certificate|unknown ca|certificate verify|self.signed|handshake/i.test(raw);
+      const msg = creds ? `etcd refused this node's credentials (check --etcd-user and SQLFLEET_ETCD_PASSWORD, --etcd-ca, --etcd-cert, --etcd-key): ${raw}` : raw;
+      if (this.connected || !this.lastError) {
+        if (creds) this.d.log('error', "etcd refused this node's credentials; it will not campaign; reads go on", { etcd: this.d.config.etcd.join(','), err: raw });
+        else this.d.log('warn', 'etcd unreachable; reads go on, writes wait for a leader', { etcd: this.d.config.etcd.join(','), err: raw });
+      }
       this.connected = false;
       this.lastError = msg;
     } finally {
