@@ -28,6 +28,8 @@ export interface WebhookDeps {
   batchMax?: number;
   /** Per-request deadline (default 10 s). */
   timeoutMs?: number;
+  /** Least time between two batches (default 100 ms): each delivered batch costs a log entry for its mark, so small batches are gathered. */
+  minIntervalMs?: number;
 }
 
 /** Where delivery stands, for /status. */
@@ -121,6 +123,7 @@ export class Webhook {
 
   private async run(): Promise<void> {
     let backoff = MIN_BACKOFF_MS;
+    let lastSent = 0;
     while (this.running) {
       if (!this.d.isMaster()) {
         await this.sleep(500);
@@ -132,6 +135,12 @@ export class Webhook {
         await this.sleep(1000);
         continue;
       }
+      const wait = lastSent + (this.d.minIntervalMs ?? 100) - Date.now();
+      if (batch.length < (this.d.batchMax ?? 500) && wait > 0) {
+        await new Promise((r) => setTimeout(r, wait).unref());
+        continue; // read again: more events may have come
+      }
+      lastSent = Date.now();
       try {
         await this.post(`{"events":[${batch.map((e) => e.json).join(',')}]}`);
         const last = batch[batch.length - 1];
