@@ -1,6 +1,7 @@
 // Hrana under --auth (DESIGN §8): @libsql/client's authToken is an API token of --auth,
 // over HTTP (Authorization: Bearer) and WebSocket (hello's jwt); roles apply, a slave relays
-// a writer's transaction to the master on the user's behalf; no token, wrong token: refused.
+// a writer's transaction to the master on the user's behalf; no token, wrong token: refused;
+// a user's open streams are bounded (--max-streams-per-user).
 import assert from 'node:assert/strict';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -29,7 +30,7 @@ const { cluster, it } = useCluster(() => {
     }),
   );
   mkdirSync(join(root, 'data'));
-  return { slaves: 1, dataDir: join(root, 'data'), extraArgs: ['--auth', file], headers: { authorization: `Bearer ${admin.token}` } };
+  return { slaves: 1, dataDir: join(root, 'data'), extraArgs: ['--auth', file, '--max-streams-per-user', '3'], headers: { authorization: `Bearer ${admin.token}` } };
 });
 after(() => {
   clients.forEach((c) => c.close());
@@ -59,4 +60,21 @@ it('API tokens as authToken over http and ws; roles; relay on the user behalf', 
       await assert.rejects(client(url, 'wrong').execute('SELECT 1'), /401|UNAUTHORIZED|credentials|auth/i, `wrong token on ${url}`);
     }
   }
+});
+
+it("--max-streams-per-user bounds a user's open streams; closing one frees its place", async () => {
+  const { slaves } = cluster();
+  const c = client(slaves[0]!.url, reader.token);
+  const txs = [];
+  for (let i = 0; i < 3; i++) {
+    const tx = await c.transaction('read');
+    await tx.execute('SELECT 1');
+    txs.push(tx);
+  }
+  await assert.rejects(c.execute('SELECT 1'), /too many open streams|STREAMS_EXCEEDED/);
+  // Another user is not affected.
+  assert.equal((await client(slaves[0]!.url, writer.token).execute('SELECT 1 AS one')).rows[0]!.one, 1);
+  await txs.pop()!.commit();
+  assert.equal((await c.execute('SELECT 2 AS two')).rows[0]!.two, 2);
+  for (const tx of txs) tx.close();
 });
