@@ -127,6 +127,7 @@ export async function startNode(config: Config, log: LogFn = createLogger(config
   const executor = new Executor(execDeps);
   // Hrana (libSQL's protocol) and interactive transactions over the same dependencies (DESIGN §8).
   const hrana = createHrana({ deps: execDeps, config, token, log });
+  hrana.registerMetrics(metrics.registry);
   const promoter = new Promoter({ config, store, client, roles, log, selfUrl: () => url, automatic: () => ha !== null, ...(ha ? { force: (copy: CopyFn) => ha.force(copy), switchover: (target: number | null) => ha.switchover(target) } : {}) });
   const role = {
     nodes: () => roles.current.nodes(),

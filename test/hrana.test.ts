@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { createClient, type Client } from '@libsql/client';
 import { after } from 'node:test';
-import { assertSameChecksums, exec, rows, query, useCluster, waitFor, waitForIndex } from './helpers/cluster.js';
+import { assertSameChecksums, exec, metricSum, rows, query, useCluster, waitFor, waitForIndex } from './helpers/cluster.js';
 
 const { cluster, it } = useCluster({ slaves: 1, extraArgs: ['--tx-timeout', '1500', '--stream-idle', '3000'] });
 const clients: Client[] = [];
@@ -163,6 +163,10 @@ it('an abandoned transaction is rolled back after --tx-timeout and the writer is
     tx.close();
   }
   assert.deepEqual(rows(await query(master, "SELECT count(*) FROM ab WHERE x = 'never'")), [[0]]);
+  const text = await (await fetch(`${master.url}/metrics`)).text();
+  assert.ok(metricSum(text, 'sqlfleet_transactions_total', { outcome: 'timeout' }) >= 2, 'timeouts are counted');
+  assert.ok(metricSum(text, 'sqlfleet_transactions_total', { outcome: 'commit' }) >= 1, 'commits are counted');
+  assert.ok(text.includes('sqlfleet_hrana_streams'), 'open streams are a gauge');
   await waitFor(async () => (await query(slaves[0]!, 'SELECT count(*) FROM ab')).body.results?.[0]?.rows?.[0]?.[0] === 2);
 });
 

@@ -22,6 +22,8 @@ export interface SessionDeps extends ExecutorDeps {
   txTimeoutMs: number;
   /** Slave: opens a stream on the current master on behalf of `who`. */
   openRemote(who: Principal): RemoteConn;
+  /** How each write transaction ended on this node (metrics). */
+  observeTx?(outcome: 'commit' | 'rollback' | 'timeout' | 'aborted'): void;
 }
 
 type TxControl =
@@ -280,6 +282,7 @@ export class Session {
     }
     this.write = tx;
     tx.onAbort((e) => {
+      this.d.observeTx?.(e.details.hrana_code === 'TRANSACTION_TIMEOUT' ? 'timeout' : 'aborted');
       if (this.write !== tx) return;
       this.write = null;
       this.disarm();
@@ -333,6 +336,7 @@ export class Session {
       this.write = null;
       this.disarm();
       const written = tx.commit(epoch, () => rep.check());
+      this.d.observeTx?.('commit');
       if (!written) return;
       this.d.applied.notify();
       rep.onWrite(written.entry, written.json);
@@ -349,6 +353,7 @@ export class Session {
     const tx = this.write;
     this.write = null;
     this.disarm();
+    if (tx?.open) this.d.observeTx?.('rollback');
     tx?.rollback();
   }
 

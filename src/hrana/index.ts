@@ -1,6 +1,7 @@
 // The Hrana front (DESIGN §8): sessions over the node's executor dependencies, the stream
 // registry, and the WebSocket listener. node.ts wires it; http/app.ts mounts its routes.
 import type { Server } from 'node:http';
+import { Counter, Gauge, type Registry } from 'prom-client';
 import { SqlfleetError } from '../errors.js';
 import type { Config } from '../config.js';
 import { ANONYMOUS_ADMIN, CLUSTER, type Principal, type Users } from '../auth/users.js';
@@ -15,6 +16,8 @@ export interface HranaFront {
   streams: Streams;
   /** Accepts WebSocket upgrades on the node's server. */
   attachWs(server: unknown, users: Users | null, isClusterToken: (authorization: string | undefined) => boolean): void;
+  /** Adds the front's metrics to the node's registry: open streams, transaction outcomes. */
+  registerMetrics(registry: Registry): void;
   /** Rolls back open transactions and closes every stream and socket. */
   close(): Promise<void>;
 }
@@ -22,7 +25,9 @@ export interface HranaFront {
 /** Builds the front from the executor's dependencies. */
 export function createHrana(o: { deps: ExecutorDeps; config: Config; token: string; log: (level: 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void }): HranaFront {
   const { config } = o;
+  let txOutcomes: Counter<'outcome'> | null = null;
   const sessionDeps: SessionDeps = {
+    observeTx: (outcome) => txOutcomes?.inc({ outcome }),
     ...o.deps,
     txTimeoutMs: config.txTimeoutMs,
     openRemote: (who) => openRemote({ masterUrl: o.deps.masterUrl, token: o.token, timeoutMs: config.forwardTimeoutMs }, who),
@@ -41,6 +46,11 @@ export function createHrana(o: { deps: ExecutorDeps; config: Config; token: stri
         return p;
       };
       closeWs = serveHranaWs(server as Server, { streams, authenticate, maxMessage: config.maxBody, log: o.log });
+    },
+    registerMetrics(registry) {
+      const registers = [registry];
+      new Gauge({ name: 'sqlfleet_hrana_streams', help: 'Open Hrana streams (HTTP batons and WebSocket streams).', registers, collect() { this.set(streams.size); } });
+      txOutcomes = new Counter({ name: 'sqlfleet_transactions_total', help: 'Interactive (Hrana) write transactions on this node by outcome: commit, rollback, timeout (--tx-timeout), aborted (role lost, SQLite rolled back).', labelNames: ['outcome'], registers });
     },
     async close() {
       closeWs();
