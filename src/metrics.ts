@@ -10,6 +10,8 @@ export interface MetricsSource {
   nodes: () => Record<string, unknown>[];
   /** etcd mode: the reason code while no node may take the leader key on its own, else null. */
   masterless?: () => string | null;
+  /** The change feed: open GET /changes feeds, and the webhook's state when --cdc-url is set. */
+  changes?: () => { feeds: number; webhook: { lag_entries: number; failures: number; events: number } | null };
 }
 
 const STATES = ['up', 'down', 'catching_up', 'diverged'] as const;
@@ -67,6 +69,34 @@ export class Metrics {
         this.reset();
         const r = src.masterless?.();
         if (r) this.set({ reason: r }, 1);
+      },
+    });
+    new Gauge({ name: 'sqlfleet_changes_feeds', help: 'Open GET /changes feeds on this node.', registers, collect() { this.set(src.changes?.().feeds ?? 0); } });
+    new Gauge({
+      name: 'sqlfleet_cdc_lag_entries',
+      help: 'Change webhook: log entries applied here past the last delivered event (the delivered mark is replicated, so every node reports it).',
+      registers,
+      collect() {
+        const w = src.changes?.().webhook;
+        if (w) this.set(w.lag_entries);
+      },
+    });
+    new Counter({
+      name: 'sqlfleet_cdc_failures_total',
+      help: 'Change webhook: failed deliveries (non-2xx, timeout, unreachable) by this node while master.',
+      registers,
+      collect() {
+        this.reset();
+        this.inc(src.changes?.().webhook?.failures ?? 0);
+      },
+    });
+    new Counter({
+      name: 'sqlfleet_cdc_delivered_events_total',
+      help: 'Change webhook: events delivered by this node while master.',
+      registers,
+      collect() {
+        this.reset();
+        this.inc(src.changes?.().webhook?.events ?? 0);
       },
     });
     new Gauge({

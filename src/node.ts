@@ -98,7 +98,7 @@ export async function startNode(config: Config, log: LogFn = createLogger(config
   const client = new PeerClient(token, config.tlsCa ? { ca: fs.readFileSync(config.tlsCa, 'utf8') } : {});
   // Gauges read the role lazily at scrape time.
   let roles: Roles | undefined = undefined;
-  const metrics: Metrics = new Metrics(config.id, config.role, { appliedIndex: () => store.appliedIndex, pointReads: () => store.pointReads, nodes: (): Record<string, unknown>[] => roles?.current.nodes() ?? [], masterless: () => ha?.masterless() ?? null });
+  const metrics: Metrics = new Metrics(config.id, config.role, { appliedIndex: () => store.appliedIndex, pointReads: () => store.pointReads, nodes: (): Record<string, unknown>[] => roles?.current.nodes() ?? [], masterless: () => ha?.masterless() ?? null, changes: () => ({ feeds: store.changes.feeds, webhook: webhook?.status() ?? null }) });
   roles = new Roles({ config, store, client, waiter, log, metrics });
   let url = '';
   // etcd mode: etcd decides who is master; every node starts as a follower of nobody yet.

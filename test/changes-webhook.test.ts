@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, test } from 'node:test';
-import { exec, ok, post, printLogs, startCluster, status, waitFor, type Cluster } from './helpers/cluster.js';
+import { exec, get, metricSum, ok, post, printLogs, startCluster, status, waitFor, type Cluster } from './helpers/cluster.js';
 import { authHeader, hardKill } from './helpers/load.js';
 
 interface Got {
@@ -92,6 +92,9 @@ test('webhook: failing, down and slow receivers lose nothing; a new master resum
     await waitDelivered('after being down');
     const st = await status(c.master);
     assert.ok(st.cdc.failures >= 4, `failures counted: ${JSON.stringify(st.cdc)}`);
+    const metrics = (await get(`${c.master.url}/metrics`)).text;
+    assert.ok(metricSum(metrics, 'sqlfleet_cdc_failures_total') >= 4, 'failures in /metrics');
+    assert.match(metrics, /^sqlfleet_cdc_lag_entries\{[^}]*\} \d+$/m);
     // The mark reaches the slaves through the log.
     await waitFor(async () => (await status(s2)).cdc?.delivered === st.cdc.delivered || (await status(s2)).cdc?.delivered_index >= st.cdc.delivered_index, {
       timeoutMs: 10_000,

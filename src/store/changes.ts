@@ -306,6 +306,11 @@ export class ChangeLog {
     return () => this.closers.delete(fn);
   }
 
+  /** Open feeds (each registered for shutdown). */
+  get feeds(): number {
+    return this.closers.size;
+  }
+
   /** Ends every open feed (the node is stopping). */
   shutdown(): void {
     for (const fn of [...this.closers]) fn();
