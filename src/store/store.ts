@@ -131,7 +131,6 @@ export class Store {
   private txWaiters: (() => void)[] = [];
   private afterTx: (() => void)[] = [];
   private declCache = new Map<string, { cookie: number; types: (string | null)[] }>();
-  private declCache = new Map<string, { cookie: number; types: (string | null)[] }>();
   /** The change feed (store/changes.ts); outlives reopenings of the file. */
   readonly changes: ChangeLog;
 
@@ -438,25 +437,6 @@ export class Store {
     });
     this.tx = tx;
     return tx;
-  }
-
-  /**
-   * Declared types of a read's result columns (Hrana's decltype; the read workers return
-   * names only): prepared once per text and schema on the read-only connection, never run.
-   */
-  declTypes(sql: string): (string | null)[] {
-    const hit = this.declCache.get(sql);
-    if (hit && hit.cookie === this.schemaCookie) return hit.types;
-    let types: (string | null)[] = [];
-    try {
-      const st = prepareFresh(this.reader, sql);
-      if (st.reader) types = st.columns().map((c) => c.type);
-    } catch {
-      /* the read itself reported it */
-    }
-    if (this.declCache.size >= 1000) this.declCache.clear();
-    this.declCache.set(sql, { cookie: this.schemaCookie, types });
-    return types;
   }
 
   /**
