@@ -24,6 +24,7 @@ async function main(): Promise<number> {
     .option('cluster-token', { type: 'string', describe: 'the cluster token' })
     .option('user', { type: 'string', describe: 'NAME:PASSWORD of an admin user (nodes started with --auth)' })
     .option('timeout', { type: 'number', default: 30000, describe: 'ms to wait for the answer' })
+    .demandCommand(0, 1, '', 'give at most one node id') // under strict(), the optional <id> must be allowed here
     .strict()
     .parseAsync();
   const any = a._[0] === undefined;
