@@ -11,7 +11,7 @@ import type { ExecutorDeps } from './executor.js';
 /** A stream on the master, used by a slave's session for writes and write transactions. */
 export interface RemoteConn {
   /** Runs one statement there; `autocommit` is the remote stream's state after it, `index` the master's applied index. */
-  execute(s: Stmt): Promise<{ result: TypedResult; autocommit: boolean; index: number }>;
+  execute(s: Stmt, once?: boolean): Promise<{ result: TypedResult; autocommit: boolean; index: number }>;
   /** Runs a whole batch there in one round trip (its payload is the front's own, opaque here). */
   batch(payload: unknown): Promise<{ result: unknown; autocommit: boolean; index: number }>;
   close(): Promise<void>;
@@ -116,7 +116,7 @@ export class Session {
     if (this.d.role() !== 'master') {
       const conn = this.d.openRemote(this.who);
       try {
-        return (await this.relay(conn, s)).result;
+        return (await this.relay(conn, s, true)).result;
       } finally {
         await conn.close().catch(() => undefined);
       }
@@ -387,8 +387,8 @@ export class Session {
     }
   }
 
-  private async relay(conn: RemoteConn, s: Stmt): Promise<{ result: TypedResult; autocommit: boolean }> {
-    const out = await conn.execute(s);
+  private async relay(conn: RemoteConn, s: Stmt, once = false): Promise<{ result: TypedResult; autocommit: boolean }> {
+    const out = await conn.execute(s, once);
     if (out.index > this.lastIndex) this.lastIndex = out.index;
     // Answer once this replica has the write, so the client reads it back here.
     if (out.autocommit && out.index > this.d.store.appliedIndex) await this.d.applied.wait(out.index, this.d.config.ackTimeoutMs);

@@ -55,10 +55,11 @@ export function openRemote(d: RemoteDeps, who: Principal): RemoteConn {
   };
 
   return {
-    async execute(s: Stmt) {
-      const a = await pipeline([{ type: 'execute', stmt: encodeStmt(s) }, { type: 'get_autocommit' }]);
+    async execute(s: Stmt, once = false) {
+      // once: a statement outside a transaction; the stream closes in the same round trip.
+      const a = await pipeline([{ type: 'execute', stmt: encodeStmt(s) }, once ? { type: 'close' } : { type: 'get_autocommit' }]);
       const [r, auto] = a.results;
-      const autocommit = auto?.type === 'ok' ? auto.response?.is_autocommit === true : true;
+      const autocommit = once || (auto?.type === 'ok' ? auto.response?.is_autocommit === true : true);
       if (r?.type !== 'ok') {
         const err = r?.error ?? { message: 'no answer from the master' };
         // The master's error, as it gave it (code included), to the client.
