@@ -229,3 +229,20 @@ it('the wire protocol: v2/v3 pipeline, batons, cursor, describe, sequence, store
     assert.equal(closed.body.baton, null);
   }
 });
+
+it('an idle stream expires after --stream-idle: its baton is refused and its read snapshot is gone', async () => {
+  const { slaves } = cluster();
+  const url = `${slaves[0]!.url}/v2/pipeline`;
+  const post = async (body: unknown) => {
+    const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    return { status: res.status, body: (await res.json()) as any };
+  };
+  const a = await post({ baton: null, requests: [{ type: 'execute', stmt: { sql: 'BEGIN TRANSACTION READONLY' } }, { type: 'execute', stmt: { sql: 'SELECT 1' } }] });
+  assert.equal(a.body.results[1].type, 'ok');
+  const before = await (await fetch(`${slaves[0]!.url}/metrics`)).text();
+  assert.ok(metricSum(before, 'sqlfleet_hrana_streams') >= 1);
+  await new Promise((r) => setTimeout(r, 4500)); // --stream-idle 3000 (and --tx-timeout 1500 ends the snapshot first)
+  const b = await post({ baton: a.body.baton, requests: [{ type: 'execute', stmt: { sql: 'SELECT 1' } }] });
+  assert.equal(b.status, 400);
+  assert.equal(b.body.code, 'STREAM_EXPIRED');
+});
