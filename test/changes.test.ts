@@ -255,7 +255,11 @@ test('a cursor older than the retention gets 410 with the oldest index; a table 
     ok(await exec(m, 'CREATE TABLE t (x); CREATE TABLE u (x)'), 'create');
     let last = 0;
     for (let i = 0; i < 10; i++) last = ok(await exec(m, `INSERT INTO t VALUES (${i}); INSERT INTO u VALUES (${i})`), 'write').index;
-    const r = (await waitFor(() => opening(`${m.url}/changes?from=1`), { timeoutMs: 10_000, message: '410 once trimmed' })) as Awaited<ReturnType<typeof get>>;
+    // Trims run once a second, also while the writes went on: wait for the one after the last write.
+    const r = (await waitFor(async () => {
+      const x = await opening(`${m.url}/changes?from=1`);
+      return x?.body?.error?.oldest === last - 2 ? x : undefined;
+    }, { timeoutMs: 10_000, message: '410 naming the oldest index kept' })) as Awaited<ReturnType<typeof get>>;
     assertError(r, 410, 'CHANGES_TRIMMED');
     assert.equal(r.body.error.oldest, last - 2);
     const f = feed(`${m.url}/changes?from=${r.body.error.oldest}`);
@@ -269,4 +273,34 @@ test('a cursor older than the retention gets 410 with the oldest index; a table 
     const r = await post(c.master.url, { command: 'query', query: "SELECT count(*) FROM sqlite_schema WHERE name LIKE '_sqlfleet_changes%'" });
     assert.deepEqual(rows(r), [[0]], 'no change table under --capture none');
   });
+});
+
+test('under --auth the feed needs the read role', { timeout: 90_000 }, async () => {
+  const { hashPassword } = await import('../src/auth/users.js');
+  const { writeFileSync, mkdtempSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const dir = mkdtempSync(join(tmpdir(), 'sqlfleet-changes-auth-'));
+  const users = join(dir, 'users.json');
+  writeFileSync(users, JSON.stringify({ users: [{ username: 'ada', password: await hashPassword('pw-ada'), role: 'admin' }, { username: 'rita', password: await hashPassword('pw-rita'), role: 'read' }] }));
+  const basic = (u: string, p: string) => ({ authorization: `Basic ${Buffer.from(`${u}:${p}`).toString('base64')}` });
+  const admin = basic('ada', 'pw-ada');
+  const c = await startCluster({ slaves: 0, extraArgs: ['--auth', users, '--capture', 'all'], headers: admin });
+  clusters.push(c);
+  try {
+    ok(await post(c.master.url, { query: 'CREATE TABLE t (x); INSERT INTO t VALUES (1)' }, { headers: admin }), 'write');
+    assertError(await get(`${c.master.url}/changes?from=0`), 401, 'UNAUTHORIZED');
+    assertError(await get(`${c.master.url}/changes?from=0`, { headers: basic('rita', 'wrong') }), 401, 'UNAUTHORIZED');
+    const res = await fetch(`${c.master.url}/changes?from=0`, { headers: basic('rita', 'pw-rita'), signal: AbortSignal.timeout(10_000) });
+    assert.equal(res.status, 200);
+    const reader = res.body!.getReader();
+    let text = '';
+    while (!text.includes('"op":"insert"')) text += new TextDecoder().decode((await reader.read()).value);
+    await reader.cancel();
+  } catch (e) {
+    printLogs(c.nodes, 40);
+    throw e;
+  } finally {
+    await c.stop();
+  }
 });
