@@ -162,7 +162,7 @@ export class HaLoop {
     if (this.leaderRaw && this.d.roles.current.kind === 'master') {
       // A graceful stop hands the key to the most advanced sync-set member (a switchover
       // that leaves this node out of the new set); else releases it: the election starts at once.
-      const handed = await this.locked(() => this.switchoverNow(null, true)).then(
+      const handed = await this.locked(() => this.switchoverNow(null, true), 2000).then(
         (r) => (this.d.log('info', 'stopping: leadership handed over', { to: r.id, paused_ms: r.paused_ms }), true),
         (e: Error) => (this.d.log('info', 'stopping: no switchover, releasing the leader key', { why: e.message }), false),
       );
@@ -332,10 +332,10 @@ export class HaLoop {
   }
 
   /** Runs `fn` while the HA cycle waits (one promotion at a time on this node). */
-  private async locked<T>(fn: () => Promise<T>): Promise<T> {
+  private async locked<T>(fn: () => Promise<T>, waitMs = 5000): Promise<T> {
     if (this.forcing) throw refused('a promotion is already running on this node');
     this.forcing = true;
-    const end = Date.now() + 5000;
+    const end = Date.now() + waitMs;
     try {
       while (this.ticking && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
       if (this.ticking) throw refused('the HA loop of this node is busy (etcd slow?); try again');
