@@ -143,6 +143,9 @@ export class Executor {
       // acknowledged is dropped by a promotion (it waits for the target), so the wait is not needed there.
       if (this.d.config.etcd.length > 0) await rep.waitAcks(index, 'all', this.d.config.ackTimeoutMs);
       rep.settle(epoch, index);
+      // Also not while handing over (a switchover's pause): the target may already serve
+      // writes this node will never see (Jepsen, static mode: a stale strong read at a slow handover).
+      rep.check();
     } catch (e) {
       const why = e instanceof Error ? e.message : String(e);
       throw new SqlfleetError('NOT_MASTER', `this strong read cannot be confirmed by the master (${why}); nothing was changed, retry`, { outcome: 'not_applied', master: this.d.masterUrl() });

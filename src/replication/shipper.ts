@@ -125,7 +125,10 @@ export class Shipper {
         // A slave that has everything, or whose next entry is in the recent cache (which never
         // holds trimmed entries, see forget), cannot be behind the log: the query is skipped.
         const next = m.applied + 1;
-        const behindLog = next <= this.d.store.appliedIndex && !this.recent.has(next) && next < this.d.store.firstLogIndex();
+        // An index 0 not yet confirmed is not known (a promoted master's first contact): it is
+        // asked first (the empty probe below), not answered with a snapshot of the whole file.
+        const known = m.confirmed || m.applied > 0;
+        const behindLog = known && next <= this.d.store.appliedIndex && !this.recent.has(next) && next < this.d.store.firstLogIndex();
         if (this.resync.has(id) || (behindLog && m.state !== 'diverged')) {
           this.d.log('info', 'sending snapshot', { slave: id, slave_index: m.applied, log_starts_at: this.d.store.firstLogIndex() });
           const index = await this.d.sendSnapshot(id, m.url);
