@@ -1,5 +1,6 @@
 // Hrana over WebSocket (subprotocols hrana3, hrana2, hrana1; JSON encoding): the same
 // stream requests as over HTTP, addressed by stream_id, plus cursors.
+import { declineUpgrade } from '../http/plain-upgrade.js';
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
@@ -28,7 +29,7 @@ export function serveHranaWs(server: Server, d: HranaWsDeps): () => void {
     handleProtocols: (offered: Set<string>) => PROTOCOLS.find((p) => offered.has(p)) ?? false,
   });
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    if ((req.headers.upgrade ?? '').toLowerCase() !== 'websocket') return;
+    if ((req.headers.upgrade ?? '').toLowerCase() !== 'websocket') return declineUpgrade(server, req, socket, head);
     wss.handleUpgrade(req, socket, head, (ws) => connection(ws, d));
   });
   return () => {
