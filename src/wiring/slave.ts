@@ -1,5 +1,6 @@
 // Wires a follower (slave): applies what the master ships, heartbeats to it, forwards
 // writes to it, and finds the master again when it moves (failover, switchover).
+import { failpoint } from '../failpoints.js';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
@@ -131,7 +132,7 @@ export function wireSlave(config: Config, store: Store, client: PeerClient, wait
       if (res.status !== 200) {
         const err = res.body?.error;
         if (err?.code === 'NOT_MASTER' && typeof err.master === 'string' && err.master) follow(err.master, `${to} is no longer master`);
-        throw new Error(err?.message ? `${to} answered ${res.status} ${err.code}: ${err.message}` : `${to} answered ${res.status}: ${JSON.stringify(res.body)}`);
+        throw new Refused(err?.message ? `${to} answered ${res.status} ${err.code}: ${err.message}` : `${to} answered ${res.status}: ${JSON.stringify(res.body)}`);
       }
       return res.body;
     },
@@ -148,8 +149,11 @@ export function wireSlave(config: Config, store: Store, client: PeerClient, wait
       checkSynced();
     },
     onFailure: (e) => {
-      const starting = !everReached && Date.now() < quietUntil;
-      if (!warnedUnreachable) log(starting ? 'debug' : 'warn', starting ? 'master not answering yet' : 'master unreachable', { master: masterUrl, err: String((e as Error).message ?? e) });
+      // Only silence is quiet at start: a master that answers and refuses (another
+      // --cluster-name, a wrong token) is said at once.
+      const refused = e instanceof Refused;
+      const starting = !refused && !everReached && Date.now() < quietUntil;
+      if (!warnedUnreachable) log(starting ? 'debug' : 'warn', starting ? 'master not answering yet' : refused ? 'the master refused this node' : 'master unreachable', { master: masterUrl, err: String((e as Error).message ?? e) });
       if (!starting) warnedUnreachable = true;
       masterReachable = false;
       if (unreachableSince === 0) unreachableSince = Date.now();
@@ -314,7 +318,15 @@ export function wireSlave(config: Config, store: Store, client: PeerClient, wait
     start: (url) => {
       selfUrl = url;
       heartbeat.start();
-      trimTimer = setInterval(() => store.trimLog(store.appliedIndex - config.logRetain), 5_000);
+      trimTimer = setInterval(() => {
+        // A timer: an error here (disk full, I/O) is logged, never thrown out of the event loop.
+        try {
+          failpoint('trim');
+          store.trimLog(store.appliedIndex - config.logRetain);
+        } catch (e) {
+          log('error', 'could not trim the log; keeping it and trying again', { err: e instanceof Error ? e.message : String(e) });
+        }
+      }, 5_000);
       trimTimer.unref();
     },
     stop: async () => {
@@ -325,3 +337,6 @@ export function wireSlave(config: Config, store: Store, client: PeerClient, wait
     },
   };
 }
+
+/** The master answered the heartbeat, with a refusal (not silence). */
+class Refused extends Error {}
