@@ -1,6 +1,7 @@
 // The node's role at run time: which parts (master or follower) run now, swapped as one
 // unit at failover and switchover, and remembered in <data-dir>/node-<id>.role.json so a
 // restarted node comes back as what it last was (not as what its command line first said).
+import { failpoint } from '../failpoints.js';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Config } from '../config.js';
@@ -71,6 +72,9 @@ export class Roles {
   private parts!: Parts;
   private selfUrl = '';
   private switching: Promise<void> = Promise.resolve();
+  /** Counts role changes asked for: a failed one is retried only while no newer one was asked. */
+  private swaps = 0;
+  private stopping = false;
   private peerTimer: NodeJS.Timeout | null = null;
   private savedPeers = '';
   /** Write side handed to the executor: whatever the current master parts are, or a refusal. */
@@ -135,21 +139,31 @@ export class Roles {
   /** Stops the current parts. */
   async stop(): Promise<void> {
     if (this.peerTimer) clearInterval(this.peerTimer);
+    this.stopping = true;
     await this.switching;
     this.save();
     await this.parts.stop();
   }
 
   private swap(build: () => Parts): Promise<void> {
+    const gen = ++this.swaps;
     const next = this.switching.then(async () => {
       const old = this.parts;
       await old.stop();
+      failpoint('swap');
       this.parts = build();
       this.save();
       this.d.log('info', 'role changed', { from: old.kind, to: this.parts.kind, epoch: this.d.store.epoch, master: this.parts.kind === 'master' ? this.selfUrl : this.parts.masterUrl() });
       if (this.selfUrl) this.parts.start(this.selfUrl);
     });
-    this.switching = next.catch(() => undefined);
+    this.switching = next.catch((e: unknown) => {
+      // The old parts are stopped (a deposed master refuses writes, reads go on): try the
+      // same change again in a second, unless a newer one was asked for meanwhile.
+      this.d.log('error', 'role change failed; retrying in 1 s', { from: this.parts.kind, err: e instanceof Error ? e.message : String(e) });
+      setTimeout(() => {
+        if (!this.stopping && gen === this.swaps) this.swap(build).catch(() => undefined);
+      }, 1000).unref();
+    });
     return next;
   }
 
@@ -160,8 +174,9 @@ export class Roles {
       peers,
       ...(this.ha ? { ha: this.ha } : {}),
       onDeposed: (url) => {
-        if (url) void this.becomeFollower(url);
-        else void this.swap(() => this.follower(config.masterUrl, this.parts.peers()));
+        // The failure is logged by swap(); nothing awaits this promise.
+        if (url) this.becomeFollower(url).catch(() => undefined);
+        else this.swap(() => this.follower(config.masterUrl, this.parts.peers())).catch(() => undefined);
       },
     });
   }
