@@ -213,6 +213,9 @@ function refErrorCode(e: { code?: string; message: string }): string {
   return 'SQL_ERROR';
 }
 
+/** The reference connection's sqlite3_changes(). */
+let refChanges = 0;
+
 /** Runs `g` on the reference: one statement or several (atomically when several). */
 function runReference(db: Database.Database, g: Gen): Answer {
   const texts = g.kind === 'schema' && g.sql.includes('; CREATE') ? g.sql.split(/;\s(?=CREATE)/) : [g.sql];
@@ -225,7 +228,11 @@ function runReference(db: Database.Database, g: Gen): Answer {
           const rows = stmt.raw(true).all(...args) as unknown[][];
           return normalizeRows(g, stmt.columns().map((col) => col.name), rows);
         }
-        return { changes: stmt.run(...args).changes };
+        // sqlite3_changes() as SQLite reports it (better-sqlite3 says 0 for DDL): an
+        // INSERT/UPDATE/DELETE sets it, any other statement leaves the last one's count.
+        const changes = stmt.run(...args).changes;
+        if (changes > 0 || /^\s*(?:WITH\b[\s\S]*?\)\s*)?(?:INSERT|REPLACE|UPDATE|DELETE)\b/i.test(sql)) refChanges = changes;
+        return { changes: refChanges };
       }),
     )();
     return { ok: true, results };
