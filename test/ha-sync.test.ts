@@ -30,6 +30,16 @@ test('decide: a leader key naming this node is served (switchover) only when bou
   assert.deepEqual(decide(view({ ...key, leaderLease: '77' }), { ...me, id: 0, isMaster: true }), { kind: 'demote', url: 'http://n1', why: 'node 1 holds the leader key' }, 'the old master follows');
 });
 
+test('decide: a fresh cluster\'s first master waits, while starting, until the other nodes of its range published (it leads with them in the sync set)', () => {
+  const me = { id: 0, isMaster: false, applied: 0, initialMaster: true, starting: true, expected: [1, 2] };
+  const w = decide(view({ members: [member(0, 0), member(1, 0)] }), me);
+  assert.equal(w.kind, 'wait');
+  assert.equal(w.kind === 'wait' && w.soon, true, 'looks again soon');
+  assert.equal(decide(view({ members: [member(0, 0), member(1, 0), member(2, 0)] }), me).kind, 'acquire');
+  assert.equal(decide(view({ members: [member(0, 0)] }), { ...me, starting: false }).kind, 'acquire', 'not past one lease TTL');
+  assert.equal(decide(view({ members: [member(0, 0)], sync: { leader: 0, members: [] } }), me).kind, 'acquire', 'not on a cluster that had a master');
+});
+
 /** A SyncSet whose etcd writes wait until released by the test. */
 function rig() {
   const writes: { members: number[]; done: (ok: boolean) => void; fail: (e: Error) => void }[] = [];

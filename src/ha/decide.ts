@@ -13,6 +13,8 @@ export interface LocalState {
   starting: boolean;
   /** This node's current etcd lease: a leader key bound to it was handed over by a switchover. */
   lease?: string | null;
+  /** Other nodes of the numSlaves range: a fresh cluster's first master waits (while starting) until they published, to take the key with them in the sync set. */
+  expected?: number[];
 }
 
 /** The one thing the loop does this cycle. */
@@ -22,7 +24,7 @@ export type Action =
   | { kind: 'assume'; epoch: number }
   | { kind: 'follow'; url: string }
   | { kind: 'demote'; url: string | null; why: string }
-  | { kind: 'wait'; why: string };
+  | { kind: 'wait'; why: string; soon?: boolean };
 
 /** Decides this cycle's action. */
 export function decide(view: EtcdView, me: LocalState): Action {
@@ -44,6 +46,10 @@ export function decide(view: EtcdView, me: LocalState): Action {
   const rivals = view.members.filter((m) => m.id !== me.id && eligible(m.id));
   const ahead = rivals.find((m) => m.applied > me.applied);
   if (ahead) return { kind: 'wait', why: `node ${ahead.id} is more advanced (${ahead.applied} > ${me.applied})` };
+  if (!sync && me.initialMaster && me.starting && me.applied === 0 && me.expected) {
+    const missing = me.expected.filter((id) => !view.members.some((m) => m.id === id));
+    if (missing.length) return { kind: 'wait', why: `fresh cluster: waiting (at most one lease TTL) for nodes ${missing.join(',')} to appear, to lead with them in the sync set`, soon: true };
+  }
   if (!sync && !me.initialMaster) {
     // A fresh cluster: node 0 (the initial master) leads when it is there and not behind.
     const first = rivals.find((m) => m.id === 0 && m.applied >= me.applied);

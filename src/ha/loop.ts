@@ -48,6 +48,8 @@ export class HaLoop {
   /** The leader as last seen with its member key: how far it had applied, and when. */
   private lastLeader: { id: number; applied: number; at: number } | null = null;
   private stuck: Masterless | null = null;
+  /** Nodes whose member key vanished (stopped, or lease lost) and has not come back: not (re)admitted to the sync set. */
+  private readonly departed = new Set<number>();
   private stuckSince = 0;
   private forcing = false;
   /** The index this master last wrote to the last_master key. */
@@ -60,6 +62,8 @@ export class HaLoop {
   private again = false;
   private stopped = false;
   private watching = false;
+  /** The last action was a short wait: the next cycle runs in 100 ms. */
+  private soon = false;
 
   /** Lent to every master this node becomes. */
   readonly hooks: HaHooks = {
@@ -94,9 +98,12 @@ export class HaLoop {
     this.renewing = true;
     let next = this.renewMs;
     const t0 = performance.now();
+    const lease = this.etcd.currentLease();
     try {
       if (await this.etcd.keepalive()) {
-        this.validUntil = t0 + this.ttlMs - Math.min(500, this.ttlMs / 6);
+        // A master's key is bound to the lease it had: a lease granted anew (the old one
+        // expired, and the key with it) does not make it master again; the cycle steps down.
+        if (this.d.roles.current.kind !== 'master' || (lease !== null && lease === this.etcd.currentLease())) this.validUntil = t0 + this.ttlMs - Math.min(500, this.ttlMs / 6);
         this.renewMaxMs = Math.max(this.renewMaxMs, Math.round(performance.now() - t0));
       } else {
         this.validUntil = 0;
@@ -187,19 +194,21 @@ export class HaLoop {
       return;
     }
     this.ticking = true;
+    this.soon = false;
     try {
-      // Read first: unary calls have a deadline, the watch stream has none (an etcd that does not answer is found here).
+      // Unary calls first: they have a deadline, the watch stream has none (an etcd that does
+      // not answer is found here). This node's member key first (on a fresh cluster the first master's view then finds
+      // the slaves that started with it, and takes the key with them in the sync set). A
+      // master also records its index where a lost lease does not erase it (in parallel).
+      const me = { id: this.d.config.id, url: this.d.selfUrl(), applied: this.d.store.appliedIndex, epoch: this.d.store.epoch };
+      const record = this.leaderRaw && this.d.roles.current.kind === 'master' && me.applied !== this.recorded ? this.leaderRaw : null;
+      await Promise.all([this.etcd.publish(me), record ? this.etcd.putLastMaster(record, me).then(() => (this.recorded = me.applied)) : null]);
       const view = await this.etcd.view();
       if (!this.watching) {
         await this.etcd.watchLeader(() => this.schedule(0));
         this.watching = true;
       }
       this.observe(view);
-      const me = { id: this.d.config.id, url: this.d.selfUrl(), applied: this.d.store.appliedIndex, epoch: this.d.store.epoch };
-      // A master also records its index where a lost lease does not erase it (in parallel:
-      // the renewal cycle must stay short).
-      const record = this.leaderRaw && this.d.roles.current.kind === 'master' && me.applied !== this.recorded ? this.leaderRaw : null;
-      await Promise.all([this.etcd.publish(me), record ? this.etcd.putLastMaster(record, me).then(() => (this.recorded = me.applied)) : null]);
       if (!this.connected) this.d.log('info', 'etcd reachable', { etcd: this.d.config.etcd.join(',') });
       this.connected = true;
       this.lastError = '';
@@ -228,12 +237,14 @@ export class HaLoop {
       this.ticking = false;
       const rerun = this.again;
       this.again = false;
-      this.schedule(rerun ? 0 : this.tickMs);
+      this.schedule(rerun ? 0 : this.soon ? 100 : this.tickMs);
     }
   }
 
   /** Remembers the view: the leader's last known index, and whether the cluster is stuck without a master. */
   private observe(view: EtcdView): void {
+    for (const m of this.seen?.members ?? []) if (!view.members.some((x) => x.id === m.id)) this.departed.add(m.id);
+    for (const m of view.members) this.departed.delete(m.id);
     this.seen = view;
     const lm = view.leader ? view.members.find((m) => m.id === view.leader?.id) : undefined;
     if (lm) this.lastLeader = { id: lm.id, applied: lm.applied, at: Date.now() };
@@ -261,10 +272,11 @@ export class HaLoop {
   }
 
   private local() {
-    return { id: this.d.config.id, isMaster: this.d.roles.current.kind === 'master', applied: this.d.store.appliedIndex, initialMaster: this.d.config.role === 'master', starting: Date.now() - this.startedAt < this.ttlMs, lease: this.etcd.currentLease() };
+    return { id: this.d.config.id, isMaster: this.d.roles.current.kind === 'master', applied: this.d.store.appliedIndex, initialMaster: this.d.config.role === 'master', starting: Date.now() - this.startedAt < this.ttlMs, lease: this.etcd.currentLease(), expected: Array.from({ length: this.d.config.numSlaves }, (_, i) => i + 1).filter((id) => id !== this.d.config.id) };
   }
 
   private async act(a: Action, view: EtcdView): Promise<void> {
+    this.soon = a.kind === 'wait' && a.soon === true;
     if (a.kind === 'wait') {
       if (a.why !== this.lastWhy) this.d.log('info', 'not campaigning', { why: a.why });
       this.lastWhy = a.why;
@@ -492,10 +504,9 @@ export class HaLoop {
     const parts = this.d.roles.current as MasterParts;
     if (!this.leaderRaw) this.leaderRaw = view.leaderRaw;
     // A member whose key vanished from etcd stopped (or lost its lease): writes stop waiting for it now.
-    const live = (id: number) => view.members.some((m) => m.id === id);
-    const gone = parts.members().filter((m) => this.sync.has(m.id) && (m.state === 'down' || m.state === 'diverged' || !live(m.id))).map((m) => m.id);
+    const gone = parts.members().filter((m) => this.sync.has(m.id) && (m.state === 'down' || m.state === 'diverged' || this.departed.has(m.id))).map((m) => m.id);
     if (gone.length) await this.drop(gone).catch(() => undefined);
-    const add = parts.syncCandidates().filter(live);
+    const add = parts.syncCandidates().filter((id) => !this.departed.has(id));
     if (add.length) await this.admit(add).catch(() => undefined);
     const inEtcd = [...(view.sync?.members ?? [])].sort((a, b) => a - b).join(',');
     if (inEtcd !== this.sync.members().join(',') || view.sync?.leader !== this.d.config.id) {
@@ -506,8 +517,8 @@ export class HaLoop {
 
   /** Adds caught-up slaves: locally at once (every later ack waits for them), then in etcd. */
   private admit(ids: number[]): Promise<void> {
-    // Only nodes with a member key in etcd (a stopping slave revoked its own; it rejoins when back).
-    const fresh = ids.filter((id) => !this.sync.has(id) && (this.seen?.members.some((m) => m.id === id) ?? true));
+    // Not a node whose member key vanished (a stopping slave revokes its lease; it rejoins when back).
+    const fresh = ids.filter((id) => !this.sync.has(id) && !this.departed.has(id));
     if (fresh.length === 0) return this.sync.published() ? Promise.resolve() : this.sync.sync();
     const done = this.sync.add(fresh);
     void done.then(
