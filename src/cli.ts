@@ -197,6 +197,21 @@ async function cluster(a: Args, numSlaves: number, argv: string[]): Promise<void
   process.exit(code);
 }
 
+/**
+ * SQLFLEET_* variables that name no option (another tool's, a typo) would make yargs' strict
+ * mode refuse to start ("Unknown argument"): each is said once on stderr and ignored.
+ */
+function dropUnknownEnv(): void {
+  const flat = (k: string) => k.toLowerCase().replace(/[-_]/g, '');
+  const parser = common(yargs([])) as unknown as { getOptions(): { key: Record<string, unknown> } }; // getOptions() is untyped in @types/yargs
+  const known = new Set([...Object.keys(parser.getOptions().key), 'with-etcd'].map(flat));
+  for (const k of Object.keys(process.env)) {
+    if (!k.startsWith('SQLFLEET_') || known.has(flat(k.slice('SQLFLEET_'.length)))) continue;
+    process.stderr.write(`sqlfleet: ignoring ${k}: there is no --${k.slice('SQLFLEET_'.length).toLowerCase().replace(/_/g, '-')} option\n`);
+    delete process.env[k];
+  }
+}
+
 /** Refuses a count that is not a whole number >= 0 with one line (yargs turns "abc" into NaN). */
 function count(name: string, value: unknown, raw: string | undefined): number {
   if (typeof value === 'number' && Number.isInteger(value) && value >= 0) return value;
@@ -206,6 +221,7 @@ function count(name: string, value: unknown, raw: string | undefined): number {
 
 // The shell's history file variable: yargs' strict mode would refuse it as an unknown --history.
 delete process.env.SQLFLEET_HISTORY;
+dropUnknownEnv();
 const argv = hideBin(process.argv);
 await yargs(argv)
   .scriptName('sqlfleet')

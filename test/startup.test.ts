@@ -103,3 +103,16 @@ test('a slave started with another --cluster-name is refused by the master: neve
     assert.deepEqual(w.missing, [1]);
   }, 40);
 });
+
+test('an SQLFLEET_* variable that names no option is said and ignored, not a refusal to start; a known one still applies', { timeout: 60_000 }, async () => {
+  await withNodes(async (dir, nodes) => {
+    const node = new TestNode({ role: 'master', id: 0, numSlaves: 0, dataDir: dir, env: { SQLFLEET_NOT_AN_OPTION: '1', SQLFLEET_MAX_ROWS: '2' } });
+    nodes.push(node);
+    await node.launch();
+    assert.match(node.logs(), /ignoring SQLFLEET_NOT_AN_OPTION: there is no --not-an-option option/);
+    ok(await exec(node, 'CREATE TABLE e (x)'));
+    ok(await exec(node, 'INSERT INTO e VALUES (1), (2), (3)'));
+    const r = ok(await query(node, 'SELECT x FROM e'));
+    assert.equal(r.results[0].rows.length, 2, 'SQLFLEET_MAX_ROWS=2 applied');
+  });
+});
