@@ -171,6 +171,7 @@ test('etcd rolling restart: each node SIGTERMed and started again (slaves first,
         const wasMaster = n === master;
         await n.kill('SIGTERM');
         const stopped = Math.round(performance.now() - t0);
+        if (stopped > 3000) process.stdout.write(`# ${n.label()} took ${stopped} ms to exit after SIGTERM; its last lines:\n${n.tail(25)}\n`);
         await delay(300);
         await c.restart(n);
         const started = Math.round(performance.now() - t0);

@@ -103,7 +103,7 @@ export class HaLoop {
       if (await this.etcd.keepalive()) {
         // A master's key is bound to the lease it had: a lease granted anew (the old one
         // expired, and the key with it) does not make it master again; the cycle steps down.
-        if (this.d.roles.current.kind !== 'master' || (lease !== null && lease === this.etcd.currentLease())) this.validUntil = t0 + this.ttlMs - Math.min(500, this.ttlMs / 6);
+        if (this.d.roles.current.kind !== 'master' || (this.leaderRaw !== null && lease !== null && lease === this.etcd.currentLease())) this.validUntil = t0 + this.ttlMs - Math.min(500, this.ttlMs / 6);
         this.renewMaxMs = Math.max(this.renewMaxMs, Math.round(performance.now() - t0));
       } else {
         this.validUntil = 0;
@@ -439,10 +439,14 @@ export class HaLoop {
       throw refused(`the handover's outcome is unknown (${(e as Error).message}); this node stepped down, the leader key decides`);
     }
     const paused = Math.round(performance.now() - started);
+    // From here this node is no master: no strong read is answered as one (writes stay paused).
+    this.validUntil = 0;
     this.leaderRaw = null;
     this.sync.clear();
-    this.d.log('warn', 'switchover: handed the leader key over; following', { to: pick, epoch: got.epoch, index, paused_ms: paused, leaving });
-    await this.d.roles.becomeFollower(t.mv.url);
+    this.d.log('warn', leaving ? 'switchover: handed the leader key over; stopping' : 'switchover: handed the leader key over; following', { to: pick, epoch: got.epoch, index, paused_ms: paused, leaving });
+    // A stopping node stays a paused master until it stops (refusing not_applied, which
+    // clients retry on the new master) rather than start following for a moment.
+    if (!leaving) await this.d.roles.becomeFollower(t.mv.url);
     return { ok: true, mode: 'switchover', id: pick, master: t.mv.url, epoch: got.epoch, index, paused_ms: paused };
   }
 
