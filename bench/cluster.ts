@@ -1,9 +1,10 @@
 // A sqlfleet cluster for the benchmark (master + N slaves on free loopback ports, one temp
-// data dir), the yardstick (bench/yardstick.mjs) and the older baseline server (bench/cost.ts).
+// data dir), the reference servers (bench/references.ts) and the older baseline server (bench/cost.ts).
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { freePort, getJson, Proc, ROOT, start, stopAll, until } from './procs.js';
+import { join } from 'node:path';
+import { freePort, getJson, Proc, start, stopAll, until } from './procs.js';
+import { LIMIT, YARDSTICK } from './references.js';
 
 const CLI = 'bin/sqlfleet.js'; // what `npm run master` runs
 const temps: string[] = [];
@@ -92,18 +93,17 @@ export async function startBaseline(): Promise<Proc> {
   return start('baseline', 'bench/baseline.ts', [join(dir, 'baseline.db')]);
 }
 
-/**
- * The reference every figure is divided by: bench/yardstick.mjs, or $BENCH_YARDSTICK (e.g.
- * bench/limit.mjs, the single-node limit, or ../shared/bench/yardstick.mjs), on a fresh database file.
- */
-export const YARDSTICK = resolve(ROOT, process.env.BENCH_YARDSTICK ?? 'bench/yardstick.mjs');
-
-/** Starts the reference server on a free port and a fresh database file. */
-export async function startYardstick(): Promise<Proc> {
-  if (!existsSync(YARDSTICK)) throw new Error(`the yardstick ${YARDSTICK} is missing (set BENCH_YARDSTICK)`);
-  const dir = tempDir('sqlfleet-yardstick-');
-  return start('yardstick', YARDSTICK, [], [], { PORT: String(await freePort()), HOST: '127.0.0.1', DB: join(dir, 'yardstick.db') });
+/** Starts a reference server (references.ts: YARDSTICK or LIMIT) on a free port and a fresh database file. */
+async function startReference(label: string, script: string): Promise<Proc> {
+  if (!existsSync(script)) throw new Error(`the ${label} ${script} is missing (see bench/references.ts)`);
+  const dir = tempDir(`sqlfleet-${label}-`);
+  return start(label, script, [], [], { PORT: String(await freePort()), HOST: '127.0.0.1', DB: join(dir, `${label}.db`) });
 }
+
+/** Starts the yardstick (hono, one commit per write). */
+export const startYardstick = (): Promise<Proc> => startReference('yardstick', YARDSTICK);
+/** Starts the single-node limit (node:http, group commit). */
+export const startLimit = (): Promise<Proc> => startReference('limit', LIMIT);
 
 /** Applied index of a node, from its own /status. */
 export async function appliedIndex(url: string): Promise<number> {

@@ -1,18 +1,16 @@
 // Interactive transaction throughput (issue 25): 8 clients each run
 // `BEGIN IMMEDIATE; SELECT; UPDATE; COMMIT` over Hrana (/v2/pipeline, four round trips,
 // the stream held by its baton) against a master with 2 slaves (ack "all"), compared with
-// ../shared/bench/limit.mjs answering the same SELECT and UPDATE as one `queries` request
-// (its transaction) from 8 clients. Run: npx tsx bench/hrana-tx.ts [seconds]
-import { join, resolve } from 'node:path';
-import { existsSync } from 'node:fs';
+// the single-node limit (bench/references.ts: ../shared/bench/limit.mjs when present)
+// answering the same SELECT and UPDATE as one `queries` request (its transaction) from 8
+// clients. `npm run bench` measures it as a figure (measureHranaTx); alone:
+//   npx tsx bench/hrana-tx.ts [seconds]
 import { Agent, request } from 'undici';
-import { runScript, startCluster, tempDir } from './cluster.js';
-import { ROOT, freePort, start } from './procs.js';
+import { runScript, startCluster, startLimit } from './cluster.js';
+import { referenceLine } from './references.js';
 
-const SECONDS = Number(process.argv[2] ?? 5);
 const CLIENTS = 8;
 const ROWS = 100;
-const LIMIT = resolve(ROOT, process.env.BENCH_LIMIT ?? '../shared/bench/limit.mjs');
 const agent = new Agent({ connections: CLIENTS * 2, pipelining: 1 });
 
 async function postJson(url: string, body: unknown): Promise<any> {
@@ -22,9 +20,10 @@ async function postJson(url: string, body: unknown): Promise<any> {
   return json;
 }
 
-/** Runs `one` from CLIENTS loops for SECONDS; returns operations per second. */
-async function load(one: (client: number, i: number) => Promise<void>): Promise<number> {
-  const until = Date.now() + SECONDS * 1000;
+/** Runs `one` from CLIENTS loops for `seconds`; returns operations per second. */
+async function load(seconds: number, one: (client: number, i: number) => Promise<void>): Promise<number> {
+  const t0 = Date.now();
+  const until = t0 + seconds * 1000;
   let n = 0;
   await Promise.all(
     Array.from({ length: CLIENTS }, async (_, c) => {
@@ -34,7 +33,7 @@ async function load(one: (client: number, i: number) => Promise<void>): Promise<
       }
     }),
   );
-  return n / SECONDS;
+  return n / ((Date.now() - t0) / 1000);
 }
 
 const SELECT = 'SELECT v FROM acct WHERE id = ?';
@@ -50,19 +49,39 @@ async function hranaTx(url: string, id: number): Promise<void> {
   if (r.results[0].type !== 'ok') throw new Error(JSON.stringify(r.results[0]));
 }
 
-await runScript('hrana-tx', async () => {
-  if (!existsSync(LIMIT)) throw new Error(`${LIMIT} is missing (set BENCH_LIMIT)`);
-  const limit = await start('limit', LIMIT, [], [], { PORT: String(await freePort()), HOST: '127.0.0.1', DB: join(tempDir('sqlfleet-limit-'), 'limit.db') });
-  await postJson(limit.url, { query: 'CREATE TABLE acct(id INTEGER PRIMARY KEY, v INTEGER)' });
-  await postJson(limit.url, { queries: Array.from({ length: ROWS }, (_, i) => ({ query: 'INSERT INTO acct VALUES (?, 0)', params: [i] })) });
-  const limitTps = await load((c, i) => postJson(limit.url, { queries: [{ query: SELECT, params: [(c * 7 + i) % ROWS] }, { query: UPDATE, params: [(c * 7 + i) % ROWS] }], transaction: true }));
+const TABLE = 'CREATE TABLE IF NOT EXISTS acct(id INTEGER PRIMARY KEY, v INTEGER)';
+const rows = () => Array.from({ length: ROWS }, (_, i) => ({ query: 'INSERT OR REPLACE INTO acct VALUES (?, 0)', params: [i] }));
 
-  const cluster = await startCluster(2);
-  const m = cluster.master.url;
-  await postJson(m, { query: 'CREATE TABLE acct(id INTEGER PRIMARY KEY, v INTEGER)' });
-  await postJson(m, { queries: Array.from({ length: ROWS }, (_, i) => ({ query: 'INSERT INTO acct VALUES (?, 0)', params: [i] })), transaction: true });
-  await load((c, i) => hranaTx(m, (c * 7 + i) % ROWS)); // warm-up
-  const txTps = await load((c, i) => hranaTx(m, (c * 7 + i) % ROWS));
-  const slaveTps = await load((c, i) => hranaTx(cluster.slaves[0]!.url, (c * 7 + i) % ROWS));
-  console.log(JSON.stringify({ clients: CLIENTS, seconds: SECONDS, limit_queries_tx_per_s: Math.round(limitTps), hrana_tx_per_s_master: Math.round(txTps), ratio: +(txTps / limitTps).toFixed(3), hrana_tx_per_s_via_slave: Math.round(slaveTps) }));
-});
+/** Creates the accounts table on a node (or the limit) once; idempotent. */
+export async function seedHranaTx(url: string): Promise<void> {
+  await postJson(url, { query: TABLE });
+  await postJson(url, { queries: rows(), transaction: true });
+}
+
+/** Transactions per second of the limit (one `queries` request each) over `seconds`. */
+export function limitTx(limitUrl: string, seconds: number): Promise<number> {
+  return load(seconds, (c, i) => postJson(limitUrl, { queries: [{ query: SELECT, params: [(c * 7 + i) % ROWS] }, { query: UPDATE, params: [(c * 7 + i) % ROWS] }], transaction: true }));
+}
+
+/** Interactive Hrana transactions per second against one node over `seconds`. */
+export function hranaTxRate(nodeUrl: string, seconds: number): Promise<number> {
+  return load(seconds, (c, i) => hranaTx(nodeUrl, (c * 7 + i) % ROWS));
+}
+
+if (process.argv[1]?.endsWith('hrana-tx.ts')) {
+  const seconds = Number(process.argv[2] ?? 5);
+  await runScript('hrana-tx', async () => {
+    console.log(referenceLine());
+    const limit = await startLimit();
+    await seedHranaTx(limit.url);
+    const limitTps = await limitTx(limit.url, seconds);
+    const cluster = await startCluster(2);
+    const m = cluster.master.url;
+    await seedHranaTx(m);
+    await hranaTxRate(m, seconds); // warm-up
+    const txTps = await hranaTxRate(m, seconds);
+    const slaveTps = await hranaTxRate(cluster.slaves[0]!.url, seconds);
+    console.log(JSON.stringify({ clients: CLIENTS, seconds, limit_queries_tx_per_s: Math.round(limitTps), hrana_tx_per_s_master: Math.round(txTps), ratio: +(txTps / limitTps).toFixed(3), hrana_tx_per_s_via_slave: Math.round(slaveTps) }));
+  });
+  await agent.close();
+}

@@ -3,7 +3,7 @@
 // run (only its samples are summarized), stops the nodes with SIGTERM (they exit cleanly
 // and write their profiles) and prints the top self-time functions (bench/profile-top.ts).
 //
-//   tsx bench/profile.ts [seconds=10] [param|literal|read] [connections=32]
+//   tsx bench/profile.ts [seconds=10] [param|literal|read|batch] [connections=32]   (PROFILE_NODE=slave1 summarizes that node instead)
 //     → .bench/profile/{master,slave1,slave2}/*.cpuprofile; summary of the node under load
 //       (the master for writes, slave 1 for reads) on stdout and in .bench/profile-top.json
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -19,7 +19,7 @@ const concurrency = Number(process.argv[4] ?? 32);
 const dir = join(ROOT, '.bench', 'profile');
 
 async function main(): Promise<void> {
-  if (!['param', 'literal', 'read'].includes(mode)) throw new Error(`mode must be param, literal or read, not ${mode}`);
+  if (!['param', 'literal', 'read', 'batch'].includes(mode)) throw new Error(`mode must be param, literal, read or batch, not ${mode}`);
   await checkWrk();
   rmSync(dir, { recursive: true, force: true });
   const flags = (n: string) => {
@@ -40,7 +40,7 @@ async function main(): Promise<void> {
   const perOp = cpuPerRequest(r);
   console.log(`${node.label} under c=${concurrency} ${mode}: ${r.rps.toFixed(0)} req/s, p50 ${r.p50_ms.toFixed(2)} ms, p99 ${r.p99_ms.toFixed(2)} ms, ${r.errors} errors; CPU µs/op ${perOp}`);
   for (const p of [c.master, ...c.slaves]) await p.stop(15_000);
-  const name = mode === 'read' ? 'slave1' : 'master';
+  const name = process.env.PROFILE_NODE ?? (mode === 'read' ? 'slave1' : 'master');
   const s = summarize(pickProfile(join(dir, name)), 25, window);
   console.log(render(s));
   writeFileSync(join(ROOT, '.bench', 'profile-top.json'), JSON.stringify({ load: r, window, ...s }, null, 2) + '\n');

@@ -1,12 +1,14 @@
-// `npm run bench`: sqlfleet (master + 2 slaves, ack "all") against the yardstick
-// (bench/yardstick.mjs: hono + better-sqlite3, one process, no replication, no parsing;
-// BENCH_YARDSTICK=bench/limit.mjs divides by the single-node limit instead), driven by wrk
-// with the bodies of bench/sql.lua. Each figure is
-// measured in rounds of yardstick, sqlfleet, sqlfleet, yardstick runs (A-B-B-A), so both
-// see the same machine; the table gives each round's ratio and their median, and CPU time
-// per operation summed over every server process (schedstat), which hardly moves with the
-// machine's load, also as a ratio to the yardstick's. Then 1000-row batches (against the
-// yardstick too), a stopped slave's catch-up and RSS, as before. JSON: .bench/latest.json.
+// `npm run bench`: sqlfleet (master + 2 slaves, ack "all") against two references, the
+// single-node limit (limit.mjs: node:http + better-sqlite3 + group commit; issue 29's goals
+// divide by it) and the yardstick (yardstick.mjs: hono + better-sqlite3, one commit per
+// write), from ../shared/bench/ when present, else bench/'s own (bench/references.ts; the
+// output says which), driven by wrk with the bodies of sql.lua. Each figure is measured in
+// rounds of limit, yardstick, sqlfleet, sqlfleet, yardstick, limit runs (A-B-B-A), so all
+// see the same machine; the table gives each round's ratio to the limit, their median, the
+// median ratio to the yardstick, and CPU time per operation summed over every server
+// process (schedstat), which hardly moves with the machine's load. Then interactive Hrana
+// transactions against the limit's `queries` transactions (issue 25), 1000-row batches
+// (against the yardstick), a stopped slave's catch-up and RSS. JSON: .bench/latest.json.
 //
 //   npm run bench                 static mode
 //   npm run bench -- --etcd       every node with --etcd <url> of a throw-away etcd (bench/etcd.ts)
@@ -14,25 +16,28 @@
 // Environment:
 //   BENCH_SECONDS          seconds per wrk run (default 5; four runs per figure and round)
 //   BENCH_ROUNDS           A-B-B-A rounds per figure (default 3; the median ratio is judged)
-//   BENCH_PHASES           comma list of wrk,batch,catchup,rss (default all of them)
-//   BENCH_FIGURES          comma list of wrk figures by mode and connections, e.g. param32,literal32,read32,param1 (default all)
+//   BENCH_PHASES           comma list of wrk,hrana,batch,catchup,rss (default all of them)
+//   BENCH_FIGURES          comma list of wrk figures by mode and connections, e.g. param32,literal32,read32,param1,batch4 (default all)
 //   BENCH_MAX_REQUESTS     request cap per batch run (default 500000)
 //   BENCH_CATCHUP_ENTRIES  entries a stopped slave falls behind (default 100000)
 //   BENCH_CATCHUP_SECONDS  cap on the time spent writing them (default 60)
 //   BENCH_RSS_WRITES       when set (e.g. 1000000): write that many entries, then read the master's RSS
-//   BENCH_YARDSTICK, BENCH_SQL_LUA, BENCH_WRK, BENCH_ETCD   other paths to the tools
+//   BENCH_REFERENCES       folder of limit.mjs, yardstick.mjs, sql.lua (default ../shared/bench if present, else bench)
+//   BENCH_LIMIT, BENCH_YARDSTICK, BENCH_SQL_LUA, BENCH_WRK, BENCH_ETCD   other paths to the tools
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
-import { appliedIndex, removeTempDirs, startCluster, startYardstick, type BenchCluster } from './cluster.js';
+import { appliedIndex, removeTempDirs, startCluster, startLimit, startYardstick, type BenchCluster } from './cluster.js';
 import { startEtcd, type Etcd } from './etcd.js';
+import { hranaTxRate, limitTx, seedHranaTx } from './hrana-tx.js';
+import { referenceLine } from './references.js';
 import { mergeResults, runLoad, type BodyFn, type LoadResult } from './load.js';
 import { cpuMs, getJson, post, ROOT, started, stopAll, until, type Proc } from './procs.js';
 import { checkWrk, runWrk, type WrkMode, type WrkResult } from './wrk.js';
 
 const SECONDS = num('BENCH_SECONDS', 5);
 const ROUNDS = Math.max(1, Math.round(num('BENCH_ROUNDS', 3)));
-const PHASES = new Set((process.env.BENCH_PHASES ?? 'wrk,batch,catchup,rss').split(',').map((s) => s.trim()));
+const PHASES = new Set((process.env.BENCH_PHASES ?? 'wrk,hrana,batch,catchup,rss').split(',').map((s) => s.trim()));
 const MAX_REQUESTS = num('BENCH_MAX_REQUESTS', 500_000);
 const CATCHUP_ENTRIES = num('BENCH_CATCHUP_ENTRIES', 100_000);
 const CATCHUP_SECONDS = num('BENCH_CATCHUP_SECONDS', 60);
@@ -78,23 +83,31 @@ interface Figure {
   concurrency: number;
   /** The node of sqlfleet it is sent to. */
   target: (c: BenchCluster) => Proc;
-  /** `rps`: sqlfleet/yardstick throughput, higher is better; `p50`: sqlfleet/yardstick latency, lower is better. */
+  /** `rps`: sqlfleet/reference throughput, higher is better; `p50`: sqlfleet/reference latency, lower is better. */
   measure: 'rps' | 'p50';
+  /** Goal on the median ratio to the limit (issue 29). */
   goal: number;
+  /** Goal on the median ratio to the yardstick (issue 16). */
+  ysGoal: number;
 }
 
 const FIGURES: Figure[] = [
-  { name: 'parameterized writes c=32', mode: 'param', concurrency: 32, target: (c) => c.master, measure: 'rps', goal: 0.8 },
-  { name: 'unique literal writes c=32', mode: 'literal', concurrency: 32, target: (c) => c.master, measure: 'rps', goal: 0.7 },
-  { name: 'point reads on one slave c=32', mode: 'read', concurrency: 32, target: (c) => c.slaves[0], measure: 'rps', goal: 1.5 },
-  { name: 'write p50 at c=1 (× yardstick)', mode: 'param', concurrency: 1, target: (c) => c.master, measure: 'p50', goal: 3 },
+  { name: 'parameterized writes c=32', mode: 'param', concurrency: 32, target: (c) => c.master, measure: 'rps', goal: 0.6, ysGoal: 0.8 },
+  { name: 'unique literal writes c=32', mode: 'literal', concurrency: 32, target: (c) => c.master, measure: 'rps', goal: 0.5, ysGoal: 0.7 },
+  { name: 'point reads on one slave c=32', mode: 'read', concurrency: 32, target: (c) => c.slaves[0], measure: 'rps', goal: 1.0, ysGoal: 1.5 },
+  { name: 'write p50 at c=1 (× reference)', mode: 'param', concurrency: 1, target: (c) => c.master, measure: 'p50', goal: 2.5, ysGoal: 3 },
+  { name: '100-row batches c=4 (rows/s)', mode: 'batch', concurrency: 4, target: (c) => c.master, measure: 'rps', goal: 0.5, ysGoal: 0 },
 ];
 
 /** The runs of one figure in one round. */
 interface Round {
+  limit: WrkResult[];
   yardstick: WrkResult[];
   sqlfleet: WrkResult[];
+  /** sqlfleet / limit. */
   ratio: number;
+  /** sqlfleet / yardstick. */
+  ysRatio: number;
 }
 
 const figureRounds = new Map<string, Round[]>();
@@ -114,64 +127,77 @@ function cpuPerOp(rs: readonly WrkResult[]): { total: number; by: Record<string,
   return { total: Object.values(by).reduce((a, b) => a + b, 0), by, wrk };
 }
 
-async function wrkRound(f: Figure, c: BenchCluster, ys: Proc, round: number): Promise<void> {
+async function wrkRound(f: Figure, c: BenchCluster, refs: Refs, round: number): Promise<void> {
   const fleetProcs = [
     { name: 'master', pid: c.master.pid },
     { name: 'slave1', pid: c.slaves[0].pid },
     { name: 'slave2', pid: c.slaves[1].pid },
   ];
-  const one = async (who: 'yardstick' | 'sqlfleet'): Promise<WrkResult> => {
+  const one = async (who: 'limit' | 'yardstick' | 'sqlfleet'): Promise<WrkResult> => {
+    const ref = who === 'sqlfleet' ? null : refs[who];
     const r = await runWrk({
-      url: who === 'yardstick' ? ys.url : f.target(c).url,
+      url: ref ? ref.url : f.target(c).url,
       mode: f.mode,
       prefix: f.mode === 'read' ? 'r' : `w${++prefixSeq}`,
       keys: READ_KEYS,
       concurrency: f.concurrency,
       seconds: SECONDS,
-      procs: who === 'yardstick' ? [{ name: 'yardstick', pid: ys.pid }] : fleetProcs,
+      procs: ref ? [{ name: who, pid: ref.pid }] : fleetProcs,
     });
     if (r.errors || r.socketErrors) oddities.push(`${f.name}, round ${round + 1}, ${who}: ${r.errors} error answers ${r.socketErrors}`);
     return r;
   };
+  const l1 = await one('limit');
   const y1 = await one('yardstick');
   const f1 = await one('sqlfleet');
   const f2 = await one('sqlfleet');
   const y2 = await one('yardstick');
+  const l2 = await one('limit');
+  const limit = [l1, l2];
   const yardstick = [y1, y2];
   const sqlfleet = [f1, f2];
-  const ratio = f.measure === 'rps' ? mean(sqlfleet, 'rps') / mean(yardstick, 'rps') : mean(sqlfleet, 'p50_ms') / mean(yardstick, 'p50_ms');
+  const ratioTo = (ref: WrkResult[]) => (f.measure === 'rps' ? mean(sqlfleet, 'rps') / mean(ref, 'rps') : mean(sqlfleet, 'p50_ms') / mean(ref, 'p50_ms'));
+  const ratio = ratioTo(limit);
+  const ysRatio = ratioTo(yardstick);
   const list = figureRounds.get(f.name) ?? [];
-  list.push({ yardstick, sqlfleet, ratio });
+  list.push({ limit, yardstick, sqlfleet, ratio, ysRatio });
   figureRounds.set(f.name, list);
   const cf = cpuPerOp(sqlfleet).total;
-  const cy = cpuPerOp(yardstick).total;
+  const cl = cpuPerOp(limit).total;
+  const per = f.mode === 'batch' ? 100 : 1; // rows per request
+  const rate = (rs: WrkResult[]) => `${fmt(mean(rs, 'rps') * per, 0)} ${per > 1 ? 'rows' : 'req'}/s p50 ${fmt(mean(rs, 'p50_ms'), 2)} ms`;
   console.log(
-    `  ${f.name.padEnd(32)} round ${round + 1}: sqlfleet ${fmt(mean(sqlfleet, 'rps'), 0)} req/s p50 ${fmt(mean(sqlfleet, 'p50_ms'), 2)} ms` +
-      ` | yardstick ${fmt(mean(yardstick, 'rps'), 0)} req/s p50 ${fmt(mean(yardstick, 'p50_ms'), 2)} ms | ratio ${fmt(ratio, 2)}` +
-      ` | CPU/op ${fmt(cf, 0)} vs ${fmt(cy, 0)} µs`,
+    `  ${f.name.padEnd(32)} round ${round + 1}: sqlfleet ${rate(sqlfleet)} | limit ${rate(limit)} | yardstick ${rate(yardstick)}` +
+      ` | ratio ${fmt(ratio, 2)} (yardstick ${fmt(ysRatio, 2)}) | CPU/op ${fmt(cf, 0)} vs limit ${fmt(cl, 0)} µs`,
   );
 }
 
-/** The first table: each round's ratio, the median, the goal; then CPU per operation. */
+/** The first table: each round's ratio to the limit, the median, the goal, the yardstick's median; then CPU per operation. */
 function wrkTables(): string {
   const out: string[] = [];
   const roundHeads = Array.from({ length: ROUNDS }, (_, i) => `round ${i + 1}`);
-  const head = ['figure', ...roundHeads, 'median', 'goal', 'result'];
-  const cells = FIGURES.filter((f) => figureRounds.has(f.name)).map((f) => {
+  const head = ['figure (ratio to the limit)', ...roundHeads, 'median', 'goal', 'result', 'sqlfleet, median', 'limit, median', 'ratio to the yardstick'];
+  const shown = FIGURES.filter((f) => figureRounds.has(f.name));
+  const cells = shown.map((f) => {
     const rs = figureRounds.get(f.name)!;
     const m = median(rs.map((r) => r.ratio));
     const ok = f.measure === 'rps' ? m >= f.goal : m <= f.goal;
-    return [f.name, ...rs.map((r) => `${fmt(r.ratio, 2)}x`), `${fmt(m, 2)}x`, `${f.measure === 'rps' ? '≥' : '≤'} ${f.goal}x`, ok ? 'PASS' : 'MISS'];
+    const sign = f.measure === 'rps' ? '≥' : '≤';
+    const abs = (k: 'sqlfleet' | 'limit') =>
+      f.measure === 'p50' ? `${fmt(median(rs.map((r) => mean(r[k], 'p50_ms'))), 2)} ms` : `${fmt(median(rs.map((r) => mean(r[k], 'rps'))) * (f.mode === 'batch' ? 100 : 1), 0)}/s`;
+    const ym = median(rs.map((r) => r.ysRatio));
+    return [f.name, ...rs.map((r) => `${fmt(r.ratio, 2)}x`), `${fmt(m, 2)}x`, `${sign} ${f.goal}x`, ok ? 'PASS' : 'MISS', abs('sqlfleet'), abs('limit'), `${fmt(ym, 2)}x${f.ysGoal ? ` (goal ${sign} ${f.ysGoal}x)` : ''}`];
   });
   out.push(grid(head, cells, 1, roundHeads.length + 1));
-  const cpuHead = ['CPU per operation (µs, all rounds)', 'sqlfleet', 'master', 'slave 1', 'slave 2', 'yardstick', 'ratio', 'wrk, sqlfleet / yardstick'];
-  const cpuCells = FIGURES.filter((f) => figureRounds.has(f.name)).map((f) => {
+  const cpuHead = ['CPU per operation (µs, all rounds)', 'sqlfleet', 'master', 'slave 1', 'slave 2', 'limit', 'ratio', 'yardstick', 'ratio', 'wrk, sqlfleet / limit'];
+  const cpuCells = shown.map((f) => {
     const rs = figureRounds.get(f.name)!;
     const cf = cpuPerOp(rs.flatMap((r) => r.sqlfleet));
+    const cl = cpuPerOp(rs.flatMap((r) => r.limit));
     const cy = cpuPerOp(rs.flatMap((r) => r.yardstick));
-    return [f.name, fmt(cf.total, 0), fmt(cf.by.master, 0), fmt(cf.by.slave1, 0), fmt(cf.by.slave2, 0), fmt(cy.total, 0), `${fmt(cf.total / cy.total, 2)}x`, `${fmt(cf.wrk, 0)} / ${fmt(cy.wrk, 0)}`];
+    return [f.name, fmt(cf.total, 0), fmt(cf.by.master, 0), fmt(cf.by.slave1, 0), fmt(cf.by.slave2, 0), fmt(cl.total, 0), `${fmt(cf.total / cl.total, 2)}x`, fmt(cy.total, 0), `${fmt(cf.total / cy.total, 2)}x`, `${fmt(cf.wrk, 0)} / ${fmt(cl.wrk, 0)}`];
   });
-  out.push(grid(cpuHead, cpuCells, 1, 6));
+  out.push(grid(cpuHead, cpuCells, 1, 8));
   return out.join('\n\n');
 }
 
@@ -182,29 +208,83 @@ function grid(head: string[], cells: string[][], from: number, to: number): stri
   return [line(head), '|' + width.map((w) => '-'.repeat(w + 2)).join('|') + '|', ...cells.map(line)].join('\n');
 }
 
+/** The two reference servers. */
+interface Refs {
+  limit: Proc;
+  yardstick: Proc;
+}
+
+/**
+ * Every statement text the bench sends more than once, run once on each reference before
+ * the first literal write. ../shared/bench's servers cache the first 1000 texts and never
+ * evict, so after the literal figure (1000s of unique texts) a text first seen later, like
+ * the point read, was prepared on every request: the shared limit's CPU per read went from
+ * 53 to 109 µs (bench/refs-compare.ts), which flattered the read ratio. Primed, both
+ * reference sets cost the same.
+ */
+async function primeReferences(refs: Refs): Promise<void> {
+  for (const ref of [refs.limit, refs.yardstick]) {
+    await post(ref.url, { command: 'query', query: 'SELECT v FROM kv WHERE k = ?', params: ['r-0'] });
+    await seedHranaTx(ref.url);
+    for (const query of ['SELECT v FROM acct WHERE id = ?', 'UPDATE acct SET v = v + 1 WHERE id = ?']) await post(ref.url, { query, params: [0] });
+  }
+}
+
 /** The keys sql.lua's read mode asks for (r-0 … r-999), in one transaction on each system. */
-async function seedReadKeys(c: BenchCluster, ys: Proc): Promise<void> {
+async function seedReadKeys(c: BenchCluster, refs: Refs): Promise<void> {
   const queries = Array.from({ length: READ_KEYS }, (_, i) => ({ query: UPSERT, params: [`r-${i}`, VALUE] }));
-  await post(ys.url, { queries, transaction: true });
+  for (const ref of [refs.limit, refs.yardstick]) await post(ref.url, { queries, transaction: true });
   const r = await post(c.master.url, { command: 'exec', queries, transaction: true });
   const index = Number(r.index);
   const ok = await until(async () => (await appliedIndex(c.slaves[0].url)) >= index, 20_000);
   if (!ok) throw new Error('slave 1 did not apply the read keys within 20 s');
 }
 
-async function wrkPhase(c: BenchCluster, ys: Proc): Promise<void> {
-  await seedReadKeys(c, ys);
+async function wrkPhase(c: BenchCluster, refs: Refs): Promise<void> {
+  await seedReadKeys(c, refs);
   // JIT warm-up of every process (c=1 alone would warm up slowly); not measured.
   process.stdout.write('  warm-up…\n');
   const fleet = [{ name: 'master', pid: c.master.pid }];
   for (const mode of ['param', 'literal', 'read'] as const) {
-    for (const url of [mode === 'read' ? c.slaves[0].url : c.master.url, ys.url]) {
+    for (const url of [mode === 'read' ? c.slaves[0].url : c.master.url, refs.limit.url, refs.yardstick.url]) {
       await runWrk({ url, mode, prefix: mode === 'read' ? 'r' : `warm${++prefixSeq}`, keys: READ_KEYS, concurrency: 8, seconds: 1, procs: fleet });
     }
   }
   const chosen = FIGURES.filter((f) => !ONLY_FIGURES || ONLY_FIGURES.has(`${f.mode}${f.concurrency}`));
   if (chosen.length === 0) throw new Error(`BENCH_FIGURES names none of ${FIGURES.map((f) => `${f.mode}${f.concurrency}`).join(', ')}`);
-  for (let round = 0; round < ROUNDS; round++) for (const f of chosen) await wrkRound(f, c, ys, round);
+  for (let round = 0; round < ROUNDS; round++) for (const f of chosen) await wrkRound(f, c, refs, round);
+}
+
+// ---- interactive transactions (issue 25) -------------------------------------------------------
+
+const hranaRounds: { limit: number[]; sqlfleet: number[]; ratio: number }[] = [];
+
+/** 8 clients: BEGIN IMMEDIATE, SELECT, UPDATE, COMMIT over /v2/pipeline against the limit's `queries` transactions; A-B-B-A rounds. */
+async function hranaPhase(c: BenchCluster, limit: Proc): Promise<void> {
+  await seedHranaTx(limit.url);
+  await seedHranaTx(c.master.url);
+  await hranaTxRate(c.master.url, 1); // warm-up
+  await limitTx(limit.url, 1);
+  for (let round = 0; round < ROUNDS; round++) {
+    const l1 = await limitTx(limit.url, SECONDS);
+    const f1 = await hranaTxRate(c.master.url, SECONDS);
+    const f2 = await hranaTxRate(c.master.url, SECONDS);
+    const l2 = await limitTx(limit.url, SECONDS);
+    const r = { limit: [l1, l2], sqlfleet: [f1, f2], ratio: (f1 + f2) / (l1 + l2) };
+    hranaRounds.push(r);
+    console.log(`  interactive transactions c=8       round ${round + 1}: sqlfleet ${fmt((f1 + f2) / 2, 0)} tx/s | limit ${fmt((l1 + l2) / 2, 0)} tx/s | ratio ${fmt(r.ratio, 2)}`);
+  }
+  const m = median(hranaRounds.map((r) => r.ratio));
+  rows.push({
+    metric: 'interactive transactions c=8 (Hrana, 4 round trips) vs limit `queries`',
+    sqlfleet: median(hranaRounds.map((r) => (r.sqlfleet[0] + r.sqlfleet[1]) / 2)),
+    yardstick: median(hranaRounds.map((r) => (r.limit[0] + r.limit[1]) / 2)),
+    unit: 'tx/s',
+    ref: 'limit',
+    target: '≥ 0.3x the limit',
+    verdict: m >= 0.3 ? 'PASS' : 'MISS',
+    note: `median ratio ${fmt(m, 2)}x; rounds ${hranaRounds.map((r) => fmt(r.ratio, 2)).join(' / ')}; the reference column is the limit here`,
+  });
 }
 
 // ---- batch, catch-up, RSS (undici generator, bench/load.ts) -----------------------------------
@@ -218,6 +298,8 @@ interface Row {
   target: string;
   verdict: 'PASS' | 'MISS' | 'SKIP' | '';
   note?: string;
+  /** Which reference the `yardstick` column holds (default the yardstick). */
+  ref?: 'limit' | 'yardstick';
 }
 const rows: Row[] = [];
 const phases: Record<string, { sqlfleet?: LoadResult; yardstick?: LoadResult; cpuUsPerRow?: Record<string, number> }> = {};
@@ -325,8 +407,8 @@ async function catchUpPhase(c: BenchCluster): Promise<Record<string, unknown>> {
     sqlfleet: rate,
     yardstick: null,
     unit: 'entries/s',
-    target: 'sqlfleet ≥ 50k entries/s',
-    verdict: rate >= 50_000 ? 'PASS' : 'MISS',
+    target: 'sqlfleet ≥ 100k entries/s',
+    verdict: rate >= 100_000 ? 'PASS' : 'MISS',
     note: `${behind} entries behind${reduced}`,
   });
   return { stoppedAt: from, target, behind, writers: w, restartReadyS: (tReady - t0) / 1000, startIndex, seconds: secs, rate, caught, slave2HwmBeforeKb: hwmBefore };
@@ -368,11 +450,11 @@ async function checksums(c: BenchCluster): Promise<boolean> {
 }
 
 function rowTable(): string {
-  const head = ['metric', 'sqlfleet', 'yardstick', 'ratio', 'target', 'result', 'note'];
+  const head = ['metric', 'sqlfleet', 'reference', 'ratio', 'target', 'result', 'note'];
   const cells = rows.map((r) => [
     r.metric,
     r.sqlfleet === null ? '—' : `${fmt(r.sqlfleet, 0)} ${r.unit}`,
-    r.yardstick === null ? '—' : `${fmt(r.yardstick, 0)} ${r.unit}`,
+    r.yardstick === null ? '—' : `${fmt(r.yardstick, 0)} ${r.unit} (${r.ref ?? 'yardstick'})`,
     r.sqlfleet === null || r.yardstick === null ? '—' : fmt(r.sqlfleet / r.yardstick, 2),
     r.target,
     r.verdict,
@@ -424,19 +506,24 @@ async function main(): Promise<Record<string, unknown>> {
   const load0 = loadavg();
   await checkWrk();
   console.log(`sqlfleet bench${ETCD ? ' --etcd' : ''}: wrk, ${ROUNDS} A-B-B-A rounds of ${SECONDS} s runs per figure; load average before: ${load0}`);
+  console.log(`  ${referenceLine()}`);
   // Failover mode: every node gets --etcd (and the cluster name defaults to the same).
   const etcd = ETCD ? await startEtcd() : null;
   helpers.etcd = etcd;
   const nodeArgs = etcd ? ['--etcd', etcd.url] : [];
   const ys = await startYardstick();
+  const limit = await startLimit();
   const c = await startCluster(2, [], [], nodeArgs);
+  const idleKb = { master: c.master.memory()?.rssKb, slave1: c.slaves[0].memory()?.rssKb, slave2: c.slaves[1].memory()?.rssKb };
   console.log(
-    `  yardstick ${ys.url} (pid ${ys.pid}); master ${c.master.url} (pid ${c.master.pid}); slaves ${c.slaves.map((s) => `${s.url} (pid ${s.pid})`).join(', ')}` +
+    `  limit ${limit.url} (pid ${limit.pid}); yardstick ${ys.url} (pid ${ys.pid}); master ${c.master.url} (pid ${c.master.pid}); slaves ${c.slaves.map((s) => `${s.url} (pid ${s.pid})`).join(', ')}` +
       (etcd ? `; etcd ${etcd.url} (pid ${etcd.pid})` : ''),
   );
   await post(c.master.url, { command: 'exec', query: DDL });
+  await primeReferences({ limit, yardstick: ys });
 
-  if (PHASES.has('wrk')) await wrkPhase(c, ys);
+  if (PHASES.has('wrk')) await wrkPhase(c, { limit, yardstick: ys });
+  if (PHASES.has('hrana')) await hranaPhase(c, limit);
   if (PHASES.has('batch')) await batchPhase(c, ys);
   const catchUp = PHASES.has('catchup') ? await catchUpPhase(c) : null;
   const rss1m = PHASES.has('rss') ? await rssPhase(c) : null;
@@ -448,21 +535,25 @@ async function main(): Promise<Record<string, unknown>> {
     slave2: c.slaves[1].memory(),
     slave2BeforeRestartHwmKb: (catchUp?.slave2HwmBeforeKb as number | undefined) ?? Number.NaN,
     yardstick: ys.memory(),
+    limit: limit.memory(),
   };
   const mb = (kb: number | undefined) => (kb === undefined ? null : kb / 1024);
-  rows.push({ metric: 'peak RSS master', sqlfleet: mb(mem.master?.hwmKb), yardstick: mb(mem.yardstick?.hwmKb), unit: 'MB', target: '', verdict: '' });
-  rows.push({ metric: 'peak RSS slave 1', sqlfleet: mb(mem.slave1?.hwmKb), yardstick: mb(mem.yardstick?.hwmKb), unit: 'MB', target: '', verdict: '' });
+  const peakOk = (kb: number | undefined) => (kb === undefined ? '' : kb / 1024 <= 200 ? 'PASS' : 'MISS');
+  const idleNote = (kb: number | undefined) => `idle at start ${fmt(mb(kb), 0)} MB (goal ≤ 100)`;
+  rows.push({ metric: 'peak RSS master', sqlfleet: mb(mem.master?.hwmKb), yardstick: mb(mem.limit?.hwmKb), unit: 'MB', ref: 'limit', target: '≤ 200 MB', verdict: peakOk(mem.master?.hwmKb), note: idleNote(idleKb.master) });
+  rows.push({ metric: 'peak RSS slave 1', sqlfleet: mb(mem.slave1?.hwmKb), yardstick: mb(mem.limit?.hwmKb), unit: 'MB', ref: 'limit', target: '≤ 200 MB', verdict: peakOk(mem.slave1?.hwmKb), note: idleNote(idleKb.slave1) });
   rows.push({
     metric: 'peak RSS slave 2',
     sqlfleet: mb(Math.max(mem.slave2?.hwmKb ?? 0, mem.slave2BeforeRestartHwmKb || 0)),
-    yardstick: mb(mem.yardstick?.hwmKb),
+    yardstick: mb(mem.limit?.hwmKb),
     unit: 'MB',
-    target: '',
-    verdict: '',
-    note: catchUp ? `before restart ${fmt(mb(mem.slave2BeforeRestartHwmKb), 0)} MB, after ${fmt(mb(mem.slave2?.hwmKb), 0)} MB` : '',
+    ref: 'limit',
+    target: '≤ 200 MB',
+    verdict: peakOk(Math.max(mem.slave2?.hwmKb ?? 0, mem.slave2BeforeRestartHwmKb || 0)),
+    note: `${idleNote(idleKb.slave2)}; ` + (catchUp ? `before restart ${fmt(mb(mem.slave2BeforeRestartHwmKb), 0)} MB, after ${fmt(mb(mem.slave2?.hwmKb), 0)} MB` : ''),
   });
 
-  for (const p of [c.master, ...c.slaves, ys]) {
+  for (const p of [c.master, ...c.slaves, ys, limit]) {
     const bad = p.complaints();
     if (bad.count) oddities.push(`${p.label} logged ${bad.count} warn/error lines, e.g. ${bad.first.slice(0, 3).join(' || ').slice(0, 800)}`);
   }

@@ -3,15 +3,15 @@
 // server process spent meanwhile, for CPU per operation.
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { resolve } from 'node:path';
-import { cpuMs, exitedChildrenMs, ROOT } from './procs.js';
+import { cpuMs, exitedChildrenMs } from './procs.js';
+import { SQL_LUA } from './references.js';
 
-/** wrk's binary ($BENCH_WRK, default wrk on PATH) and the request script (bench/sql.lua, or $BENCH_SQL_LUA). */
+/** wrk's binary ($BENCH_WRK, default wrk on PATH); the request script is references.ts's SQL_LUA. */
 export const WRK = process.env.BENCH_WRK ?? 'wrk';
-export const SQL_LUA = resolve(ROOT, process.env.BENCH_SQL_LUA ?? 'bench/sql.lua');
+export { SQL_LUA };
 
-/** The bodies sql.lua sends: distinct parameterized writes, unique literal writes, point reads of N keys. */
-export type WrkMode = 'param' | 'literal' | 'read';
+/** The bodies sql.lua sends: distinct parameterized writes, unique literal writes, point reads of N keys, 100-row transactional batches. */
+export type WrkMode = 'param' | 'literal' | 'read' | 'batch';
 
 /** What sql.lua prints, plus the CPU spent by the measured processes and by wrk. */
 export interface WrkResult {

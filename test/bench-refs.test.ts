@@ -1,13 +1,13 @@
 // npm run bench in a clone (issue 32, item 16): its reference servers and wrk script are in
-// bench/, not in ../shared/bench/. Each reference answers the POST / JSON of a node (writes,
+// bench/ too, used when ../shared/bench/ (the task's references, preferred) is absent. Each reference answers the POST / JSON of a node (writes,
 // reads, batches, errors), and sql.lua drives one with wrk and prints its RESULT line.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, rmSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { after, test } from 'node:test';
-import { YARDSTICK } from '../bench/cluster.js';
-import { SQL_LUA } from '../bench/wrk.js';
+import { LIMIT, pickReferenceDir, REFERENCE_DIR, SQL_LUA as BENCH_SQL_LUA, YARDSTICK } from '../bench/references.js';
 import { REPO_ROOT, killOnExit, post, tempDir } from './helpers/cluster.js';
 
 const dir = tempDir('sqlfleet-bench-refs-');
@@ -42,12 +42,26 @@ function start(script: string, key: string): Promise<string> {
   });
 }
 
-test('the bench defaults to the reference and wrk script in bench/', () => {
-  for (const f of [YARDSTICK, SQL_LUA]) {
-    assert.ok(!relative(REPO_ROOT, f).startsWith('..'), `${f} is outside the checkout`);
-    assert.ok(existsSync(f), `${f} is missing`);
-  }
+const SQL_LUA = join(REPO_ROOT, 'bench', 'sql.lua');
+
+test("the bench uses ../shared/bench/ when it is there, else bench/'s own references", () => {
   for (const f of ['yardstick.mjs', 'limit.mjs', 'sql.lua']) assert.ok(existsSync(join(REPO_ROOT, 'bench', f)), `bench/${f}`);
+  for (const f of [YARDSTICK, LIMIT, BENCH_SQL_LUA]) assert.ok(existsSync(f), `${f} is missing`);
+  if (!process.env.BENCH_REFERENCES) {
+    const shared = resolve(REPO_ROOT, '../shared/bench');
+    const want = ['limit.mjs', 'yardstick.mjs', 'sql.lua'].every((f) => existsSync(join(shared, f))) ? shared : join(REPO_ROOT, 'bench');
+    assert.equal(REFERENCE_DIR, want);
+  }
+  // A clone alone, and one beside a complete ../shared/bench/.
+  const clone = join(dir, 'a', 'clone');
+  mkdirSync(join(clone, 'bench'), { recursive: true });
+  assert.equal(pickReferenceDir(clone), join(clone, 'bench'));
+  mkdirSync(join(dir, 'a', 'shared', 'bench'), { recursive: true });
+  for (const f of ['limit.mjs', 'yardstick.mjs']) writeFileSync(join(dir, 'a', 'shared', 'bench', f), '');
+  assert.equal(pickReferenceDir(clone), join(clone, 'bench'), 'an incomplete shared folder is not used');
+  writeFileSync(join(dir, 'a', 'shared', 'bench', 'sql.lua'), '');
+  assert.equal(pickReferenceDir(clone), join(dir, 'a', 'shared', 'bench'));
+  assert.equal(pickReferenceDir(clone, 'bench'), join(clone, 'bench'), 'BENCH_REFERENCES=bench forces the own set');
 });
 
 for (const [script, key] of [['yardstick.mjs', 'yardstick'], ['limit.mjs', 'limit']] as const) {
