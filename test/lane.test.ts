@@ -66,3 +66,35 @@ it('at the default log level a successful write is not logged with its SQL; sche
   assert.ok(seen.some((o) => o.msg === 'schema' && o.status === 200), `no schema line: ${JSON.stringify(seen)}`);
   assert.ok(seen.some((o) => o.status === 400 && (o.error === 'SQL_ERROR' || o.msg === 'refused')), `no line for the refused write: ${JSON.stringify(seen)}`);
 });
+
+it('Hrana pipelines take the lane too: answers with an exact length, errors as {message, code}, 413 over --max-body, metrics by route', async () => {
+  const { master, slaves } = cluster();
+  const count = async (route: string, code: string) => requestCount((await get(`${master.url}/metrics`)).text, { route, code });
+  const before = { v2: await count('/v2/pipeline', '200'), v3: await count('/v3/pipeline', '200'), bad: await count('/v2/pipeline', '400') };
+  for (const path of ['/v2/pipeline', '/v3/pipeline']) {
+    const r = await post(`${master.url}${path}`, { baton: null, requests: [{ type: 'execute', stmt: { sql: 'SELECT 1 AS one' } }, { type: 'close' }] });
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.headers.get('content-type'), 'application/json');
+    assert.equal(Number(r.headers.get('content-length')), Buffer.byteLength(r.text));
+    assert.equal(r.body.results[0].response.result.rows[0][0].value, '1');
+    assert.equal(r.body.baton, null);
+  }
+  // A transaction held by its baton across requests, on the master and through a slave.
+  for (const n of [master, slaves[0]!]) {
+    const p = `${n.url}/v2/pipeline`;
+    const a = await post(p, { baton: null, requests: [{ type: 'execute', stmt: { sql: 'BEGIN' } }, { type: 'execute', stmt: { sql: "INSERT INTO t(v) VALUES ('hrana-lane')" } }] });
+    assert.equal(a.status, 200, a.text);
+    const b = await post(p, { baton: a.body.baton, requests: [{ type: 'execute', stmt: { sql: 'COMMIT' } }, { type: 'close' }] });
+    assert.equal(b.body.results[0].type, 'ok', b.text);
+  }
+  const bad = await post(`${master.url}/v2/pipeline`, '{not json');
+  assert.equal(bad.status, 400);
+  assert.equal(bad.body.code, 'PROTO_ERROR');
+  assert.equal(typeof bad.body.message, 'string');
+  const big = await post(`${master.url}/v2/pipeline`, { baton: null, requests: [{ type: 'execute', stmt: { sql: `SELECT '${'x'.repeat(MAX_BODY)}'` } }] });
+  assert.equal(big.status, 413, big.text);
+  assert.equal((await post(`${master.url}/v2/pipeline`, { baton: 'no-such-baton', requests: [] })).status >= 400, true);
+  assert.ok((await count('/v2/pipeline', '200')) >= before.v2 + 3);
+  assert.ok((await count('/v3/pipeline', '200')) >= before.v3 + 1);
+  assert.equal(await count('/v2/pipeline', '400') >= before.bad + 1, true);
+});

@@ -38,7 +38,7 @@ function parse(raw: string): Record<string, unknown> {
 }
 
 /** The stream of a request: the baton's, or a new one. */
-function streamOf(d: HranaHttpDeps, baton: unknown, who: Principal): HStream {
+function streamOf(d: Pick<HranaHttpDeps, 'streams'>, baton: unknown, who: Principal): HStream {
   if (baton === null || baton === undefined) return d.streams.open(who);
   if (typeof baton !== 'string') throw bad('"baton" must be a string or null');
   return d.streams.byBaton(baton, who);
@@ -51,6 +51,49 @@ function queued<T>(s: HStream, fn: () => Promise<T>): Promise<T> {
   return run;
 }
 
+/** The answer to a failed Hrana HTTP request: its status and the {message, code} body @libsql/hrana-client reads. */
+export function pipelineFailure(e: unknown): { status: number; body: Record<string, unknown> } {
+  return { status: e instanceof SqlfleetError ? e.status : 500, body: encodeError(e) as unknown as Record<string, unknown> };
+}
+
+/**
+ * One POST /v2|v3/pipeline: the requests of `raw` run in order on the baton's stream (or a
+ * new one) for `who`; the answer body. Transport-neutral: hono's route below and the
+ * node:http lane (http/lane.ts, the path a node serves) both call it. Throws for a refused
+ * request as a whole (bad JSON, unknown baton); a failing request inside is a result.
+ */
+export async function runPipeline(streams: Streams, who: Principal, raw: string): Promise<Record<string, unknown>> {
+  const d = { streams };
+  const body = parse(raw);
+  if (!Array.isArray(body.requests)) throw bad('"requests" must be an array');
+  const s = streamOf(d, body.baton, who);
+  return queued(s, async () => {
+    const results: Record<string, unknown>[] = [];
+    for (const req of body.requests as unknown[]) {
+      s.lastUsed = Date.now();
+      if (s.closed) {
+        results.push({ type: 'error', error: { message: 'the stream is closed', code: 'STREAM_CLOSED' } });
+        continue;
+      }
+      try {
+        if (req === null || typeof req !== 'object') throw bad('a request must be an object');
+        const r = req as Record<string, unknown>;
+        if (r.type === 'close') {
+          await d.streams.close(s);
+          results.push({ type: 'ok', response: { type: 'close' } });
+          continue;
+        }
+        results.push({ type: 'ok', response: await streamRequest(s.session, r, s.sqls) });
+      } catch (e) {
+        results.push({ type: 'error', error: encodeError(e) });
+      }
+    }
+    s.lastUsed = Date.now();
+    // sqlfleet_index: the log index of this stream's last write (a slave relaying to the master waits for it).
+    return { baton: s.closed ? null : d.streams.issueBaton(s), base_url: null, results, sqlfleet_index: s.session.lastIndex };
+  });
+}
+
 /** Registers the Hrana routes on `app`. */
 export function registerHrana(app: Hono, d: HranaHttpDeps): void {
   for (const v of ['v2', 'v3']) app.get(`/${v}`, (c) => c.text(`Hrana ${v} is supported`));
@@ -58,35 +101,7 @@ export function registerHrana(app: Hono, d: HranaHttpDeps): void {
   const pipeline = async (c: Context) => {
     try {
       const who = await d.principal(c);
-      const body = parse(await d.readBody(c));
-      if (!Array.isArray(body.requests)) throw bad('"requests" must be an array');
-      const s = streamOf(d, body.baton, who);
-      const out = await queued(s, async () => {
-        const results: Record<string, unknown>[] = [];
-        for (const req of body.requests as unknown[]) {
-          s.lastUsed = Date.now();
-          if (s.closed) {
-            results.push({ type: 'error', error: { message: 'the stream is closed', code: 'STREAM_CLOSED' } });
-            continue;
-          }
-          try {
-            if (req === null || typeof req !== 'object') throw bad('a request must be an object');
-            const r = req as Record<string, unknown>;
-            if (r.type === 'close') {
-              await d.streams.close(s);
-              results.push({ type: 'ok', response: { type: 'close' } });
-              continue;
-            }
-            results.push({ type: 'ok', response: await streamRequest(s.session, r, s.sqls) });
-          } catch (e) {
-            results.push({ type: 'error', error: encodeError(e) });
-          }
-        }
-        s.lastUsed = Date.now();
-        // sqlfleet_index: the log index of this stream's last write (a slave relaying to the master waits for it).
-        return { baton: s.closed ? null : d.streams.issueBaton(s), base_url: null, results, sqlfleet_index: s.session.lastIndex };
-      });
-      return c.json(out);
+      return c.json(await runPipeline(d.streams, who, await d.readBody(c)));
     } catch (e) {
       return failure(c, e);
     }

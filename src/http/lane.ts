@@ -6,6 +6,9 @@
 // ~240 µs, bench notes in bench/README.md). The checks and answers are the routes' own:
 // cluster token or principal (principal.ts), byte limit (body.ts), JSON, the query path
 // (query.ts) and SqlfleetError mapping (errorOutcome); everything else goes on to hono.
+// Hrana's POST /v2/pipeline and /v3/pipeline take the lane too (an interactive transaction is
+// four of them, and the writer is held across them): the same principal and body checks,
+// then hrana/http.ts's runPipeline, as its hono route does.
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, OutgoingHttpHeaders, RequestListener, ServerResponse } from 'node:http';
 import type { Outcome } from '../core/executor.js';
@@ -16,6 +19,7 @@ import { failpoint } from '../failpoints.js';
 import { stringify } from './json.js';
 import { principalOf, requireRole, type HeaderFn } from './principal.js';
 import { runQuery } from './query.js';
+import { pipelineFailure, runPipeline } from '../hrana/http.js';
 
 /** What the lane needs. */
 export interface LaneDeps {
@@ -38,6 +42,9 @@ export function withReplicationLane(d: LaneDeps, next: RequestListener): Request
     const url = req.url ?? '';
     if (req.method === 'POST' && isPath(url, ROUTE)) handle(d, req, res).catch((e: unknown) => failed(d, res, e));
     else if (req.method === 'POST' && d.query && isPath(url, '/')) handleQuery(d, d.query, req, res).catch((e: unknown) => failed(d, res, e));
+    else if (req.method === 'POST' && d.query?.hrana && (isPath(url, '/v2/pipeline') || isPath(url, '/v3/pipeline'))) {
+      handlePipeline(d, d.query, url.slice(0, 12), req, res).catch((e: unknown) => failed(d, res, e));
+    }
     else next(req, res);
   };
 }
@@ -86,6 +93,26 @@ async function handleQuery(d: LaneDeps, q: AppDeps, req: IncomingMessage, res: S
   }
   reply(res, out, headers, q.log);
   q.observe?.request('/', String(out.status));
+}
+
+/** POST /v2|v3/pipeline, as hrana/http.ts's hono route: principal, body, runPipeline; errors as {message, code}. */
+async function handlePipeline(d: LaneDeps, q: AppDeps, route: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const headers: OutgoingHttpHeaders = { 'content-type': 'application/json' };
+  const header: HeaderFn = (name) => {
+    const v = req.headers[name];
+    return Array.isArray(v) ? v.join(', ') : v;
+  };
+  let out: Outcome;
+  try {
+    const who = await principalOf(q.users, d.hasClusterToken, header, (value) => (headers['www-authenticate'] = value));
+    out = { status: 200, body: await runPipeline(q.hrana!, who, await readIncoming(req, q.maxBody)) };
+  } catch (e) {
+    out = pipelineFailure(e);
+    if (out.status >= 500) q.log('error', 'request failed', { route, err: e instanceof Error ? e.message : String(e) });
+    if (!req.readableEnded) req.resume();
+  }
+  reply(res, out, headers, q.log);
+  q.observe?.request(route, String(out.status));
 }
 
 /**
