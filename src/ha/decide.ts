@@ -13,7 +13,7 @@ export interface LocalState {
   starting: boolean;
   /** This node's current etcd lease: a leader key bound to it was handed over by a switchover. */
   lease?: string | null;
-  /** Other nodes of the numSlaves range: a fresh cluster's first master waits (while starting) until they published, to take the key with them in the sync set. */
+  /** Other nodes of the numSlaves range, during the first second: a fresh cluster's first master waits until they published, to take the key with them in the sync set. */
   expected?: number[];
 }
 
@@ -48,7 +48,7 @@ export function decide(view: EtcdView, me: LocalState): Action {
   if (ahead) return { kind: 'wait', why: `node ${ahead.id} is more advanced (${ahead.applied} > ${me.applied})` };
   if (!sync && me.initialMaster && me.starting && me.applied === 0 && me.expected) {
     const missing = me.expected.filter((id) => !view.members.some((m) => m.id === id));
-    if (missing.length) return { kind: 'wait', why: `fresh cluster: waiting (at most one lease TTL) for nodes ${missing.join(',')} to appear, to lead with them in the sync set`, soon: true };
+    if (missing.length) return { kind: 'wait', why: `fresh cluster: waiting (at most 1 s after start) for nodes ${missing.join(',')} to appear, to lead with them in the sync set`, soon: true };
   }
   if (!sync && !me.initialMaster) {
     // A fresh cluster: node 0 (the initial master) leads when it is there and not behind.

@@ -272,7 +272,7 @@ export class HaLoop {
   }
 
   private local() {
-    return { id: this.d.config.id, isMaster: this.d.roles.current.kind === 'master', applied: this.d.store.appliedIndex, initialMaster: this.d.config.role === 'master', starting: Date.now() - this.startedAt < this.ttlMs, lease: this.etcd.currentLease(), expected: Array.from({ length: this.d.config.numSlaves }, (_, i) => i + 1).filter((id) => id !== this.d.config.id) };
+    return { id: this.d.config.id, isMaster: this.d.roles.current.kind === 'master', applied: this.d.store.appliedIndex, initialMaster: this.d.config.role === 'master', starting: Date.now() - this.startedAt < this.ttlMs, lease: this.etcd.currentLease(), ...(Date.now() - this.startedAt < FRESH_WAIT_MS ? { expected: Array.from({ length: this.d.config.numSlaves }, (_, i) => i + 1).filter((id) => id !== this.d.config.id) } : {}) };
   }
 
   private async act(a: Action, view: EtcdView): Promise<void> {
@@ -542,6 +542,13 @@ export class HaLoop {
     if (parts.kind === 'master') parts.acksChanged();
   }
 }
+
+/**
+ * How long a fresh cluster's first master, just started, waits for the other nodes of its
+ * range to publish their member keys (to lead with them in the sync set). Short: scripts and
+ * tests that start node 0 and then its slaves expect it to lead about as soon as it is up.
+ */
+const FRESH_WAIT_MS = 1000;
 
 /** Longest a switchover pauses writes while the target catches up, before the etcd transaction. */
 const PAUSE_MS = 1000;
