@@ -73,7 +73,7 @@ export class EtcdCluster {
     this.client = new Etcd3({
       hosts,
       dialTimeout: callTimeoutMs,
-      ...(security.ca || security.cert ? { credentials: { rootCertificate: security.ca ?? Buffer.alloc(0), ...(security.cert && security.key ? { certChain: security.cert, privateKey: security.key } : {}) } } : {}),
+      ...(security.ca || security.cert ? { credentials: { rootCertificate: security.ca ?? (null as unknown as Buffer) /* the system's CAs */, ...(security.cert && security.key ? { certChain: security.cert, privateKey: security.key } : {}) } } : {}),
       ...(security.user ? { auth: { username: security.user, password: security.password ?? '' } } : {}),
       // Every unary call has a deadline (the HA loop must never hang on etcd); the watch
       // stream has none. etcd3's default circuit breaker would keep refusing calls for 5 s
