@@ -249,3 +249,19 @@ test('promotion refusals: the master itself, an unknown node, a down node, a bad
     await delay(10);
   });
 });
+
+test('a switchover asked of the node being promoted (a slave passes it to the master) works, and back again', { timeout: 120_000 }, async () => {
+  await withCluster(async (c) => {
+    const [s1] = c.slaves as [TestNode, TestNode];
+    const headers = authHeader(c.dataDir);
+    // README: curl -X POST localhost:8081/nodes/1/promote — sent to node 1 itself.
+    const there = await post(`${s1.url}/nodes/1/promote`, {}, { headers, timeoutMs: 30_000 });
+    assert.equal(there.status, 200, there.text);
+    await waitFor(async () => (await status(s1)).role === 'master' && (await status(c.master)).role === 'slave', { timeoutMs: 15_000, message: 'node 1 master, node 0 slave' });
+    // And back, asked of node 0 (now a slave), as `npm run promote -- 0` does (it asks the base port).
+    const back = await post(`${c.master.url}/nodes/0/promote`, {}, { headers, timeoutMs: 30_000 });
+    assert.equal(back.status, 200, back.text);
+    await waitFor(async () => (await status(c.master)).role === 'master' && (await status(s1)).role === 'slave', { timeoutMs: 15_000, message: 'node 0 master again' });
+    ok(await exec(c.slaves[1]!, `INSERT INTO ${TABLE}(id, client, tag) VALUES ('after', 0, 'x')`), 'a write after both switchovers');
+  });
+});

@@ -53,16 +53,19 @@ export class Promoter {
       return this.exclusive(() => this.forced(target));
     }
     if (target < 0) throw refused('`any` is for etcd mode (the most advanced sync-set member); name the node to promote');
+    // A follower passes the request to a reachable master, which decides the switchover. Not
+    // inside exclusive(): the master's order may come back to this very node (it is the
+    // target), and would find it busy ("another promotion is in progress").
+    const first = this.d.roles.current;
+    if (first.kind !== 'master' && (await this.probe(first.masterUrl()))) {
+      const res = await this.d.client.post<Record<string, unknown>>(first.masterUrl(), `/nodes/${target}/promote`, { force }, { timeoutMs: HANDOVER_MS * 3 });
+      return { status: res.status, body: res.body ?? {} };
+    }
     return this.exclusive(async () => {
       const parts = this.d.roles.current;
       if (parts.kind === 'master') return this.switchover(target);
-      // A follower: the master decides a switchover if it is reachable.
+      // A follower whose master did not answer: failover.
       const master = parts.masterUrl();
-      const reach = await this.probe(master);
-      if (reach) {
-        const res = await this.d.client.post<Record<string, unknown>>(master, `/nodes/${target}/promote`, { force }, { timeoutMs: HANDOVER_MS * 3 });
-        return { status: res.status, body: res.body ?? {} };
-      }
       if (target === this.d.config.id) return this.failover(force, master);
       const url = parts.peers().find((p) => p.id === target)?.url;
       if (!url) throw new SqlfleetError('NOT_FOUND', `node ${target} is not known to this node`);
