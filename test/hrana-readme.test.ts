@@ -9,7 +9,7 @@ import { after } from 'node:test';
 import { REPO_ROOT, assertSameChecksums, query, useCluster, waitForIndex } from './helpers/cluster.js';
 
 const { cluster, it } = useCluster({ slaves: 1 });
-const file = join(REPO_ROOT, `.readme-drizzle-${process.pid}.ts`); // in the repo: its imports resolve to our node_modules
+const file = join(REPO_ROOT, `.readme-drizzle-${process.pid}.mts`); // .mts as README says; in the repo: its imports resolve to our node_modules
 after(() => rmSync(file, { force: true }));
 
 function example(): string {
