@@ -237,7 +237,8 @@ test('etcd: master lost while its sync set is empty: every node says why no one 
       assert.match(st.way_out, /promote -- <id> --force/);
       const metrics = (await get(`${s.url}/metrics`)).text;
       assert.match(metrics, /sqlfleet_ha_masterless\{[^}]*reason="sync_set_empty"[^}]*\} 1/);
-      assert.ok(logEvents(s, STUCK_LOG).length >= 1, `node ${s.id} logs why`);
+      // The log line reaches us through the node's stdout pipe, a moment after /status shows it.
+      await waitFor(() => logEvents(s, STUCK_LOG).length >= 1, { timeoutMs: 5_000, message: `node ${s.id} logs why` });
       assert.equal((await get(`${s.url}/health`)).status, 503);
     }
     // Without --force the promotion is refused and points at --force.
