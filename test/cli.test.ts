@@ -5,35 +5,14 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { createServer } from 'node:net';
 import { after, test } from 'node:test';
 import { etcdSkip } from './helpers/etcd.js';
-import { CLI, REPO_ROOT, killOnExit, post, rows, tempDir, waitFor } from './helpers/cluster.js';
+import { CLI, REPO_ROOT, free, freeBase, killOnExit, post, rows, tempDir, waitFor } from './helpers/cluster.js';
 
 const dirs: string[] = [];
 after(() => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
-
-/** True when `port` can be bound on loopback right now. */
-function free(port: number): Promise<boolean> {
-  return new Promise((res) => {
-    const s = createServer();
-    s.once('error', () => res(false));
-    s.listen(port, '127.0.0.1', () => s.close(() => res(true)));
-  });
-}
-
-/** A base port with `count` consecutive ports free from it. */
-async function freeBase(count = 3): Promise<number> {
-  for (let i = 0; i < 50; i++) {
-    const base = 20_000 + Math.floor(Math.random() * 30_000);
-    let all = true;
-    for (let p = base; p < base + count && all; p++) all = await free(p);
-    if (all) return base;
-  }
-  throw new Error(`no ${count} consecutive free ports`);
-}
 
 function exited(child: ChildProcess): Promise<number | null> {
   return new Promise((res) => {

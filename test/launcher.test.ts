@@ -6,10 +6,9 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { CLI, REPO_ROOT, TestNode, exec, killOnExit, ok, printLogs, tempDir, waitFor } from './helpers/cluster.js';
+import { CLI, REPO_ROOT, TestNode, exec, free, freeBase, killOnExit, ok, printLogs, tempDir, waitFor } from './helpers/cluster.js';
 
 const dirs: string[] = [];
 after(() => {
@@ -20,26 +19,6 @@ const dir = (prefix: string) => {
   dirs.push(d);
   return d;
 };
-
-/** True when `port` can be bound on loopback right now. */
-function free(port: number): Promise<boolean> {
-  return new Promise((res) => {
-    const s = createServer();
-    s.once('error', () => res(false));
-    s.listen(port, '127.0.0.1', () => s.close(() => res(true)));
-  });
-}
-
-/** A base port with `count` consecutive ports free from it. */
-async function freeBase(count = 3): Promise<number> {
-  for (let i = 0; i < 50; i++) {
-    const base = 20_000 + Math.floor(Math.random() * 30_000);
-    let all = true;
-    for (let p = base; p < base + count && all; p++) all = await free(p);
-    if (all) return base;
-  }
-  throw new Error(`no ${count} consecutive free ports`);
-}
 
 /** One run of `sqlfleet cluster …` in its own process group. */
 interface Run {

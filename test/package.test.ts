@@ -12,34 +12,14 @@
 import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { after, test } from 'node:test';
-import { REPO_ROOT, killOnExit, tempDir, waitFor } from './helpers/cluster.js';
+import { REPO_ROOT, freeBase, killOnExit, tempDir, waitFor } from './helpers/cluster.js';
 
 const run = promisify(execFile);
 const dir = tempDir('sqlfleet-pack-');
 after(() => rmSync(dir, { recursive: true, force: true }));
-
-/** True when `port` can be bound on loopback right now. */
-function free(port: number): Promise<boolean> {
-  return new Promise((res) => {
-    const s = createServer();
-    s.once('error', () => res(false));
-    s.listen(port, '127.0.0.1', () => s.close(() => res(true)));
-  });
-}
-
-async function freeBase(count = 3): Promise<number> {
-  for (let i = 0; i < 50; i++) {
-    const base = 20_000 + Math.floor(Math.random() * 30_000);
-    let all = true;
-    for (let p = base; p < base + count && all; p++) all = await free(p);
-    if (all) return base;
-  }
-  throw new Error(`no ${count} consecutive free ports`);
-}
 
 /** npm with a 10-minute deadline; resolves stdout, rejects with npm's output. */
 async function npm(args: string[], cwd: string): Promise<string> {

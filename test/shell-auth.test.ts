@@ -2,13 +2,12 @@
 // and 15): `npm run shell` takes --user/--password/--token and http://user:pw@host like the
 // other tools; `show-all | head -5` ends quietly; the shell exits 1 when a piped statement failed.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before } from 'node:test';
 import { hashPassword, newToken } from '../src/auth/users.js';
 import { credentials, normalizeUrl } from '../scripts/shell.js';
-import { REPO_ROOT, clusterTest, ok, post, startCluster, tempDir, type Cluster } from './helpers/cluster.js';
+import { clusterTest, ok, post, runProcess, startCluster, tempDir, type Cluster, type ProcessRun } from './helpers/cluster.js';
 
 let c: Cluster | undefined;
 const it = clusterTest(() => c, undefined, { timeout: 90_000 });
@@ -27,30 +26,9 @@ after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-interface Run {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
 /** Runs `sh -c script` in the repository with a 60 s deadline. */
-function sh(script: string, input = '', env: Record<string, string> = {}): Promise<Run> {
-  const child = spawn('sh', ['-c', script], { cwd: REPO_ROOT, env: { ...process.env, SQLFLEET_HISTORY: join(dir, 'history'), ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  child.stdin.end(input);
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`${script}: no exit within 60 s\n${stdout}\n${stderr}`));
-    }, 60_000);
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
+function sh(script: string, input = '', env: Record<string, string> = {}): Promise<ProcessRun> {
+  return runProcess('sh', ['-c', script], { input, env: { SQLFLEET_HISTORY: join(dir, 'history'), ...env }, timeoutMs: 60_000 });
 }
 
 const shellCmd = (args: string) => `"${process.execPath}" --import tsx scripts/shell.ts --timeout 30000 ${args}`;

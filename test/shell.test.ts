@@ -2,13 +2,12 @@
 // against a real cluster; we read the printed tables and "CODE: message" error lines.
 
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { formatTable, loadHistory, saveHistory, splitStatements } from '../scripts/shell.js';
-import { REPO_ROOT, clusterTest, startCluster, tempDir, waitForIndex, type Cluster } from './helpers/cluster.js';
+import { REPO_ROOT, clusterTest, runProcess, startCluster, tempDir, waitForIndex, type Cluster, type ProcessRun } from './helpers/cluster.js';
 
 let c: Cluster | undefined;
 const it = clusterTest(() => c);
@@ -27,37 +26,11 @@ after(async () => {
   rmSync(historyDir, { recursive: true, force: true });
 });
 
-/** What one shell run printed. */
-interface Run {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
 /** Runs the shell with `args`, writes `input` to its stdin and closes it. */
-function shell(args: string[], input: string, viaNpm = false): Promise<Run> {
+function shell(args: string[], input: string, viaNpm = false): Promise<ProcessRun> {
   const cmd = viaNpm ? 'npm' : process.execPath;
   const argv = viaNpm ? ['run', '-s', 'shell', '--', ...args] : ['--import', 'tsx', join(REPO_ROOT, 'scripts', 'shell.ts'), ...args];
-  const child = spawn(cmd, argv, {
-    cwd: REPO_ROOT,
-    env: { ...process.env, SQLFLEET_HISTORY: join(historyDir, 'history') },
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  child.stdin.end(input);
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`shell did not exit within 30 s\nstdout:\n${stdout}\nstderr:\n${stderr}`));
-    }, 30_000);
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
+  return runProcess(cmd, argv, { input, env: { SQLFLEET_HISTORY: join(historyDir, 'history') }, timeoutMs: 30_000 });
 }
 
 function lines(text: string): string[] {

@@ -3,6 +3,7 @@
 
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -245,6 +246,53 @@ export interface ClusterOptions extends Pick<NodeSpec, 'extraArgs' | 'headers' |
   readonly ca?: string;
   /** Deadline for every slave to be listed `up` by the master; default 15 s. */
   readonly upTimeoutMs?: number;
+}
+
+/** What a one-shot process printed, and how it ended. */
+export interface ProcessRun {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Runs `cmd argv` in the repository, writes `input` to its stdin and closes it; SIGKILL and a rejection after `timeoutMs`. */
+export function runProcess(cmd: string, argv: readonly string[], opts: { input?: string; env?: Record<string, string>; timeoutMs: number }): Promise<ProcessRun> {
+  const child = spawn(cmd, [...argv], { cwd: REPO_ROOT, env: { ...process.env, ...opts.env }, stdio: ['pipe', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  child.stdin.end(opts.input ?? '');
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`${cmd} ${argv.join(' ')}: no exit within ${opts.timeoutMs} ms\nstdout:\n${stdout}\nstderr:\n${stderr}`));
+    }, opts.timeoutMs);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/** True when `port` can be bound on loopback right now. */
+export function free(port: number): Promise<boolean> {
+  return new Promise((res) => {
+    const s = createServer();
+    s.once('error', () => res(false));
+    s.listen(port, '127.0.0.1', () => s.close(() => res(true)));
+  });
+}
+
+/** A base port with `count` consecutive ports free from it (for commands that take --base-port). */
+export async function freeBase(count = 3): Promise<number> {
+  for (let i = 0; i < 50; i++) {
+    const base = 20_000 + Math.floor(Math.random() * 30_000);
+    let all = true;
+    for (let p = base; p < base + count && all; p++) all = await free(p);
+    if (all) return base;
+  }
+  throw new Error(`no ${count} consecutive free ports`);
 }
 
 /** A fresh temporary directory for one cluster. */
