@@ -69,13 +69,18 @@ async function handle(d: LaneDeps, req: IncomingMessage, res: ServerResponse): P
   d.observe?.(ROUTE, String(out.status));
 }
 
-/** POST /, as app.ts's route with need('read'): principal, role, body, runQuery, error mapping. */
-async function handleQuery(d: LaneDeps, q: AppDeps, req: IncomingMessage, res: ServerResponse): Promise<void> {
-  const headers: OutgoingHttpHeaders = { 'content-type': 'application/json' };
-  const header: HeaderFn = (name) => {
+/** A request's header by lower-case name, repeated headers joined as HTTP joins them. */
+function headerOf(req: IncomingMessage): HeaderFn {
+  return (name) => {
     const v = req.headers[name];
     return Array.isArray(v) ? v.join(', ') : v;
   };
+}
+
+/** POST /, as app.ts's route with need('read'): principal, role, body, runQuery, error mapping. */
+async function handleQuery(d: LaneDeps, q: AppDeps, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const headers: OutgoingHttpHeaders = { 'content-type': 'application/json' };
+  const header = headerOf(req);
   let out: Outcome;
   try {
     const who = await principalOf(q.users, d.hasClusterToken, header, (value) => (headers['www-authenticate'] = value));
@@ -98,10 +103,7 @@ async function handleQuery(d: LaneDeps, q: AppDeps, req: IncomingMessage, res: S
 /** POST /v2|v3/pipeline, as hrana/http.ts's hono route: principal, body, runPipeline; errors as {message, code}. */
 async function handlePipeline(d: LaneDeps, q: AppDeps, route: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const headers: OutgoingHttpHeaders = { 'content-type': 'application/json' };
-  const header: HeaderFn = (name) => {
-    const v = req.headers[name];
-    return Array.isArray(v) ? v.join(', ') : v;
-  };
+  const header = headerOf(req);
   let out: Outcome;
   try {
     const who = await principalOf(q.users, d.hasClusterToken, header, (value) => (headers['www-authenticate'] = value));
