@@ -127,8 +127,10 @@ export function runStatement(cache: StatementCache, s: Stmt): StatementResult {
   return runChange(cache, stmt, args, s.sql);
 }
 
-const INSERTS = /^\s*(?:WITH\b[\s\S]*?\)\s*)?(?:INSERT|REPLACE)\b/i;
-const CHANGES = /^\s*(?:WITH\b[\s\S]*?\)\s*)?(?:INSERT|REPLACE|UPDATE|DELETE)\b/i;
+/** An INSERT or REPLACE (after an optional WITH): it sets last_insert_rowid() when it adds a row. */
+export const INSERTS = /^\s*(?:WITH\b[\s\S]*?\)\s*)?(?:INSERT|REPLACE)\b/i;
+/** An INSERT, REPLACE, UPDATE or DELETE: it sets sqlite3_changes(); other statements leave it. */
+export const CHANGES = /^\s*(?:WITH\b[\s\S]*?\)\s*)?(?:INSERT|REPLACE|UPDATE|DELETE)\b/i;
 
 /** Runs a statement that returns no rows and reports what it changed (last_insert_rowid as SQLite would for the client alone). */
 function runChange(cache: StatementCache, stmt: Statement, args: unknown[], sql: string): WriteResult {

@@ -12,7 +12,7 @@ import { DRIVER_PATH } from './driver.js';
 import { Worker } from 'node:worker_threads';
 import { APPLIED_SQL } from './internal.js';
 import { INTERNAL_PREFIX, type StatementResult } from './types.js';
-import { toJsonValue } from './exec.js';
+import { CHANGES, INSERTS, toJsonValue } from './exec.js';
 
 /** A read-only side connection on a node's file, reopened when a snapshot replaced the file. */
 export class SideReader {
@@ -371,8 +371,8 @@ export function statementsFromDump(
         } else {
           const info = stmt.run();
           // sqlite3_changes(): DDL leaves the last INSERT/UPDATE/DELETE's count (exec.ts).
-          if (info.changes > 0 || /^\s*(?:WITH\b[\s\S]*?\)\s*)?(?:INSERT|REPLACE|UPDATE|DELETE)\b/i.test(s)) changes = info.changes;
-          if (info.changes > 0 && /^\s*(?:WITH\b[\s\S]*?\)\s*)?(?:INSERT|REPLACE)\b/i.test(s)) rowid = toJsonValue(info.lastInsertRowid) as number | bigint;
+          if (info.changes > 0 || CHANGES.test(s)) changes = info.changes;
+          if (info.changes > 0 && INSERTS.test(s)) rowid = toJsonValue(info.lastInsertRowid) as number | bigint;
           results.push({ changes, last_insert_rowid: rowid });
         }
       } catch (e) {
