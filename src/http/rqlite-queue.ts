@@ -30,6 +30,8 @@ interface Item<P> {
 
 /** Limits of the queue (rqlite's -write-queue-capacity, -write-queue-batch-size, -write-queue-timeout). */
 export interface QueueOptions {
+  /** True for an error of the statements themselves (another grouping can succeed), not the cluster's (no master, timeout). */
+  statementError: (e: SqlfleetError) => boolean;
   capacity: number;
   batchSize: number;
   flushMs: number;
@@ -109,9 +111,9 @@ export class WriteQueue<P extends { user: string }> {
       }
       return;
     }
-    if (batch.length === 1 || !retryable(whole.error)) {
+    if (batch.length === 1 || !this.o.statementError(whole.error)) {
       for (const i of batch) i.settle(whole);
-      if (!retryable(whole.error) || batch.length === 1) this.o.log('warn', 'queued writes failed', { requests: batch.length, first: batch[0]!.seq, err: whole.error.message });
+      this.o.log('warn', 'queued writes failed', { requests: batch.length, first: batch[0]!.seq, err: whole.error.message });
       return;
     }
     // One statement spoiled the entry: each request alone, so the others still apply.
@@ -121,9 +123,4 @@ export class WriteQueue<P extends { user: string }> {
       i.settle(one);
     }
   }
-}
-
-/** Errors of the statements themselves (another grouping can succeed); not the cluster's (no master, timeout). */
-function retryable(e: SqlfleetError): boolean {
-  return ['SQL_SYNTAX', 'SQL_ERROR', 'CONSTRAINT', 'FORBIDDEN_STATEMENT', 'TRANSACTION_CONTROL', 'BAD_REQUEST', 'SCHEMA_ON_SLAVE', 'FORBIDDEN'].includes(e.code);
 }

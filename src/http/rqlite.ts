@@ -191,7 +191,7 @@ export function registerRqlite(app: Hono, d: RqliteDeps): void {
     queue ??= new WriteQueue<Principal>(async (all, k, p) => {
       const r = await call(all, p, { key: k });
       return r.ok ? { ok: true, results: r.results, index: r.index } : { ok: false, error: r.error };
-    }, { ...QUEUE_DEFAULTS, log: d.log ?? (() => undefined) });
+    }, { ...QUEUE_DEFAULTS, statementError: (e) => STATEMENT_ERRORS.has(e.code) || e.code === 'FORBIDDEN', log: d.log ?? (() => undefined) });
     const { seq, done } = await queue.enqueue(stmts, key, who);
     if (!qp.flag('wait')) return respond(c, qp, { results: [], sequence_number: seq }, started);
     const waitMs = qp.ms('timeout') ?? 30_000;
