@@ -1,7 +1,19 @@
 // The only importer of the etcd client: a small, typed surface over etcd3 for the HA loop
 // (one lease per node, the leader key, the sync set, member keys, a watch on the leader).
-import { Etcd3, isRecoverableError, type Lease, type Watcher } from 'etcd3';
+import { createRequire } from 'node:module';
+import type { Etcd3, Lease, Watcher } from 'etcd3';
 import { circuitBreaker, ConsecutiveBreaker, ConstantBackoff, handleWhen, noop, retry } from 'cockatiel';
+
+let etcd3: typeof import('etcd3') | undefined;
+/**
+ * etcd3 is loaded by the first EtcdCluster, not at startup: with @grpc/grpc-js and protobufjs
+ * under it, it held ~20 MB of every node's resident memory, and a node without --etcd never
+ * uses it (bench/mem-idle.ts).
+ */
+function etcd3Module(): typeof import('etcd3') {
+  return (etcd3 ??= createRequire(import.meta.url)('etcd3') as typeof import('etcd3'));
+}
+const isRecoverableError = (e: Error): boolean => etcd3Module().isRecoverableError(e);
 
 /** The leader key's value: who is master, where, in which epoch. */
 export interface LeaderValue {
@@ -70,7 +82,7 @@ export class EtcdCluster {
   ) {
     this.prefix = `/sqlfleet/${clusterName}/`;
     this.hostCount = hosts.length;
-    this.client = new Etcd3({
+    this.client = new (etcd3Module().Etcd3)({
       hosts,
       dialTimeout: callTimeoutMs,
       ...(security.ca || security.cert ? { credentials: { rootCertificate: security.ca ?? (null as unknown as Buffer) /* the system's CAs */, ...(security.cert && security.key ? { certChain: security.cert, privateKey: security.key } : {}) } } : {}),
