@@ -32,8 +32,21 @@ type TxControl =
   | { op: 'rollback' }
   | { op: 'savepoint' };
 
-/** Recognises transaction control statements, including libSQL's `BEGIN TRANSACTION READONLY`. */
+const controls = new Map<string, TxControl | null>();
+
+/** Recognises transaction control statements, including libSQL's `BEGIN TRANSACTION READONLY` (the verdict is kept per text). */
 export function txControl(sql: string): TxControl | null {
+  if (sql.length > 200) return parseTxControl(sql); // no long text is kept
+  let c = controls.get(sql);
+  if (c === undefined) {
+    if (controls.size >= 1000) controls.clear();
+    c = parseTxControl(sql);
+    controls.set(sql, c);
+  }
+  return c;
+}
+
+function parseTxControl(sql: string): TxControl | null {
   const t = sql
     .replace(/--[^\n]*|\/\*[\s\S]*?\*\//g, ' ')
     .trim()

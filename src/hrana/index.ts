@@ -26,8 +26,14 @@ export interface HranaFront {
 export function createHrana(o: { deps: ExecutorDeps; config: Config; token: string; log: (level: 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void }): HranaFront {
   const { config } = o;
   let txOutcomes: Counter<'outcome'> | null = null;
+  const outcomeCounters = new Map<string, { inc(): void }>();
   const sessionDeps: SessionDeps = {
-    observeTx: (outcome) => txOutcomes?.inc({ outcome }),
+    observeTx: (outcome) => {
+      if (!txOutcomes) return;
+      let c = outcomeCounters.get(outcome);
+      if (!c) outcomeCounters.set(outcome, (c = txOutcomes.labels(outcome)));
+      c.inc();
+    },
     ...o.deps,
     txTimeoutMs: config.txTimeoutMs,
     openRemote: (who) => openRemote({ masterUrl: o.deps.masterUrl, token: o.token, timeoutMs: config.forwardTimeoutMs }, who),
@@ -50,6 +56,7 @@ export function createHrana(o: { deps: ExecutorDeps; config: Config; token: stri
     registerMetrics(registry) {
       const registers = [registry];
       new Gauge({ name: 'sqlfleet_hrana_streams', help: 'Open Hrana streams (HTTP batons and WebSocket streams).', registers, collect() { this.set(streams.size); } });
+      outcomeCounters.clear();
       txOutcomes = new Counter({ name: 'sqlfleet_transactions_total', help: 'Interactive (Hrana) write transactions on this node by outcome: commit, rollback, timeout (--tx-timeout), aborted (role lost, SQLite rolled back).', labelNames: ['outcome'], registers });
     },
     async close() {

@@ -46,11 +46,12 @@ export async function batch(session: Session, b: unknown, sqls: Map<number, stri
       const ctl = txControl(s.sql);
       return ctl ? ctl.op !== 'savepoint' : session.isRead(s.sql);
     });
-  const needsMaster = stmts.some((s) => {
-    const ctl = txControl(s.sql);
-    return ctl ? ctl.op === 'begin' && !ctl.readonly : !session.isRead(s.sql);
-  });
-  if (!readOnly && session.relaysBatches && (session.onMaster || needsMaster)) {
+  const needsMaster = () =>
+    stmts.some((s) => {
+      const ctl = txControl(s.sql);
+      return ctl ? ctl.op === 'begin' && !ctl.readonly : !session.isRead(s.sql);
+    });
+  if (!readOnly && session.relaysBatches && (session.onMaster || needsMaster())) {
     // A slave: the batch runs on the master as a whole (its conditions there too), with the
     // SQL texts resolved here (stored SQL ids are this stream's).
     const payload = { steps: steps.map((st, i) => ({ ...(st.condition ? { condition: st.condition } : {}), stmt: { ...encodeStmt(stmts[i]), want_rows: stmts[i].wantRows } })) };

@@ -1,8 +1,8 @@
 // Open Hrana streams of one node: limits (per node, per user), batons, idle expiry.
-import { randomBytes } from 'node:crypto';
 import { SqlfleetError } from '../errors.js';
 import type { Principal } from '../auth/users.js';
 import type { Session } from '../core/session.js';
+import { randomText } from '../store/interactive.js';
 
 /** One stream: a session, its stored SQL texts, and the chain that runs its requests one at a time. */
 export interface HStream {
@@ -61,7 +61,7 @@ export class Streams {
 
   /** A new baton for the stream's next request (the previous one stops working). */
   issueBaton(s: HStream): string {
-    s.baton = `${s.id}.${randomBytes(16).toString('base64url')}`;
+    s.baton = `${s.id}.${randomText(16, 'base64url')}`;
     return s.baton;
   }
 
