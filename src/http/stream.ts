@@ -6,7 +6,8 @@ import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { SqlfleetError } from '../errors.js';
 import { LineReader, STREAM_HEADER, STREAM_PATH, STREAM_PROTOCOL } from '../replication/stream.js';
-import { errorOutcome, parseJson } from './app.js';
+import { errorOutcome } from './app.js';
+import { parseAppend } from '../replication/frame.js';
 import { clusterTokenRequired } from './auth.js';
 import { failpoint } from '../failpoints.js';
 import { stringify } from './json.js';
@@ -43,7 +44,7 @@ export function serveReplicationStream(server: Server, d: LaneDeps): () => void 
     const reader = new LineReader(d.maxBody, (line) => {
       let out;
       try {
-        out = d.append(parseJson(line));
+        out = d.append(parseAppend(line)); // + the entries' statements texts (frame.ts)
       } catch (e) {
         out = errorOutcome(e, d.log, STREAM_PATH);
       }

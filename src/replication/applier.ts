@@ -59,8 +59,11 @@ export class Applier {
     return { ok: false, applied_index: this.store.appliedIndex, error: { code: 'DIVERGED', message: reason } };
   }
 
-  /** Handles one append request; throws SqlfleetError for refusals. */
-  append(req: AppendRequest): AppendAnswer {
+  /**
+   * Handles one append request; throws SqlfleetError for refusals. `texts`: each entry's
+   * statements as the master shipped them (frame.ts), when known.
+   */
+  append(req: AppendRequest, texts?: readonly string[]): AppendAnswer {
     if (!req || typeof req.epoch !== 'number' || !Array.isArray(req.entries)) {
       throw new SqlfleetError('BAD_REQUEST', 'append needs {epoch, entries[]}');
     }
@@ -86,11 +89,12 @@ export class Applier {
     }
     const fresh = req.entries.filter((e) => e.index > applied);
     if (fresh.length === 0) return { ok: true, applied_index: applied };
+    const freshTexts = texts && texts.length === req.entries.length ? texts.filter((_, i) => req.entries[i].index > applied) : undefined;
     if (fresh[0].index !== applied + 1) {
       return { ok: false, applied_index: applied, error: { code: 'INDEX_MISMATCH', message: `expected entry ${applied + 1}, got ${fresh[0].index}` } };
     }
     try {
-      this.store.apply(fresh);
+      this.store.apply(fresh, freshTexts);
     } catch (e) {
       const sqliteCode = isSqlfleetError(e) ? String(e.details.sqlite_code ?? '') : '';
       if (TRANSIENT.test(sqliteCode)) {

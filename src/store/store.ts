@@ -476,16 +476,20 @@ export class Store {
   /**
    * Slave: applies a batch of entries in one transaction. Each must follow the last one
    * applied and chain to its hash; otherwise nothing is applied and an error says why.
+   * `texts`: each entry's statements as the master shipped them (replication/frame.ts):
+   * the hash is checked over that text and the log row keeps it, with no JSON.stringify
+   * per entry; without them the parsed statements are serialized again.
    */
-  apply(entries: readonly Entry[]): void {
+  apply(entries: readonly Entry[], texts?: readonly string[]): void {
     if (entries.length === 0) return;
     this.abortTx('NOT_MASTER', 'this node follows another master now; the transaction was rolled back');
     let prev = this.hash;
     let next = this.applied + 1;
     const jsons: string[] = [];
-    for (const e of entries) {
+    for (let i = 0; i < entries.length; i++) {
+      const e = entries[i];
       if (e.index !== next) throw new SqlfleetError('BAD_REQUEST', `entry ${e.index} does not follow ${next - 1}`);
-      const stmtsJson = JSON.stringify(e.stmts);
+      const stmtsJson = (texts?.length === entries.length ? texts[i] : undefined) ?? JSON.stringify(e.stmts);
       if (entryHash(prev, e, stmtsJson) !== e.hash) throw new SqlfleetError('DIVERGED', `entry ${e.index} does not chain to this node's log`);
       jsons.push(stmtsJson);
       prev = e.hash;

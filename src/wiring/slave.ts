@@ -13,6 +13,7 @@ import type { Outcome } from '../core/executor.js';
 import type { LogFn } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import { Applier, type AppendRequest } from '../replication/applier.js';
+import { shippedStmts } from '../replication/frame.js';
 import { PeerUnreachableError, type PeerClient } from '../replication/client.js';
 import { inspectSnapshot } from '../store/snapshot.js';
 import type { Store } from '../store/store.js';
@@ -277,7 +278,7 @@ export function wireSlave(config: Config, store: Store, client: PeerClient, wait
       if (Array.isArray(req?.entries)) metrics.batch(req.entries.length);
       let answer;
       try {
-        answer = applier.append(req);
+        answer = applier.append(req, shippedStmts(req));
       } catch (e) {
         if (isSqlfleetError(e, 'STALE_EPOCH')) throw new SqlfleetError('STALE_EPOCH', e.message, { epoch: store.epoch, master: masterUrl });
         throw e;
