@@ -65,6 +65,7 @@ export class Shipper {
   /** Per slave URL: the next batch, encoded while the previous one was in flight. */
   private readonly prepared = new Map<string, Batch>();
   private stopped = false;
+  private kickQueued = false;
 
   constructor(private readonly d: ShipperDeps) {}
 
@@ -75,7 +76,15 @@ export class Shipper {
     this.recent.set(entry.index, json);
     this.recentChars += json.length;
     while (this.recent.size > RECENT_MAX || this.recentChars > RECENT_MAX_CHARS) this.dropOldest();
-    for (const m of slaves) this.kick(m.id);
+    // The pumps wake once the whole group commit has been remembered (a microtask runs after
+    // the store's loop over the group's hooks): kicked at its first entry, a pump built its
+    // batch while the rest of the group was only in the log table, and read it back from SQLite.
+    if (this.kickQueued) return;
+    this.kickQueued = true;
+    queueMicrotask(() => {
+      this.kickQueued = false;
+      for (const m of this.d.membership.slaves()) this.kick(m.id);
+    });
   }
 
   private dropOldest(): void {
