@@ -5,8 +5,8 @@ import pino from 'pino';
 /** Log levels, lowest first. */
 export type Level = 'debug' | 'info' | 'warn' | 'error';
 
-/** Writes one event. */
-export type LogFn = (level: Level, msg: string, fields?: Record<string, unknown>) => void;
+/** Writes one event. `debugOn` false: debug events are dropped (callers may skip building them). */
+export type LogFn = ((level: Level, msg: string, fields?: Record<string, unknown>) => void) & { debugOn?: boolean };
 
 /** A logger bound to a node id, dropping events below `min`. */
 export function createLogger(node: number, min: string = 'info', pretty = false): LogFn {
@@ -17,5 +17,7 @@ export function createLogger(node: number, min: string = 'info', pretty = false)
     formatters: { level: (label) => ({ level: label }) },
     ...(pretty ? { transport: { target: 'pino-pretty', options: { colorize: process.stdout.isTTY, ignore: 'pid,hostname' } } } : {}),
   });
-  return (level, msg, fields) => (fields ? logger[level](fields, msg) : logger[level](msg));
+  const log: LogFn = (level, msg, fields) => (fields ? logger[level](fields, msg) : logger[level](msg));
+  log.debugOn = logger.isLevelEnabled('debug');
+  return log;
 }

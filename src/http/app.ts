@@ -1,5 +1,6 @@
 // createApp(deps): the HTTP surface of a node. Routes parse and validate, call the node
 // API, and map outcomes and SqlfleetErrors to responses in one place.
+import type { LogFn } from '../log.js';
 import { randomUUID } from 'node:crypto';
 import { Hono, type Context } from 'hono';
 import { SqlfleetError } from '../errors.js';
@@ -49,7 +50,7 @@ export interface AppDeps {
   users: Users | null;
   maxBody: number;
   maxStatements: number;
-  log: (level: 'debug' | 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
+  log: LogFn;
   /** The node's database as a file, for rqlite's /db/* routes (DESIGN §7); optional so tests can build a bare app. */
   rqlite?: RqliteSupport;
   /** libSQL's Hrana over HTTP (src/hrana/, DESIGN §8); optional so tests can build a bare app. */

@@ -28,7 +28,9 @@ export async function runQuery(d: QueryDeps, who: Principal, rid: string, header
     const ms = performance.now() - started;
     d.observe?.statement(out.cls ?? 'unknown', ms / 1000);
     const failed = out.status !== 200;
-    d.log(failed || out.cls === 'schema' ? 'info' : 'debug', out.cls ?? 'request', {
+    const level = failed || out.cls === 'schema' ? 'info' : 'debug';
+    if (level === 'debug' && d.log.debugOn === false) return out; // not built for nothing: a line per write
+    d.log(level, out.cls ?? 'request', {
       req: rid, user: who.user, status: out.status, index: out.body.index, ms: round2(ms),
       ...(failed ? { error: (out.body.error as { code?: string })?.code } : {}),
       ...(out.cls === 'read' ? {} : { sql: req.stmts.map((s) => s.sql) }),
