@@ -27,12 +27,16 @@ interface Pending {
   index: number;
   level: AckLevel;
   resolve: (r: AckResult) => void;
-  timer: NodeJS.Timeout;
+  /** performance.now() past which the wait ends unmet. */
+  deadline: number;
 }
 
 /** Tracks writes waiting for slave acknowledgements. */
 export class AckTracker {
   private pending: Pending[] = [];
+  /** One timer for the earliest deadline (a timer per write cost more than the wait itself). */
+  private timer: NodeJS.Timeout | null = null;
+  private timerAt = Infinity;
   /**
    * Highest index whose wait ended (answered, at any level): a slave that has applied it
    * has every write answered so far, so it may join the sync set (etcd mode). Set when the
@@ -52,43 +56,66 @@ export class AckTracker {
 
   /** Waits until `level` is satisfied for `index`, or `timeoutMs`. */
   wait(index: number, level: AckLevel, timeoutMs: number): Promise<AckResult> {
-    const now = this.evaluate(index, level);
+    const now = this.evaluate(index, level, false, this.slaves());
     if (now.done) return Promise.resolve(this.release(index, now.result));
     return new Promise((resolve) => {
-      const p: Pending = {
-        index,
-        level,
-        resolve,
-        timer: setTimeout(() => {
-          this.pending = this.pending.filter((x) => x !== p);
-          resolve(this.release(index, this.evaluate(index, level, true).result));
-        }, timeoutMs),
-      };
-      this.pending.push(p);
+      const deadline = performance.now() + timeoutMs;
+      this.pending.push({ index, level, resolve, deadline });
+      if (deadline < this.timerAt) this.arm(deadline);
     });
   }
 
   /** Re-checks every waiting write; call when a slave's applied index or state changes. */
   check(): void {
     if (this.pending.length === 0) return;
+    const slaves = this.slaves();
     const keep: Pending[] = [];
     for (const p of this.pending) {
-      const r = this.evaluate(p.index, p.level);
-      if (r.done) {
-        clearTimeout(p.timer);
-        p.resolve(this.release(p.index, r.result));
-      } else keep.push(p);
+      const r = this.evaluate(p.index, p.level, false, slaves);
+      if (r.done) p.resolve(this.release(p.index, r.result));
+      else keep.push(p);
     }
     this.pending = keep;
+    if (keep.length === 0) this.disarm();
   }
 
   /** Resolves every waiter with what is known now (shutdown, role change). */
   flush(): void {
-    for (const p of this.pending) {
-      clearTimeout(p.timer);
-      p.resolve(this.release(p.index, this.evaluate(p.index, p.level, true).result));
-    }
+    const slaves = this.slaves();
+    for (const p of this.pending) p.resolve(this.release(p.index, this.evaluate(p.index, p.level, true, slaves).result));
     this.pending = [];
+    this.disarm();
+  }
+
+  /** Ends the waits whose deadline passed, then re-arms for the earliest one left. */
+  private expire(): void {
+    this.timer = null;
+    this.timerAt = Infinity;
+    const now = performance.now();
+    const slaves = this.slaves();
+    const keep: Pending[] = [];
+    let next = Infinity;
+    for (const p of this.pending) {
+      if (p.deadline <= now) p.resolve(this.release(p.index, this.evaluate(p.index, p.level, true, slaves).result));
+      else {
+        keep.push(p);
+        if (p.deadline < next) next = p.deadline;
+      }
+    }
+    this.pending = keep;
+    if (next < Infinity) this.arm(next);
+  }
+
+  private arm(at: number): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timerAt = at;
+    this.timer = setTimeout(() => this.expire(), Math.max(0, at - performance.now()));
+  }
+
+  private disarm(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    this.timerAt = Infinity;
   }
 
   private release(index: number, r: AckResult): AckResult {
@@ -97,8 +124,7 @@ export class AckTracker {
   }
 
   // `ended`: the wait is over without the level being met (timeout, flush).
-  private evaluate(index: number, level: AckLevel, ended = false): { done: boolean; result: AckResult } {
-    const slaves = this.slaves();
+  private evaluate(index: number, level: AckLevel, ended: boolean, slaves: readonly Member[]): { done: boolean; result: AckResult } {
     const replicated_to: number[] = [];
     const lagging: number[] = [];
     const missing: number[] = [];
