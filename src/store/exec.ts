@@ -177,6 +177,31 @@ export function runRead(cache: StatementCache, s: Stmt, limits: ReadLimits): Sta
   return truncated ? { columns, rows, truncated: true } : { columns, rows };
 }
 
+/**
+ * A read SQLite answers with at most one row (a point read, point-read.ts): one step with
+ * get() instead of an iterator, no deadline (its program is a bounded lookup). With
+ * --max-rows ≥ 1 its one row is never truncated.
+ */
+export function runPointRead(cache: StatementCache, s: Stmt, limits: ReadLimits): StatementResult & { truncated?: true } {
+  if (limits.maxRows < 1) return runRead(cache, s, limits);
+  const stmt = cache.get(s.sql);
+  const row = stmt.raw(true).get(...bindArgs(stmt, s.params)) as unknown[] | undefined;
+  return { columns: columnNames(stmt, row), rows: row === undefined ? [] : [row] };
+}
+
+/**
+ * Result column names of a prepared statement, read from SQLite once per statement
+ * (columns() builds five strings per column). Only for the event loop's point reads: their
+ * cache is emptied whenever the schema cookie moves, and the cookie is current when they run
+ * (a read worker's job carries a cookie that a schema change may pass while it waits).
+ */
+const names = new WeakMap<Statement, readonly string[]>();
+function columnNames(stmt: Statement, row: unknown[] | undefined): string[] {
+  let n = names.get(stmt);
+  if (n === undefined || (row !== undefined && row.length !== n.length)) names.set(stmt, (n = stmt.columns().map((c) => c.name)));
+  return n.slice(); // each answer owns its array
+}
+
 function timeout(): SqlfleetError {
   return new SqlfleetError('TIMEOUT', 'query ran past --query-timeout and was stopped');
 }

@@ -23,7 +23,7 @@
 // Anything else keeps going to the read workers. What the plan cannot show: a row whose
 // stored value is itself huge costs its size here, as it would in the worker's answer.
 import type { Database as Db } from 'better-sqlite3';
-import { StatementCache, bindArgs, runRead, type ReadLimits } from './exec.js';
+import { StatementCache, bindArgs, runPointRead, type ReadLimits } from './exec.js';
 import type { StatementResult, Stmt } from './types.js';
 
 /** Longest program a point read may have (a lookup of one row has 10–25 opcodes). */
@@ -132,6 +132,6 @@ export class PointReads {
 
   /** Runs a statement whose route is 'run'. */
   run(s: Stmt, limits: ReadLimits): StatementResult {
-    return runRead(this.cache, s, limits);
+    return runPointRead(this.cache, s, limits);
   }
 }
