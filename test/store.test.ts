@@ -111,3 +111,29 @@ test('no commit rewrites the meta row: the applied index there moves only with a
   assert.equal(meta(), 11, 'the trim did not record the applied index');
   await s.close();
 });
+
+test('changes and last_insert_rowid are what SQLite gives the client alone, whatever the log inserts between writes', async () => {
+  const s = open(join(dir, `n${++seq}.db`));
+  const w = async (sql: string, params?: unknown[]) => {
+    const r = await s.write([{ sql, ...(params ? { params: params as never } : {}) }], 1, undefined, hooks);
+    return r.results[0] as { changes: number; last_insert_rowid: number };
+  };
+  await w('CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)');
+  await w('CREATE TABLE audit (id INTEGER PRIMARY KEY, what TEXT)');
+  await w("CREATE TRIGGER t_upd AFTER UPDATE ON t BEGIN INSERT INTO audit(id, what) VALUES (NULL, 'u'); END");
+  await w('CREATE TABLE nr (k TEXT PRIMARY KEY, v) WITHOUT ROWID');
+  assert.deepEqual(await w('INSERT INTO t VALUES (41, ?)', ['a']), { changes: 1, last_insert_rowid: 41 });
+  // The log's own insert came in between: still the client's 41, not the log row's rowid.
+  assert.deepEqual(await w("UPDATE t SET v = 'b' WHERE id = 41"), { changes: 1, last_insert_rowid: 41 });
+  // An insert made by a trigger does not leave last_insert_rowid behind.
+  assert.equal((await w("UPDATE t SET v = 'c' WHERE id = 41")).last_insert_rowid, 41);
+  assert.deepEqual(await w('/* leading comment */ INSERT INTO t VALUES (77, ?)', ['d']), { changes: 1, last_insert_rowid: 77 });
+  assert.deepEqual(await w("-- a line comment\nINSERT INTO t(v) VALUES ('e')"), { changes: 1, last_insert_rowid: 78 });
+  assert.deepEqual(await w("WITH x(v) AS (SELECT 'f') INSERT INTO t(v) SELECT v FROM x"), { changes: 1, last_insert_rowid: 79 });
+  // Nothing inserted (OR IGNORE on a taken key): changes 0, the rowid of the last insert stays.
+  assert.deepEqual(await w("INSERT OR IGNORE INTO t VALUES (77, 'x')"), { changes: 0, last_insert_rowid: 79 });
+  assert.deepEqual(await w('DELETE FROM t WHERE id = 12345'), { changes: 0, last_insert_rowid: 79 });
+  // DDL leaves sqlite3_changes() as the last INSERT/UPDATE/DELETE set it.
+  await w("INSERT INTO t(v) VALUES ('g')");
+  assert.deepEqual(await w('CREATE TABLE other (x)'), { changes: 1, last_insert_rowid: 80 });
+});

@@ -127,18 +127,30 @@ export function runStatement(cache: StatementCache, s: Stmt): StatementResult {
   return runChange(cache, stmt, args, s.sql);
 }
 
-/** An INSERT or REPLACE (after an optional WITH): it sets last_insert_rowid() when it adds a row. */
-export const INSERTS = /^\s*(?:WITH\b[\s\S]*?\)\s*)?(?:INSERT|REPLACE)\b/i;
+// Leading whitespace and comments, then an optional WITH clause.
+const LEAD = String.raw`^(?:\s|--[^\n]*(?:\n|$)|/\*[\s\S]*?\*/)*(?:WITH\b[\s\S]*?\)\s*)?`;
+/** An INSERT or REPLACE (after comments and an optional WITH): it sets last_insert_rowid() when it adds a row. */
+export const INSERTS = new RegExp(`${LEAD}(?:INSERT|REPLACE)\\b`, 'i');
 /** An INSERT, REPLACE, UPDATE or DELETE: it sets sqlite3_changes(); other statements leave it. */
-export const CHANGES = /^\s*(?:WITH\b[\s\S]*?\)\s*)?(?:INSERT|REPLACE|UPDATE|DELETE)\b/i;
+export const CHANGES = new RegExp(`${LEAD}(?:INSERT|REPLACE|UPDATE|DELETE)\\b`, 'i');
 
-/** Runs a statement that returns no rows and reports what it changed (last_insert_rowid as SQLite would for the client alone). */
+/** What a prepared statement's text says it sets, tested once per statement. */
+const verbs = new WeakMap<Statement, { inserts: boolean; changes: boolean }>();
+
+/**
+ * Runs a statement that returns no rows and reports what it changed (last_insert_rowid as
+ * SQLite would for the client alone). Only a top-level INSERT or REPLACE moves SQLite's
+ * last_insert_rowid() (an insert by a trigger is undone when the trigger ends), so it is
+ * taken from the run's own answer when such a statement added rows: no
+ * `SELECT last_insert_rowid()` before every statement (one more SQLite call per row of a batch,
+ * on every node).
+ */
 function runChange(cache: StatementCache, stmt: Statement, args: unknown[], sql: string): WriteResult {
-  const before = cache.connectionRowid();
+  let v = verbs.get(stmt);
+  if (v === undefined) verbs.set(stmt, (v = { inserts: INSERTS.test(sql), changes: CHANGES.test(sql) }));
   const info = stmt.run(...args);
-  const after = BigInt(info.lastInsertRowid);
-  if (after !== before || (info.changes > 0 && INSERTS.test(sql))) cache.lastUserRowid = after;
-  if (info.changes > 0 || CHANGES.test(sql)) cache.lastUserChanges = Number(info.changes);
+  if (info.changes > 0 && v.inserts) cache.lastUserRowid = BigInt(info.lastInsertRowid);
+  if (info.changes > 0 || v.changes) cache.lastUserChanges = Number(info.changes);
   return { changes: cache.lastUserChanges, last_insert_rowid: toJsonValue(cache.lastUserRowid) as number | bigint };
 }
 
