@@ -30,6 +30,16 @@ export function readApplied(db: Db): { index: number; hash: string } {
   return { index: Number(row?.[0] ?? 0), hash: String(row?.[1] ?? '') };
 }
 
+/**
+ * Log rows from idx ? on (at most ? of them) as [idx, JSON text of the entry], the text
+ * built by SQLite: the text of store.ts entryJson() (an idempotency key may be escaped
+ * otherwise, as JSON: it parses the same). One string per row instead of seven values
+ * and a template: a catching-up master's log reads cost ~40 % less CPU (bench/log-read-cost.ts).
+ */
+export const LOG_JSON_SQL = `SELECT idx, '{"index":' || idx || ',"epoch":' || epoch || ',"ts":' || ts || ',"seed":"' || seed || '","hash":"' || hash
+  || '","stmts":' || stmts || CASE WHEN ikey IS NULL THEN '}' ELSE ',"key":' || json_quote(ikey) || '}' END
+  FROM ${LOG_TABLE} WHERE idx >= ? ORDER BY idx LIMIT ?`;
+
 /** Creates the internal tables when missing. */
 export function createInternalTables(db: Db): void {
   db.exec(`
@@ -60,6 +70,8 @@ export interface InternalStatements {
   setApplied: Statement;
   appendLog: Statement;
   readLog: Statement;
+  /** Log rows from an idx on as [idx, the entry's JSON text] (LOG_JSON_SQL). */
+  readLogJson: Statement;
   firstLog: Statement;
   trimLog: Statement;
   getIdem: Statement;
@@ -77,6 +89,7 @@ export function prepareInternal(db: Db): InternalStatements {
     ),
     appendLog: db.prepare(`INSERT INTO ${LOG_TABLE}(idx, epoch, ts, seed, hash, stmts, ikey) VALUES (?, ?, ?, ?, ?, ?, ?)`),
     readLog: db.prepare(`SELECT idx, epoch, ts, seed, hash, stmts, ikey FROM ${LOG_TABLE} WHERE idx >= ? ORDER BY idx LIMIT ?`).raw(true),
+    readLogJson: db.prepare(LOG_JSON_SQL).raw(true),
     firstLog: db.prepare(`SELECT min(idx) FROM ${LOG_TABLE}`).pluck(),
     trimLog: db.prepare(`DELETE FROM ${LOG_TABLE} WHERE idx <= ?`),
     getIdem: db.prepare(`SELECT idx, results FROM ${IDEM_TABLE} WHERE key = ?`),
