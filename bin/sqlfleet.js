@@ -48,6 +48,7 @@ function stamp() {
     root,
     driver,
     driverVersion: require('better-sqlite3/package.json').version,
+    parserVersion: require('sql-parser-cst/package.json').version, // bundled in (build() below)
     node: process.version,
     bin: [self.mtimeMs, self.size],
     sources: newestSource(),
@@ -72,14 +73,24 @@ function writeAtomic(file, text) {
 async function build(want) {
   const require = createRequire(path.join(root, 'package.json'));
   const esbuild = require('esbuild');
-  // The server: dependencies stay in node_modules (resolved from the cache directory upward).
-  const main = esbuild.buildSync({
+  // The server: dependencies stay in node_modules (resolved from the cache directory upward),
+  // except sql-parser-cst, bundled in. Its published parser is one 6.5 MB file; reprinted by
+  // esbuild it is 3.5 MB, and a process that loads it that way holds ~19 MB less (52 vs 71 MB
+  // resident for require() and one parse) and loads it in ~65 ms instead of 100-190 ms.
+  const main = await esbuild.build({
     entryPoints: [path.join(src, 'cli.ts')],
     bundle: true,
     platform: 'node',
     format: 'esm',
     target: 'node20',
-    packages: 'external',
+    plugins: [
+      {
+        name: 'dependencies-external',
+        setup(b) {
+          b.onResolve({ filter: /^[^./]/ }, (a) => (/^sql-parser-cst(\/|$)/.test(a.path) ? undefined : { path: a.path, external: true }));
+        },
+      },
+    ],
     write: false,
     logLevel: 'silent',
   });
