@@ -9,7 +9,7 @@
 //   npx tsx bench/catchup.ts run DIR [TRIALS]  trials on copies of it (default 3); DIR is left as it was
 //   CATCHUP_PROFILE=1 … run DIR 1              also CPU profiles of both (.bench/catchup-profile/), summarized
 //   CATCHUP_MASTER_ARGS / CATCHUP_SLAVE_ARGS      extra arguments of the master / the slave (e.g. --batch-max-entries 5000)
-import { cpSync, existsSync, mkdirSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { appliedIndex, runScript, startCluster, tempDir } from './cluster.js';
 import { runLoad } from './load.js';
@@ -50,9 +50,24 @@ async function make(): Promise<void> {
 }
 
 const extra = (v: string | undefined): string[] => (v ? v.split(' ').filter(Boolean) : []);
+/** Main thread of `pid`: ms on a CPU and ms runnable but waiting for one (schedstat). */
+function mainThread(pid: number): { cpu: number; wait: number } {
+  const [cpu, wait] = readFileSync(`/proc/${pid}/task/${pid}/schedstat`, 'utf8').split(' ').map(Number);
+  return { cpu: cpu / 1e6, wait: wait / 1e6 };
+}
 const us = () => Number(process.hrtime.bigint() / 1000n);
 
-async function trial(): Promise<{ rate: number; master: number; slave: number; wait: number; entries: number }> {
+interface Trial {
+  rate: number;
+  master: number;
+  slave: number;
+  wait: number;
+  entries: number;
+  /** Shares of the catch-up's wall time the slave's main thread ran, waited for a CPU, and slept (waited for input or I/O). */
+  slaveMain: { run: number; queued: number; slept: number };
+}
+
+async function trial(): Promise<Trial> {
   const d = tempDir('sqlfleet-catchup-');
   cpSync(dir, d, { recursive: true });
   const master = await start('master', CLI, ['master', '2', '--port', '0', '--data-dir', d, ...extra(process.env.CATCHUP_MASTER_ARGS)], flags('master'));
@@ -64,6 +79,7 @@ async function trial(): Promise<{ rate: number; master: number; slave: number; w
   const startUs = us();
   const cm = cpuMs(master.pid);
   const cs = cpuMs(slave.pid);
+  const sm = mainThread(slave.pid);
   let first = 0;
   const ok = await until(
     async () => {
@@ -77,6 +93,7 @@ async function trial(): Promise<{ rate: number; master: number; slave: number; w
   const tDone = performance.now();
   const m = cpuMs(master.pid) - cm;
   const s = cpuMs(slave.pid) - cs;
+  const sm2 = mainThread(slave.pid);
   const endUs = us();
   if (!ok) throw new Error(`slave reached only ${await appliedIndex(slave.url)} of ${target}`);
   await slave.stop(15_000);
@@ -89,8 +106,13 @@ async function trial(): Promise<{ rate: number; master: number; slave: number; w
   }
   const entries = target - from;
   void t0;
-  return { rate: entries / ((tDone - tReady) / 1000), master: (m * 1000) / entries, slave: (s * 1000) / entries, wait: first - tReady, entries };
+  const wall = tDone - tReady;
+  const run = (sm2.cpu - sm.cpu) / wall;
+  const queued = (sm2.wait - sm.wait) / wall;
+  return { rate: entries / (wall / 1000), master: (m * 1000) / entries, slave: (s * 1000) / entries, wait: first - tReady, entries, slaveMain: { run, queued, slept: 1 - run - queued } };
 }
+
+const pct = (x: number): string => `${(x * 100).toFixed(0)} %`;
 
 async function main(): Promise<void> {
   if (mode === 'make' && dir) return make();
@@ -100,7 +122,7 @@ async function main(): Promise<void> {
   for (let i = 0; i < trials; i++) {
     const r = await trial();
     console.log(
-      `catch-up ${r.entries} entries: ${r.rate.toFixed(0)} entries/s; CPU µs/entry master ${r.master.toFixed(2)}, slave ${r.slave.toFixed(2)}; first entry after ${r.wait.toFixed(0)} ms`,
+      `catch-up ${r.entries} entries: ${r.rate.toFixed(0)} entries/s; CPU µs/entry master ${r.master.toFixed(2)}, slave ${r.slave.toFixed(2)}; first entry after ${r.wait.toFixed(0)} ms; slave main thread ran ${pct(r.slaveMain.run)}, waited for a CPU ${pct(r.slaveMain.queued)}, slept ${pct(r.slaveMain.slept)}`,
     );
   }
 }
