@@ -387,7 +387,9 @@ export class Session {
   private async onRemote(s: Stmt, ctl: TxControl | null): Promise<TypedResult> {
     if (!ctl) this.classify(s.sql); // forbidden and role checks here, before the master sees it
     try {
-      const out = await this.relay(this.remote!, s);
+      // COMMIT and ROLLBACK end the master's transaction whatever their outcome (a failed
+      // COMMIT there rolls back): the stream closes in the same round trip.
+      const out = await this.relay(this.remote!, s, ctl?.op === 'commit' || ctl?.op === 'rollback');
       if (out.autocommit) await this.endRemote();
       return out.result;
     } catch (e) {

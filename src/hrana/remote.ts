@@ -3,6 +3,7 @@
 // /v2/pipeline, with the cluster token on behalf of the client's user. The client keeps
 // talking to the slave (HTTP and WebSocket alike), so nothing depends on whether it can
 // reach the master's address.
+import { request } from 'undici';
 import { SqlfleetError } from '../errors.js';
 import type { Principal } from '../auth/users.js';
 import type { RemoteConn } from '../core/session.js';
@@ -29,25 +30,29 @@ export function openRemote(d: RemoteDeps, who: Principal): RemoteConn {
   const pipeline = async (requests: unknown[]): Promise<PipelineAnswer> => {
     if (started && baton === null) throw new SqlfleetError('MASTER_UNAVAILABLE', 'the stream on the master is closed', { hrana_code: 'STREAM_EXPIRED' });
     started = true;
-    let res: Response;
+    let status: number;
+    let text: string;
     try {
-      res = await fetch(`${base}/v2/pipeline`, { method: 'POST', headers, body: JSON.stringify({ baton, requests }), signal: AbortSignal.timeout(d.timeoutMs) });
+      // undici's request, not fetch: the relay is inside the writer's hold on the master,
+      // and fetch's Web Request/Response layer costs the slave about twice the CPU per call.
+      const res = await request(`${base}/v2/pipeline`, { method: 'POST', headers, body: JSON.stringify({ baton, requests }), signal: AbortSignal.timeout(d.timeoutMs) });
+      status = res.statusCode;
+      text = await res.body.text();
     } catch (e) {
       baton = null;
       throw new SqlfleetError('MASTER_UNAVAILABLE', `cannot reach the master at ${base}: ${(e as Error).message}`);
     }
-    const text = await res.text();
     let body: Record<string, unknown>;
     try {
       body = JSON.parse(text) as Record<string, unknown>;
     } catch {
       baton = null;
-      throw new SqlfleetError('MASTER_UNAVAILABLE', `the master answered ${res.status} without JSON`);
+      throw new SqlfleetError('MASTER_UNAVAILABLE', `the master answered ${status} without JSON`);
     }
-    if (res.status !== 200) {
+    if (status !== 200) {
       baton = null;
       const code = typeof body.code === 'string' ? body.code : 'MASTER_UNAVAILABLE';
-      throw new SqlfleetError(res.status === 400 ? 'BAD_REQUEST' : 'MASTER_UNAVAILABLE', `the master refused: ${String(body.message)}`, { hrana_code: code });
+      throw new SqlfleetError(status === 400 ? 'BAD_REQUEST' : 'MASTER_UNAVAILABLE', `the master refused: ${String(body.message)}`, { hrana_code: code });
     }
     const answer = body as unknown as PipelineAnswer;
     baton = answer.baton;
