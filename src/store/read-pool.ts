@@ -3,6 +3,11 @@
 // overruns --query-timeout is answered 504 and its worker replaced, so the node keeps
 // serving. better-sqlite3 cannot interrupt SQLite: a worker stuck inside a single native
 // call (an aggregate over an endless CTE) is abandoned and ends when the query does.
+//
+// One worker starts with the pool; the others (up to --read-workers) when a job finds every
+// worker busy, and an extra worker idle for RETIRE_MS ends: each worker is an isolate, a
+// connection and a thread (~10 MB resident, bench/mem-idle.ts), which an idle node or one
+// serving a read at a time does not need.
 import fs from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import { DRIVER_PATH } from './driver.js';
@@ -50,7 +55,12 @@ interface Slot {
   ready: boolean;
   job: Job | null;
   timer: NodeJS.Timeout | null;
+  /** When the worker last finished a job (or became ready). */
+  idleSince: number;
 }
+
+/** An extra worker (beyond the first) that ran no job for this long ends. */
+export const RETIRE_MS = 60_000;
 
 /** Options of the pool. */
 export interface ReadPoolOptions {
@@ -59,6 +69,8 @@ export interface ReadPoolOptions {
   timeoutMs: number;
   maxRows: number;
   onAbandon?: (abandoned: number) => void;
+  /** How long an extra worker may stay idle before it ends; default RETIRE_MS. */
+  retireMs?: number;
 }
 
 /** Runs reads and checksums off the main thread. */
@@ -76,6 +88,7 @@ export class ReadPool {
   abandoned = 0;
   /** Abandoned workers whose thread has not ended yet (their query still runs in SQLite). */
   stuck = 0;
+  private readonly retireTimer: NodeJS.Timeout;
 
   constructor(private readonly o: ReadPoolOptions) {
     this.firstReady = new Promise((resolve, reject) => {
@@ -83,7 +96,15 @@ export class ReadPool {
       this.failFirstReady = reject;
     });
     this.firstReady.catch(() => {}); // also reported through every job; ready() callers see it
-    for (let i = 0; i < o.size; i++) this.slots.push(this.spawn());
+    if (o.size > 0) this.slots.push(this.spawn());
+    const retireMs = o.retireMs ?? RETIRE_MS;
+    this.retireTimer = setInterval(() => this.retire(retireMs), Math.max(10, Math.min(retireMs, 10_000)));
+    this.retireTimer.unref();
+  }
+
+  /** Workers running now (started, not yet ended or given up on). */
+  get workers(): number {
+    return this.slots.length;
   }
 
   /** Resolves once a worker can take jobs. */
@@ -109,6 +130,7 @@ export class ReadPool {
   /** Terminates every worker and fails queued jobs. */
   async close(): Promise<void> {
     this.closed = true;
+    clearInterval(this.retireTimer);
     for (const j of this.queue.splice(0)) j.reject(new SqlfleetError('UNAVAILABLE', 'node is stopping'));
     for (const s of this.slots) if (s.timer) clearTimeout(s.timer);
     // A worker stuck inside SQLite never finishes terminating: do not wait for it forever.
@@ -137,6 +159,22 @@ export class ReadPool {
       // the ones stuck in one native call (with a grace period for the worker's answer).
       if (job.timeoutMs !== null) slot.timer = setTimeout(() => this.overrun(slot), job.timeoutMs + 250);
     }
+    // Jobs wait and every worker is busy: one more worker, unless one is starting already
+    // (it takes the next job when ready) or the pool is at its size.
+    if (this.queue.length > 0 && !this.closed && !this.fatal && this.slots.length < this.o.size && this.slots.every((s) => s.ready)) {
+      this.slots.push(this.spawn());
+    }
+  }
+
+  /** Ends extra workers that ran no job for `retireMs`; the first worker always stays. */
+  private retire(retireMs: number): void {
+    const now = Date.now();
+    for (let i = this.slots.length - 1; i > 0; i--) {
+      const s = this.slots[i];
+      if (!s.ready || s.job || now - s.idleSince < retireMs) continue;
+      this.slots.splice(i, 1);
+      void s.worker.terminate();
+    }
   }
 
   private finish(slot: Slot, reply: ReadReply): void {
@@ -145,6 +183,7 @@ export class ReadPool {
     if (slot.timer) clearTimeout(slot.timer);
     slot.job = null;
     slot.timer = null;
+    slot.idleSince = Date.now();
     if (reply.ok) job.resolve(reply.value);
     else job.reject(new SqlfleetError(reply.error.code, reply.error.message, reply.error.details));
     this.dispatch();
@@ -180,7 +219,7 @@ export class ReadPool {
           workerData: { path: this.o.path, driver: DRIVER_PATH, entry: new URL('./read-worker.ts', import.meta.url).href },
         });
     worker.unref();
-    const slot: Slot = { worker, ready: false, job: null, timer: null };
+    const slot: Slot = { worker, ready: false, job: null, timer: null, idleSince: Date.now() };
     worker.on('message', (m: ReadReply) => {
       if (m.id === 0 && !m.ok) {
         this.failAll(new SqlfleetError(m.error.code, m.error.message, m.error.details));
@@ -188,6 +227,7 @@ export class ReadPool {
       }
       if (m.id === 0) {
         slot.ready = true;
+        slot.idleSince = Date.now();
         this.markFirstReady();
         this.dispatch();
         return;
