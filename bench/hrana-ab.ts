@@ -4,12 +4,14 @@
 // transaction's time goes (client-side latency of each pipeline request).
 //
 //   npx tsx bench/hrana-ab.ts [seconds] [rounds] [variant ...]
+//   HRANA_AB_MASTER_FLAGS='--trace-deopt' …   (node flags for every master; its output stays in the process's lines)
 //
-// A variant is `name=<bundle dir>[:shape]`: a copy of node_modules/.cache/sqlfleet/ (the
+// A variant is `name=<bundle dir>[:shape[:slave]]`: a copy of node_modules/.cache/sqlfleet/ (the
 // bundle bin/sqlfleet.js builds; copy it under node_modules/.cache/ so its packages
 // resolve), or `name=current[:shape]` for bin/sqlfleet.js as it is. `shape` is `client`
 // (default: what @libsql/client sends, bench/hrana-tx.ts) or `four` (BEGIN, SELECT,
-// UPDATE, COMMIT as four requests). Each round runs limit, the variants, the variants
+// UPDATE, COMMIT as four requests); `slave`: the clients talk to slave 1, which relays
+// to the master. Each round runs limit, the variants, the variants
 // reversed, limit. `--profile` adds --cpu-prof to every master (profiles in .bench/hrana-ab/).
 import { spawn } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
@@ -27,23 +29,28 @@ const seconds = Number(args[0] ?? 4);
 const rounds = Number(args[1] ?? 2);
 const specs = (args.length > 2 ? args.slice(2) : ['current=current']).map((s) => {
   const [name, rest] = s.split('=');
-  const [where, shape] = rest.split(':');
-  return { name, where, shape: (shape ?? 'client') as Shape };
+  const [where, shape, via] = rest.split(':');
+  return { name, where, shape: (shape || 'client') as Shape, viaSlave: via === 'slave' };
 });
 
 interface Variant {
   name: string;
   shape: Shape;
+  /** The clients talk to slave 1 (which relays to the master), not to the master. */
+  viaSlave: boolean;
   master: Proc;
   slaves: Proc[];
 }
 
-async function startVariant(name: string, where: string, shape: Shape): Promise<Variant> {
+async function startVariant(name: string, where: string, shape: Shape, viaSlave: boolean): Promise<Variant> {
   const cli = where === 'current' ? 'bin/sqlfleet.js' : join(resolve(ROOT, where), 'cli.mjs');
   const dataDir = tempDir('sqlfleet-hrana-ab-');
   const profDir = resolve(ROOT, '.bench/hrana-ab', name);
   if (PROFILE) mkdirSync(profDir, { recursive: true });
-  const mflags = PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : PERF ? ['--perf-basic-prof', '--no-logfile-per-isolate', '--logfile=/dev/null'] : [];
+  const mflags = [
+    ...(PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : PERF ? ['--perf-basic-prof', '--no-logfile-per-isolate', '--logfile=/dev/null'] : []),
+    ...(process.env.HRANA_AB_MASTER_FLAGS ?? '').split(' ').filter(Boolean), // e.g. --trace-deopt
+  ];
   if (PERF) mkdirSync(profDir, { recursive: true });
   const master = await start(`${name} master`, cli, ['master', '2', '--port', '0', '--data-dir', dataDir], mflags);
   const slaves = await Promise.all(
@@ -55,7 +62,7 @@ async function startVariant(name: string, where: string, shape: Shape): Promise<
   }, 20_000);
   if (!up) throw new Error(`${name}: cluster not up`);
   await seedHranaTx(master.url);
-  return { name, shape, master, slaves };
+  return { name, shape, viaSlave, master, slaves };
 }
 
 interface Sample {
@@ -86,16 +93,17 @@ await runScript('hrana-ab', async () => {
   const limit = await startLimit();
   await seedHranaTx(limit.url);
   const variants: Variant[] = [];
-  for (const s of specs) variants.push(await startVariant(s.name, s.where, s.shape));
+  for (const s of specs) variants.push(await startVariant(s.name, s.where, s.shape, s.viaSlave));
+  const target = (v: Variant) => (v.viaSlave ? v.slaves[0].url : v.master.url);
   // warm-up
   await limitTxLoad(limit.url, 1);
-  for (const v of variants) await hranaTxLoad(v.master.url, 1, v.shape);
+  for (const v of variants) await hranaTxLoad(target(v), 1, v.shape);
   const out = new Map<string, Sample[]>([['limit', []], ...variants.map((v) => [v.name, []] as [string, Sample[]])]);
   const runLimit = async () => out.get('limit')!.push(await measure([limit], () => limitTxLoad(limit.url, seconds)));
   const runVariant = async (v: Variant) => {
     const perf = PERF ? spawn('perf', ['record', '-F', '1999', '-g', '-p', String(v.master.pid), '-o', resolve(ROOT, '.bench/hrana-ab', v.name, `perf.${Date.now()}.data`)], { stdio: 'ignore' }) : null;
     if (perf) await new Promise((r) => setTimeout(r, 300));
-    out.get(v.name)!.push(await measure([v.master, ...v.slaves], () => hranaTxLoad(v.master.url, seconds, v.shape)));
+    out.get(v.name)!.push(await measure([v.master, ...v.slaves], () => hranaTxLoad(target(v), seconds, v.shape)));
     if (perf) {
       perf.kill('SIGINT');
       await new Promise((r) => perf.once('exit', r));
@@ -115,6 +123,17 @@ await runScript('hrana-ab', async () => {
       return `${v.name} ${fmt(s[0].tps)}/${fmt(s[1].tps)} tx/s (${fmt(tps / limTps, 2)}x)`;
     });
     console.log(`round ${r + 1} (load ${load.toFixed(1)}): limit ${fmt(lim[0].tps)}/${fmt(lim[1].tps)} tx/s | ${line.join(' | ')}`);
+  }
+  if (process.env.HRANA_AB_MASTER_FLAGS?.includes('--trace-deopt')) {
+    for (const v of variants) {
+      const counts = new Map<string, number>();
+      for (const l of v.master.tail(5000).split('\n')) {
+        const m = /bailout \(kind: ([^,]+), reason: ([^)]*)\): begin\. deoptimizing.*?<JSFunction (\S+)/.exec(l);
+        if (m) counts.set(`${m[3]} (${m[1]}: ${m[2]})`, (counts.get(`${m[3]} (${m[1]}: ${m[2]})`) ?? 0) + 1);
+      }
+      console.log(`${v.name} master, deopts among its last 5000 output lines:`);
+      for (const [k, n] of [...counts].sort((a, b) => b[1] - a[1]).slice(0, 20)) console.log(`  ${n} ${k}`);
+    }
   }
   console.log('\nmedians over all runs:');
   const lim = out.get('limit')!;
