@@ -276,7 +276,7 @@ async function hranaPhase(c: BenchCluster, limit: Proc): Promise<void> {
   }
   const m = median(hranaRounds.map((r) => r.ratio));
   rows.push({
-    metric: 'interactive transactions c=8 (Hrana, 4 round trips) vs limit `queries`',
+    metric: 'interactive transactions c=8 (Hrana, 3 requests as @libsql/client sends them) vs limit `queries`',
     sqlfleet: median(hranaRounds.map((r) => (r.sqlfleet[0] + r.sqlfleet[1]) / 2)),
     yardstick: median(hranaRounds.map((r) => (r.limit[0] + r.limit[1]) / 2)),
     unit: 'tx/s',
