@@ -30,7 +30,14 @@ parentPort.on('message', (m) => {
   if (m !== 'stop') return;
   stopped = true;
   if (timer) clearTimeout(timer);
+  // Ended because the database went idle (checkpoint.ts): what the WAL still holds goes now.
+  try {
+    checkpoint.get();
+  } catch {
+    // busy: the writer's own checkpoint (or the next worker) takes it
+  }
   db.close();
   parentPort.close();
 });
-timer = setTimeout(round, intervalMs);
+// Started because the WAL changed (checkpoint.ts): the first round at once.
+timer = setTimeout(round, 0);
