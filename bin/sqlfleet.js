@@ -12,16 +12,6 @@ import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import v8 from 'node:v8';
-
-// Starting a node (loading the bundle and its dependencies, opening the database, booting
-// the workers) keeps most of what it allocates, so V8 grew the young generation to its
-// largest (two 16 MB semi-spaces) on the way and never gave it back: ~20 MB resident in
-// every idle node that no request had used (bench/mem-idle.ts). It stays at its initial
-// size until the command has started; then V8's own policy (growth factor 2) applies again,
-// and a node under load sizes it as before. Node flags that size it win.
-const sizeYoung = !process.execArgv.some((f) => /^--(semi-space-growth-factor|max-semi-space-size|min-semi-space-size)\b/.test(f));
-if (sizeYoung) v8.setFlagsFromString('--semi-space-growth-factor=1');
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const src = path.join(root, 'src');
@@ -119,4 +109,3 @@ try {
   entry = path.join(src, 'cli.ts');
 }
 await import(pathToFileURL(entry).href);
-if (sizeYoung) v8.setFlagsFromString('--semi-space-growth-factor=2');
