@@ -2,7 +2,7 @@
 // to one node with POST / (reads answered there, writes forwarded by the node as usual).
 //
 //   npm run shell -- [url] [--timeout ms]        default url http://127.0.0.1:8080 (":8081" works too)
-//   echo "SELECT 1;" | npm run -s shell -- http://127.0.0.1:8081
+//   echo "SELECT 1;" | npm --silent run shell -- http://127.0.0.1:8081
 //   npm run shell -- --user ana:secret | --user ana --password secret | --token T   (nodes with --auth;
 //   also http://ana:secret@host:8080)
 //
@@ -301,7 +301,7 @@ export function credentials(o: { user?: string; password?: string; token?: strin
   return basic(colon >= 0 ? o.user.slice(0, colon) : o.user, o.password);
 }
 
-/** `npm run -s shell < x.sql | head`: the reader went away; stop without an EPIPE trace. */
+/** `npm --silent run shell < x.sql | head`: the reader went away; stop without an EPIPE trace. */
 function stopQuietlyOnClosedPipe(): void {
   process.stdout.on('error', (e: NodeJS.ErrnoException) => {
     if (e.code !== 'EPIPE') throw e;

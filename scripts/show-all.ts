@@ -62,7 +62,7 @@ const USER_TABLES =
 const ROWID = '#rowid';
 
 async function main(): Promise<number> {
-  // `npm run -s show-all | head -5`: the reader went away; stop without an EPIPE trace.
+  // `npm --silent run show-all | head -5`: the reader went away; stop without an EPIPE trace.
   process.stdout.on('error', (e: NodeJS.ErrnoException) => {
     if (e.code !== 'EPIPE') throw e;
     process.exit(0);
