@@ -2,7 +2,7 @@
 import { SqlfleetError } from '../errors.js';
 import type { Principal } from '../auth/users.js';
 import type { Session } from '../core/session.js';
-import { randomText } from '../store/interactive.js';
+import { randomText } from '../random.js';
 
 /** One stream: a session, its stored SQL texts, and the chain that runs its requests one at a time. */
 export interface HStream {

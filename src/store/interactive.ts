@@ -1,8 +1,8 @@
 // Interactive transactions (DESIGN §8): a write transaction that holds the master's writer
 // across requests and becomes ONE log entry at COMMIT, and a read-only snapshot.
-import { randomFillSync } from 'node:crypto';
 import Database from 'better-sqlite3';
 import type { Database as Db } from 'better-sqlite3';
+import { randomText } from '../random.js';
 import { SqlfleetError } from '../errors.js';
 import type { DetSession, Determinism } from './determinism.js';
 import { StatementCache, bindArgs, prepareFresh, translateError } from './exec.js';
@@ -60,24 +60,6 @@ export function logParams(p: Params | undefined): Params | undefined {
     typeof v === 'bigint' ? { $i: v.toString() } : v instanceof Uint8Array ? { $b: Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('base64') } : v;
   if (Array.isArray(p)) return p.map(enc) as unknown as Params;
   return Object.fromEntries(Object.entries(p).map(([k, v]) => [k, enc(v)])) as unknown as Params;
-}
-
-const pool = Buffer.alloc(4096);
-let poolAt = pool.length;
-
-/**
- * `n` random bytes as text (hex, base64url): slices of a 4 kB pool filled by the CSPRNG, so
- * a transaction's seed or a stream's baton costs no call into OpenSSL of its own (one
- * randomBytes() call was ~3 % of the master's CPU under interactive transactions).
- */
-export function randomText(n: number, encoding: 'hex' | 'base64url'): string {
-  if (poolAt + n > pool.length) {
-    randomFillSync(pool);
-    poolAt = 0;
-  }
-  const text = pool.toString(encoding, poolAt, poolAt + n);
-  poolAt += n;
-  return text;
 }
 
 /** What the store lends an interactive transaction. */

@@ -1,6 +1,6 @@
 // Store: the only owner of the SQLite files. A writer connection (with the deterministic
 // overrides) applies log entries; a read-only connection answers reads.
-import { hash, randomBytes } from 'node:crypto';
+import { hash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
@@ -18,6 +18,7 @@ import { createInternalTables, prepareInternal, readApplied, type InternalStatem
 import { DEFAULT_IDEMPOTENCY_RETAIN_MS, PRUNE_EVERY_MS, decodeResults, encodeResults } from './idempotency.js';
 import type { Entry, StatementResult, Stmt } from './types.js';
 import { ChangeLog, type CaptureSpec } from './changes.js';
+import { randomText } from '../random.js';
 
 /**
  * Hash of an entry chained to its predecessor (as Bedrock does), over the entry's header
@@ -36,17 +37,6 @@ export function entryJson(e: Omit<Entry, 'stmts'>, stmtsJson: string): string {
   return `{"index":${e.index},"epoch":${e.epoch},"ts":${e.ts},"seed":"${e.seed}","hash":"${e.hash}","stmts":${stmtsJson}${key}}`;
 }
 
-/** Random seeds drawn from one crypto buffer refilled rarely (randomBytes per write showed in profiles). */
-const seedPool = { buf: Buffer.alloc(0), off: 0 };
-function nextSeed(): string {
-  if (seedPool.off + 8 > seedPool.buf.length) {
-    seedPool.buf = randomBytes(8 * 1024);
-    seedPool.off = 0;
-  }
-  const s = seedPool.buf.toString('hex', seedPool.off, seedPool.off + 8);
-  seedPool.off += 8;
-  return s;
-}
 
 /** What a write gave: its index and results; `fresh` unless its idempotency key had already been applied (a replay). */
 export interface Written {
@@ -385,7 +375,7 @@ export class Store {
   private nextEntry(job: PendingWrite, prevHash: string, index: number): { entry: Entry; stmtsJson: string } {
     const stmtsJson = JSON.stringify(job.stmts);
     // Plain literals: object spreads took V8's slow property-definition path on every write.
-    const entry: { -readonly [K in keyof Entry]: Entry[K] } = { index, epoch: job.epoch, ts: Date.now(), seed: nextSeed(), hash: '', stmts: job.stmts as Stmt[] };
+    const entry: { -readonly [K in keyof Entry]: Entry[K] } = { index, epoch: job.epoch, ts: Date.now(), seed: randomText(8, 'hex'), hash: '', stmts: job.stmts as Stmt[] };
     if (job.key !== undefined) entry.key = job.key;
     entry.hash = entryHash(prevHash, entry, stmtsJson);
     return { entry, stmtsJson };
