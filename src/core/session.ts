@@ -7,6 +7,7 @@ import { hasRole, type Principal, type Role } from '../auth/users.js';
 import type { ReadSnapshot, TypedResult, WriterTx } from '../store/interactive.js';
 import type { Stmt } from '../store/types.js';
 import type { ExecutorDeps } from './executor.js';
+import { Lru } from '../sql/lru.js';
 
 /** A stream on the master, used by a slave's session for writes and write transactions. */
 export interface RemoteConn {
@@ -32,14 +33,13 @@ type TxControl =
   | { op: 'rollback' }
   | { op: 'savepoint' };
 
-const controls = new Map<string, TxControl | null>();
+const controls = new Lru<string, TxControl | null>(1000);
 
 /** Recognises transaction control statements, including libSQL's `BEGIN TRANSACTION READONLY` (the verdict is kept per text). */
 export function txControl(sql: string): TxControl | null {
   if (sql.length > 200) return parseTxControl(sql); // no long text is kept
   let c = controls.get(sql);
   if (c === undefined) {
-    if (controls.size >= 1000) controls.clear();
     c = parseTxControl(sql);
     controls.set(sql, c);
   }

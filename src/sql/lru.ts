@@ -38,6 +38,11 @@ export class Lru<K, V> {
     if (this.#map.size > this.#max) this.#map.delete(this.#map.keys().next().value as K);
   }
 
+  /** Forgets every entry. */
+  clear(): void {
+    this.#map.clear();
+  }
+
   /** Number of entries held. */
   get size(): number {
     return this.#map.size;

@@ -4,6 +4,7 @@ import type { Database as Db, Statement } from 'better-sqlite3';
 import { SqlfleetError } from '../errors.js';
 import { bindNumbered, numberedSlots, type NumberedSlots } from '../sql/params.js';
 import type { Params, StatementResult, Stmt, WriteResult } from './types.js';
+import { Lru } from '../sql/lru.js';
 
 // Why connections need help seeing schema changes (issue 12, SQLite 3.53): a connection
 // that did not make a change notices it only when one of its statements *steps* and finds
@@ -53,7 +54,8 @@ export function schemaCookieReader(db: Db): () => number {
 
 /** LRU of prepared statements for one connection. */
 export class StatementCache {
-  private readonly map = new Map<string, Statement>();
+  /** Prepared statements by text (sql/lru.ts: a delete and set of a Map entry on every hit rehashed a large Map). */
+  private readonly map: Lru<string, Statement>;
   private cookie: number | undefined;
   private rowidStmt: Statement | undefined;
   /**
@@ -77,8 +79,10 @@ export class StatementCache {
   }
   constructor(
     private readonly db: Db,
-    private readonly max = 500,
-  ) {}
+    max = 500,
+  ) {
+    this.map = new Lru(max);
+  }
 
   /**
    * Call before a read with the schema cookie the writer last committed: when it moved,
@@ -96,15 +100,10 @@ export class StatementCache {
   /** The prepared statement for `sql`, preparing (and caching) it on a miss. */
   get(sql: string): Statement {
     let stmt = this.map.get(sql);
-    if (stmt) {
-      this.map.delete(sql);
-      this.map.set(sql, stmt);
-      return stmt;
-    }
+    if (stmt) return stmt;
     stmt = prepareFresh(this.db, sql);
     stmt.safeIntegers(true);
     this.map.set(sql, stmt);
-    if (this.map.size > this.max) this.map.delete(this.map.keys().next().value as string);
     return stmt;
   }
 
