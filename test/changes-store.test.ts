@@ -2,28 +2,14 @@
 // the ones a replica records while applying the same entries, statement class by
 // statement class; schema changes are events; capture none leaves no trace.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { after, afterEach, test } from 'node:test';
-import { Store } from '../src/store/store.js';
+import { test } from 'node:test';
+import type { Store } from '../src/store/store.js';
 import type { CaptureSpec } from '../src/store/changes.js';
 import type { Entry, Stmt } from '../src/store/types.js';
+import { tempStores } from './helpers/stores.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'sqlfleet-changes-'));
-after(() => rmSync(dir, { recursive: true, force: true }));
-let seq = 0;
-const opened = new Set<Store>();
-afterEach(async () => {
-  for (const s of opened) await s.close().catch(() => {});
-  opened.clear();
-});
-
-function open(capture: CaptureSpec): Store {
-  const s = new Store({ path: join(dir, `n${++seq}.db`), durability: 'normal', readWorkers: 1, queryTimeoutMs: 5000, maxRows: 1000, capture });
-  opened.add(s);
-  return s;
-}
+const stores = tempStores('sqlfleet-changes-');
+const open = (capture: CaptureSpec): Store => stores.open(stores.path(), { capture });
 
 const hooks = { check: () => {}, onCommit: () => {} };
 const w = (s: Store, ...stmts: (string | Stmt)[]) => s.write(stmts.map((x) => (typeof x === 'string' ? { sql: x } : x)), 1, undefined, hooks);
@@ -124,8 +110,7 @@ test('an interactive transaction: one index for all its events, the same on a re
 });
 
 test('trim keeps the last entries and moves the oldest index', async () => {
-  const m = new Store({ path: join(dir, `n${++seq}.db`), durability: 'normal', readWorkers: 1, queryTimeoutMs: 5000, maxRows: 1000, capture: 'all', changesRetain: 3 });
-  opened.add(m);
+  const m = stores.open(stores.path(), { capture: 'all', changesRetain: 3 });
   await w(m, 'CREATE TABLE t (x)');
   for (let i = 0; i < 9; i++) await w(m, { sql: 'INSERT INTO t VALUES (?)', params: [i] });
   assert.equal(m.changes.oldest(), 1);

@@ -3,34 +3,14 @@
 // the index and hash it had, with the log intact, trimmed, or trimmed to nothing, and a
 // snapshot of it says the same.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, afterEach, test } from 'node:test';
+import { test } from 'node:test';
 import Database from 'better-sqlite3';
-import { Store } from '../src/store/store.js';
+import type { Store } from '../src/store/store.js';
 import { inspectSnapshot, takeSnapshot } from '../src/store/snapshot.js';
+import { tempStores } from './helpers/stores.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'sqlfleet-store-'));
-after(() => rmSync(dir, { recursive: true, force: true }));
-let seq = 0;
-/** Stores left open by a failed test: closed after it, so a failure fails and does not hang on their read workers. */
-const opened = new Set<Store>();
-afterEach(async () => {
-  for (const s of opened) await s.close().catch(() => {});
-  opened.clear();
-});
-
-function open(path: string): Store {
-  const s = new Store({ path, durability: 'normal', readWorkers: 1, queryTimeoutMs: 5000, maxRows: 1000 });
-  opened.add(s);
-  const close = s.close.bind(s);
-  s.close = () => {
-    opened.delete(s);
-    return close();
-  };
-  return s;
-}
+const { dir, path: newPath, open } = tempStores('sqlfleet-store-');
 
 const hooks = { check: () => {}, onCommit: () => {} };
 
@@ -56,7 +36,7 @@ for (const [name, trimTo] of [
   ['the log trimmed to nothing', (i: number) => i],
 ] as const) {
   test(`a reopened store has the index and hash it had, ${name}`, async () => {
-    const path = join(dir, `n${++seq}.db`);
+    const path = newPath();
     const s = open(path);
     await s.ready();
     await writeN(s, 20);
@@ -81,20 +61,20 @@ for (const [name, trimTo] of [
 }
 
 test('a snapshot of a store whose log was trimmed to nothing reports its index and hash', async () => {
-  const path = join(dir, `n${++seq}.db`);
+  const path = newPath();
   const s = open(path);
   await s.ready();
   await writeN(s, 5);
   s.trimLog(s.appliedIndex);
   await writeN(s, 3); // log holds 7..9 only
-  const snap = await takeSnapshot(path, join(dir, `snap${seq}.db`));
+  const snap = await takeSnapshot(path, join(dir, 'snap.db'));
   assert.deepEqual(inspectSnapshot(snap.file), { index: 9, hash: s.lastHash, epoch: 0 });
   assert.equal(snap.index, 9);
   await s.close();
 });
 
 test('no commit rewrites the meta row: the applied index there moves only with a trim', async () => {
-  const path = join(dir, `n${++seq}.db`);
+  const path = newPath();
   const s = open(path);
   await s.ready();
   await writeN(s, 10);
@@ -113,7 +93,7 @@ test('no commit rewrites the meta row: the applied index there moves only with a
 });
 
 test('changes and last_insert_rowid are what SQLite gives the client alone, whatever the log inserts between writes', async () => {
-  const s = open(join(dir, `n${++seq}.db`));
+  const s = open(newPath());
   const w = async (sql: string, params?: unknown[]) => {
     const r = await s.write([{ sql, ...(params ? { params: params as never } : {}) }], 1, undefined, hooks);
     return r.results[0] as { changes: number; last_insert_rowid: number };
