@@ -5,7 +5,7 @@
 // --capture none (the default) records nothing.
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
-import { assertError, exec, get, ok, post, printLogs, rows, startCluster, waitFor, waitForIndex, type Cluster, type TestNode } from './helpers/cluster.js';
+import { assertError, exec, get, ok, post, printLogs, rows, startCluster, status, waitFor, waitForIndex, type Cluster, type TestNode } from './helpers/cluster.js';
 import { authHeader, hardKill } from './helpers/load.js';
 
 interface Ev {
@@ -230,6 +230,9 @@ test('failover: a SIGKILLed master and a static promotion leave the feed continu
       ok(await exec(c.master, 'INSERT INTO f (v) VALUES (?)', [`before-${i}`]), 'write');
       acked.push(`before-${i}`);
     }
+    // Slave 1 learns slave 2's address from the master's heartbeat answers: only then can its
+    // failover ship to slave 2 (and point its writes at the new master) before answering.
+    await waitFor(async () => (await status(s1)).nodes?.some((n: { id: number; url?: string }) => n.id === s2.id && n.url === s2.url), { timeoutMs: 10_000, message: 'slave 1 knows slave 2' });
     await hardKill(c.master);
     const p = await post(`${s1.url}/nodes/1/promote`, {}, { headers: authHeader(c.dataDir), timeoutMs: 30_000 });
     ok(p, 'promote');
@@ -277,7 +280,7 @@ test('a cursor older than the retention gets 410 with the oldest index; a table 
 
 test('under --auth the feed needs the read role', { timeout: 90_000 }, async () => {
   const { hashPassword } = await import('../src/auth/users.js');
-  const { writeFileSync, mkdtempSync } = await import('node:fs');
+  const { writeFileSync, mkdtempSync, rmSync } = await import('node:fs');
   const { tmpdir } = await import('node:os');
   const { join } = await import('node:path');
   const dir = mkdtempSync(join(tmpdir(), 'sqlfleet-changes-auth-'));
@@ -302,6 +305,7 @@ test('under --auth the feed needs the read role', { timeout: 90_000 }, async () 
     throw e;
   } finally {
     await c.stop();
+    rmSync(dir, { recursive: true, force: true });
   }
 });
 
