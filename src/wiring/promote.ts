@@ -55,7 +55,10 @@ export class Promoter {
     if (target < 0) throw refused('`any` is for etcd mode (the most advanced sync-set member); name the node to promote');
     // A follower passes the request to a reachable master, which decides the switchover. Not
     // inside exclusive(): the master's order may come back to this very node (it is the
-    // target), and would find it busy ("another promotion is in progress").
+    // target), and would find it busy ("another promotion is in progress"). But a node still
+    // in a promotion of its own refuses: an old master that has just become a follower would
+    // otherwise pass a second, concurrent request on to the master it is handing over to.
+    this.notBusy();
     const first = this.d.roles.current;
     if (first.kind !== 'master' && (await this.probe(first.masterUrl()))) {
       const res = await this.d.client.post<Record<string, unknown>>(first.masterUrl(), `/nodes/${target}/promote`, { force }, { timeoutMs: HANDOVER_MS * 3 });
@@ -237,8 +240,12 @@ export class Promoter {
     return { status: res.status, body: res.body ?? {} };
   }
 
-  private async exclusive(fn: () => Promise<Outcome>): Promise<Outcome> {
+  private notBusy(): void {
     if (this.busy) throw refused('another promotion is in progress on this node');
+  }
+
+  private async exclusive(fn: () => Promise<Outcome>): Promise<Outcome> {
+    this.notBusy();
     this.busy = true;
     try {
       return await fn();
