@@ -166,6 +166,10 @@ test('etcd: promoting a node outside the sync set is refused (switchovers: test/
       const w = await exec(lone, 'INSERT INTO x VALUES (1)');
       assert.equal(w.status, 503, w.text);
       assert.equal(w.body.error.outcome, 'not_applied');
+      // A schema change too: refused as "no master yet, retry", not SCHEMA_ON_SLAVE naming no master.
+      const ddl = await exec(lone, 'CREATE TABLE lone_t(x)');
+      assertError(ddl, 503, 'MASTER_UNAVAILABLE');
+      assert.equal(ddl.body.error.outcome, 'not_applied');
       assert.equal((await get(`${lone.url}/health`)).status, 503);
       assert.match(lone.logs(), /etcd unreachable/);
     } finally {

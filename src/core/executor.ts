@@ -80,7 +80,9 @@ export class Executor {
       throw new SqlfleetError('READ_ONLY_COMMAND', `"command": "query" runs only reads; this ${kind === 'schema' ? 'schema change' : 'write'} needs "command": "exec"`);
     }
     if (!isMaster) {
-      if (kind === 'schema' && !req.forwardSchema) {
+      // With no master known yet, a schema change is refused like a write (503, nothing
+      // applied, retry), not with a SCHEMA_ON_SLAVE that names no master to send it to.
+      if (kind === 'schema' && !req.forwardSchema && this.d.masterUrl()) {
         throw new SqlfleetError('SCHEMA_ON_SLAVE', `schema changes are accepted only by the master; send this to ${this.d.masterUrl()}`, { master: this.d.masterUrl() });
       }
       return this.forward(forwardBody(req, rawBody), onBehalf);

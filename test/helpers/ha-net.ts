@@ -86,6 +86,9 @@ export async function startHaNet(opts: HaNetOptions): Promise<HaNet> {
     await nodes[0]!.launch();
     for (const n of nodes.slice(1)) n.spec = { ...n.spec, masterUrl: nodes[0]!.url };
     await Promise.all(nodes.slice(1).map((n) => n.launch()));
+    // Node 0 campaigns once the others published (at most 1 s after its start): until every
+    // node follows it, a schema change sent to it is refused (503, no master yet).
+    assert.equal(await agreedMaster(nodes, 15_000), nodes[0], 'node 0 leads the fresh cluster');
     ok(await exec(nodes[0]!, `CREATE TABLE ${opts.table}(id TEXT PRIMARY KEY, client INTEGER, tag TEXT)`), 'create table');
     await waitFor(async () => ((await status(nodes[0]!)).sync_set ?? []).length === 2, { timeoutMs: 20_000, message: 'sync set [1,2]' });
   } catch (e) {

@@ -281,7 +281,7 @@ export function auditWrites(records: readonly WriteRecord[], present: readonly M
       if (on === present.length) a.failedButCommitted++;
       if (on > 0 && certainlyNotApplied(r)) a.phantom.push(`${r.id} (${outcomeOf(r)})`);
     }
-    if (on > 0 && on < present.length) a.partial.push(r.id);
+    if (on > 0 && on < present.length) a.partial.push(`${r.id} (${outcomeOf(r)}) on #${present.flatMap((p, i) => ((p.get(r.id) ?? 0) > 0 ? [i] : [])).join(',#')}`);
   }
   present.forEach((p, i) => {
     for (const [id, n] of p) {
