@@ -115,12 +115,16 @@ export async function startNode(config: Config, log: LogFn = createLogger(config
     applied: waiter,
     role: () => roles.current.kind,
     replicate: roles.replicate,
-    forward: (body, onBehalf) => {
+    forward: (body, onBehalf, epoch) => {
       const f = roles.current.forward;
       if (!f) throw new SqlfleetError('NOT_MASTER', 'this node became master while the request was routed; retry', { outcome: 'not_applied' });
-      return f(body, onBehalf);
+      return f(body, onBehalf, epoch);
     },
     epoch: () => store.epoch,
+    knownEpoch: () => {
+      const cur = roles.current;
+      return cur.kind === 'slave' ? cur.knownEpoch() : store.epoch;
+    },
     masterUrl: () => roles.current.masterUrl(),
     diverged: () => roles.current.diverged(),
   };

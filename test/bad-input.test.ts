@@ -306,6 +306,17 @@ on('master', spoof('a schema change', q('CREATE TABLE spoofed (a)')));
 on('slave', spoof('a schema change', q('CREATE TABLE spoofed (a)')));
 on('slave', spoof('a strong read', q('SELECT 1', { consistency: 'strong' })));
 both({ name: 'is_master false is accepted', body: q('SELECT 1', { is_master: false }), expectStatus: 200, check: expectRows([[1]]) });
+// A forwarded request's epoch stamp (x-sqlfleet-epoch): not an integer is a bad request; an
+// epoch older than the node's (a write held up across a failover) is refused, nothing applied.
+for (const v of ['abc', '-1', '1.5', '', '99999999999999999999']) both(bad(`x-sqlfleet-epoch "${v}"`, q('SELECT 1'), { headers: { 'x-sqlfleet-epoch': v } }));
+both({
+  name: 'x-sqlfleet-epoch older than the node\'s: a write is refused, not applied',
+  body: q("INSERT INTO t(v) VALUES ('late')"),
+  headers: { 'x-sqlfleet-epoch': '0' },
+  expectStatus: 503,
+  expectCode: 'MASTER_UNAVAILABLE',
+  check: (r) => assert.equal(r.body.error.outcome, 'not_applied', r.text),
+});
 
 // 14. Internal endpoints without or with a wrong cluster token: 401.
 const unauthorized = (name: string, path: string, headers: Spec['headers'], body: unknown = '{}', extra: Partial<Spec> = {}): Spec => ({

@@ -14,7 +14,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
-import { exec, ok, status, waitFor } from './helpers/cluster.js';
+import { assertError, exec, ok, query, rows, status, waitFor } from './helpers/cluster.js';
 import { etcdSkip } from './helpers/etcd.js';
 import { agreedMaster, rtoAfter, settleAndAudit, startHaNet, type HaNet } from './helpers/ha-net.js';
 import { WriteLoad, acknowledged, assertAuditClean, outcomeSummary } from './helpers/load.js';
@@ -134,5 +134,36 @@ test('partition: a slave cut off leaves the sync set, writes go on naming it mis
     // The direct write is not a load record: check it by hand on every node.
     for (const n of r.nodes) assert.equal((await exec(n, `SELECT count(*) FROM ${TABLE} WHERE id = 'pb-direct'`)).body.results[0].rows[0][0], 1, n.label());
     assertAuditClean({ ...a, unknown: a.unknown.filter((u) => !u.startsWith('pb-direct ')) }, outcomeSummary(load.records));
+  });
+});
+
+test('partition: a write a slave forwarded as its master was cut off is answered "unknown", and when the link heals and TCP delivers it to the old master, the old master refuses it: it is never applied late', { skip, timeout: 90_000 }, async () => {
+  await withRig(async (r) => {
+    const [m0, s1, s2] = r.nodes as [typeof r.nodes[0], typeof r.nodes[0], typeof r.nodes[0]];
+    // Writes through node 2 keep a connection to the master open: the held-up write travels on one.
+    for (let i = 0; i < 5; i++) ok(await exec(s2, `INSERT INTO ${TABLE}(id, client, tag) VALUES ('pc-warm-${i}', 0, 'pc')`), 'a write through node 2');
+    for (const h of [s1.id, s2.id, r.etcdHost]) r.net.cutBetween(m0.id, h);
+    const cutAt = Date.now();
+    const late = await exec(s2, `INSERT INTO ${TABLE}(id, client, tag) VALUES ('pc-late', 0, 'pc')`);
+    assertError(late, 503, 'MASTER_UNAVAILABLE', 'the write forwarded into the cut');
+    assert.equal(late.body.error.outcome, 'unknown', late.text);
+    const m = await agreedMaster([s1, s2], 15_000);
+    // The old master first learns from etcd who leads now (it follows, in the new epoch)…
+    for (const h of [s1.id, r.etcdHost]) r.net.healBetween(m0.id, h);
+    await waitFor(async () => (await status(m0)).master === m.url, { timeoutMs: 15_000, message: 'the old master follows the new one' });
+    // …then node 2's link heals. The request sits in node 2's kernel, retransmitted with
+    // backoff (0.2, 0.6, 1.4, 3, 6.2, 12.6 s after the cut): the old master gets it within
+    // seconds, as a follower that knows the master it would pass it to.
+    r.net.healBetween(m0.id, s2.id);
+    assert.equal(await agreedMaster(r.nodes, 25_000), m);
+    const refusal = /"message":"this request was forwarded to the master of epoch \d+; this node is in epoch \d+/;
+    const count = async (n: typeof m) => rows(await query(n, `SELECT count(*) FROM ${TABLE} WHERE id = 'pc-late'`))[0]![0];
+    await waitFor(async () => refusal.test(m0.logs()) || (await count(m)) !== 0, { timeoutMs: 30_000, intervalMs: 200, message: 'the held-up write reaching the old master' });
+    process.stdout.write(`# held-up forwarded write: answered ${late.body.error.outcome}; reached the old master ${Date.now() - cutAt} ms after the cut\n`);
+    await delay(1000);
+    for (const n of r.nodes) {
+      assert.equal(await count(n), 0, `${n.label()} holds the write its client was told "unknown" about, applied after the heal`);
+    }
+    assert.match(m0.logs(), refusal);
   });
 });

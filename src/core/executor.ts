@@ -19,8 +19,11 @@ export interface Outcome {
   cls?: string;
 }
 
-/** Sends a request body to the master; rejects with MASTER_UNAVAILABLE when it cannot. */
-export type ForwardFn = (body: string, onBehalfOf: string | null) => Promise<Outcome>;
+/**
+ * Sends a request body to the master; rejects with MASTER_UNAVAILABLE when it cannot.
+ * `epoch`: the stamp of a request this node passes on (else its own view's epoch is sent).
+ */
+export type ForwardFn = (body: string, onBehalfOf: string | null, epoch?: number) => Promise<Outcome>;
 
 /** The master's side of a write: admission, shipping, acknowledgement. */
 export interface Replicate {
@@ -50,6 +53,8 @@ export interface ExecutorDeps {
   /** Slave: forwards writes and strong reads to the master. */
   forward: ForwardFn;
   epoch: () => number;
+  /** The newest epoch this node knows of (a follower may know its new master's before its entries). */
+  knownEpoch: () => number;
   masterUrl: () => string;
   /** Non-null when this replica stopped applying. */
   diverged: () => string | null;
@@ -61,6 +66,8 @@ export class Executor {
 
   /** Classifies, then reads locally, writes (master), forwards (slave) or refuses. */
   async execute(req: QueryRequest, rawBody: string, who: Principal): Promise<Outcome> {
+    const stamp = req.forwardedEpoch;
+    if (stamp !== undefined) fenceForwarded(stamp, this.d);
     const { stmts, kind, reason } = this.classifyAll(req);
     if (kind === 'forbidden' || kind === 'transaction') throw refusal(kind, reason);
     const role: Role = kind === 'read' ? 'read' : kind === 'write' ? 'write' : 'admin';
@@ -71,7 +78,7 @@ export class Executor {
     const isMaster = this.d.role() === 'master';
     if (kind === 'read') {
       if (req.consistency === 'strong') {
-        if (!isMaster) return this.forward(rawBody, onBehalf);
+        if (!isMaster) return this.forward(rawBody, onBehalf, stamp);
         return withClass(await this.strongRead(stmts, req.minIndex), 'read');
       }
       return withClass(await this.read(stmts, req.minIndex), 'read');
@@ -85,7 +92,7 @@ export class Executor {
       if (kind === 'schema' && !req.forwardSchema && this.d.masterUrl()) {
         throw new SqlfleetError('SCHEMA_ON_SLAVE', `schema changes are accepted only by the master; send this to ${this.d.masterUrl()}`, { master: this.d.masterUrl() });
       }
-      return this.forward(forwardBody(req, rawBody), onBehalf);
+      return this.forward(forwardBody(req, rawBody), onBehalf, stamp);
     }
     return withClass(await this.write(stmts, req.ack, req.idempotencyKey), kind);
   }
@@ -183,8 +190,8 @@ export class Executor {
     }
   }
 
-  private async forward(rawBody: string, onBehalf: string | null): Promise<Outcome> {
-    const res = await this.d.forward(rawBody, onBehalf);
+  private async forward(rawBody: string, onBehalf: string | null, stamp: number | undefined): Promise<Outcome> {
+    const res = await this.d.forward(rawBody, onBehalf, stamp);
     if (res.status !== 200 || res.body.ok !== true) return { ...res, cls: 'forwarded' };
     const index = Number(res.body.index);
     // Answer only once this replica has applied the write, so the client reads it back here.
@@ -199,6 +206,23 @@ export class Executor {
   private ok(index: number, results: StatementResult[]): Outcome {
     return { status: 200, body: { ok: true, node: this.d.config.id, role: this.d.role(), index, results } };
   }
+}
+
+/**
+ * Refuses a request another node forwarded (or relayed) to the master of epoch `stamp`
+ * when this node knows a newer epoch. Such a request was held up in the network (a cut link
+ * delivers it once healed, TCP retransmits for minutes) or sent by a node that had not heard
+ * of the new master; its sender answered or will answer it as failed, so applying it now
+ * would be a write applied after its client was told "unknown". Nothing is applied.
+ */
+export function fenceForwarded(stamp: number, d: Pick<ExecutorDeps, 'knownEpoch' | 'masterUrl'>): void {
+  const known = d.knownEpoch();
+  if (stamp >= known) return;
+  throw new SqlfleetError(
+    'MASTER_UNAVAILABLE',
+    `this request was forwarded to the master of epoch ${stamp}; this node is in epoch ${known}: the master changed meanwhile; nothing was applied, retry`,
+    { outcome: 'not_applied', master: d.masterUrl(), epoch: known, retry_after_ms: 100 },
+  );
 }
 
 /** `out` with its class set (an object spread per request took V8's slow path). */

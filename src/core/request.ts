@@ -22,6 +22,11 @@ export interface QueryRequest {
   readonly idempotencyKey?: string;
   /** True when the key came only from the header, so a forwarded body must add it. */
   readonly keyFromHeader?: boolean;
+  /**
+   * A forwarded request: the epoch of the master the forwarding node sent it to (its
+   * x-sqlfleet-epoch header). A node in a newer epoch refuses it, nothing applied.
+   */
+  readonly forwardedEpoch?: number;
 }
 
 /** Longest idempotency key accepted (a UUID is 36 characters). */
@@ -43,7 +48,7 @@ export function parseBody(raw: string): unknown {
 }
 
 /** Turns the parsed JSON body (and an `Idempotency-Key` header) into a QueryRequest or throws BAD_REQUEST / FORBIDDEN. */
-export function parseRequest(body: unknown, maxStatements: number, keyHeader?: string): QueryRequest {
+export function parseRequest(body: unknown, maxStatements: number, keyHeader?: string, epochHeader?: string): QueryRequest {
   if (body === null || typeof body !== 'object' || Array.isArray(body)) throw bad('body must be a JSON object');
   const b = body as Record<string, unknown>;
   for (const k of Object.keys(b)) if (!FIELDS.has(k)) throw bad(`unknown field "${k}"`);
@@ -66,7 +71,16 @@ export function parseRequest(body: unknown, maxStatements: number, keyHeader?: s
   const stmts = statements(b);
   if (stmts.length > maxStatements) throw bad(`too many statements: ${stmts.length} > ${maxStatements}`);
   const key = bodyKey ?? headerKey;
-  return { command, stmts, batch: b.queries !== undefined, ack, minIndex, consistency, idempotencyKey: key, keyFromHeader: bodyKey === undefined && key !== undefined };
+  const forwardedEpoch = parseEpochStamp(epochHeader);
+  return { command, stmts, batch: b.queries !== undefined, ack, minIndex, consistency, idempotencyKey: key, keyFromHeader: bodyKey === undefined && key !== undefined, forwardedEpoch };
+}
+
+/** The x-sqlfleet-epoch header of a forwarded request, or undefined; BAD_REQUEST when not an epoch. */
+export function parseEpochStamp(header: string | undefined): number | undefined {
+  if (header === undefined) return undefined;
+  const n = /^\d{1,15}$/.test(header) ? Number(header) : NaN;
+  if (!Number.isSafeInteger(n)) throw bad('the x-sqlfleet-epoch header must be a non-negative integer');
+  return n;
 }
 
 /** The body a slave forwards: the raw body, plus the key when it came in a header. */

@@ -22,7 +22,7 @@ export type Action =
   | { kind: 'renew' }
   | { kind: 'acquire' }
   | { kind: 'assume'; epoch: number }
-  | { kind: 'follow'; url: string }
+  | { kind: 'follow'; url: string; epoch: number }
   | { kind: 'demote'; url: string | null; why: string }
   | { kind: 'wait'; why: string; soon?: boolean };
 
@@ -37,7 +37,7 @@ export function decide(view: EtcdView, me: LocalState): Action {
       return { kind: 'wait', why: 'the leader key names this node from an earlier run; waiting for its lease to expire' };
     }
     if (me.isMaster) return { kind: 'demote', url: leader.url, why: `node ${leader.id} holds the leader key` };
-    return { kind: 'follow', url: leader.url };
+    return { kind: 'follow', url: leader.url, epoch: leader.epoch };
   }
   if (me.isMaster) return { kind: 'demote', url: null, why: 'the leader key is gone (lease expired)' };
   // Only a member of the sync set may lead: it has every write acknowledged with ack "all".

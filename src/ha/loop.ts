@@ -288,7 +288,7 @@ export class HaLoop {
     if (a.kind === 'assume') return this.assume(view, a.epoch);
     if (a.kind === 'follow') {
       const cur = this.d.roles.current;
-      if (cur.kind === 'slave') cur.followMaster(a.url, 'etcd names it leader');
+      if (cur.kind === 'slave') cur.followMaster(a.url, 'etcd names it leader', a.epoch);
       return;
     }
     if (a.kind === 'demote') {

@@ -4,6 +4,7 @@
 import type { Context, Hono } from 'hono';
 import { SqlfleetError } from '../errors.js';
 import type { Principal } from '../auth/users.js';
+import { parseEpochStamp } from '../core/request.js';
 import { batch, streamRequest, type StepObserver } from './requests.js';
 import type { HStream, Streams } from './streams.js';
 import { encodeError } from './values.js';
@@ -62,7 +63,9 @@ export function pipelineFailure(e: unknown): { status: number; body: Record<stri
  * node:http lane (http/lane.ts, the path a node serves) both call it. Throws for a refused
  * request as a whole (bad JSON, unknown baton); a failing request inside is a result.
  */
-export async function runPipeline(streams: Streams, who: Principal, raw: string): Promise<Record<string, unknown>> {
+export async function runPipeline(streams: Streams, who: Principal, raw: string, epochHeader?: string): Promise<Record<string, unknown>> {
+  const stamp = parseEpochStamp(epochHeader);
+  if (stamp !== undefined) streams.fence(stamp);
   const d = { streams };
   const body = parse(raw);
   if (!Array.isArray(body.requests)) throw bad('"requests" must be an array');
@@ -101,7 +104,7 @@ export function registerHrana(app: Hono, d: HranaHttpDeps): void {
   const pipeline = async (c: Context) => {
     try {
       const who = await d.principal(c);
-      return c.json(await runPipeline(d.streams, who, await d.readBody(c)));
+      return c.json(await runPipeline(d.streams, who, await d.readBody(c), c.req.header('x-sqlfleet-epoch')));
     } catch (e) {
       return failure(c, e);
     }

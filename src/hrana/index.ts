@@ -5,7 +5,7 @@ import { Counter, Gauge, type Registry } from 'prom-client';
 import { SqlfleetError } from '../errors.js';
 import type { Config } from '../config.js';
 import { ANONYMOUS_ADMIN, CLUSTER, type Principal, type Users } from '../auth/users.js';
-import type { ExecutorDeps } from '../core/executor.js';
+import { fenceForwarded, type ExecutorDeps } from '../core/executor.js';
 import { Session, type SessionDeps } from '../core/session.js';
 import { openRemote } from './remote.js';
 import { Streams } from './streams.js';
@@ -36,9 +36,13 @@ export function createHrana(o: { deps: ExecutorDeps; config: Config; token: stri
     },
     ...o.deps,
     txTimeoutMs: config.txTimeoutMs,
-    openRemote: (who) => openRemote({ masterUrl: o.deps.masterUrl, token: o.token, timeoutMs: config.forwardTimeoutMs }, who),
+    openRemote: (who) => openRemote({ masterUrl: o.deps.masterUrl, epoch: o.deps.knownEpoch, token: o.token, timeoutMs: config.forwardTimeoutMs }, who),
   };
-  const streams = new Streams({ maxStreams: config.maxStreams, maxStreamsPerUser: config.maxStreamsPerUser, idleMs: config.streamIdleMs }, (who) => new Session(sessionDeps, who));
+  const streams = new Streams(
+    { maxStreams: config.maxStreams, maxStreamsPerUser: config.maxStreamsPerUser, idleMs: config.streamIdleMs },
+    (who) => new Session(sessionDeps, who),
+    (stamp) => fenceForwarded(stamp, o.deps),
+  );
   let closeWs = () => undefined as void;
   return {
     streams,

@@ -13,6 +13,8 @@ import { decodeResult, encodeStmt } from './values.js';
 /** How to reach the master. */
 export interface RemoteDeps {
   masterUrl(): string;
+  /** The epoch of that master as this node knows it: stamped on every request (x-sqlfleet-epoch). */
+  epoch(): number;
   token: string;
   timeoutMs: number;
 }
@@ -24,12 +26,30 @@ export function openRemote(d: RemoteDeps, who: Principal): RemoteConn {
   let baton: string | null = null;
   let started = false;
   const base = d.masterUrl(); // a stream lives on one master: a new master means a lost stream
-  const headers: Record<string, string> = { authorization: `Bearer ${d.token}`, 'content-type': 'application/json' };
+  // Stamped with the epoch it was opened in: held up in the network and delivered after a
+  // failover, a request is refused there (executor.ts fenceForwarded), not run late.
+  let stamp = d.epoch();
+  const headers: Record<string, string> = { authorization: `Bearer ${d.token}`, 'content-type': 'application/json', 'x-sqlfleet-epoch': String(stamp) };
   if (!who.cluster && who.user !== 'anonymous') headers['x-sqlfleet-user'] = who.user;
 
   const pipeline = async (requests: unknown[]): Promise<PipelineAnswer> => {
     if (started && baton === null) throw new SqlfleetError('MASTER_UNAVAILABLE', 'the stream on the master is closed', { hrana_code: 'STREAM_EXPIRED' });
+    const opening = !started;
     started = true;
+    try {
+      return await send(requests);
+    } catch (e) {
+      // The stream's first request refused for a stamp older than the master's epoch: this
+      // node had not heard of that epoch yet (a switchover a moment ago). Nothing ran: once more.
+      const newer = (e as SqlfleetError).details?.master_epoch;
+      if (!opening || typeof newer !== 'number' || newer <= stamp) throw e;
+      stamp = newer;
+      headers['x-sqlfleet-epoch'] = String(stamp);
+      return send(requests);
+    }
+  };
+
+  const send = async (requests: unknown[]): Promise<PipelineAnswer> => {
     let status: number;
     let text: string;
     try {
@@ -52,7 +72,8 @@ export function openRemote(d: RemoteDeps, who: Principal): RemoteConn {
     if (status !== 200) {
       baton = null;
       const code = typeof body.code === 'string' ? body.code : 'MASTER_UNAVAILABLE';
-      throw new SqlfleetError(status === 400 ? 'BAD_REQUEST' : 'MASTER_UNAVAILABLE', `the master refused: ${String(body.message)}`, { hrana_code: code });
+      const epoch = status === 503 && typeof body.epoch === 'number' ? { master_epoch: body.epoch } : {};
+      throw new SqlfleetError(status === 400 ? 'BAD_REQUEST' : 'MASTER_UNAVAILABLE', `the master refused: ${String(body.message)}`, { hrana_code: code, ...epoch });
     }
     const answer = body as unknown as PipelineAnswer;
     baton = answer.baton;

@@ -34,6 +34,8 @@ export class Streams {
   constructor(
     private readonly limits: StreamLimits,
     private readonly newSession: (who: Principal) => Session,
+    /** Refuses a pipeline a slave relayed to the master of an epoch this node knows ended (executor.ts fenceForwarded). */
+    readonly fence: (stamp: number) => void = () => undefined,
   ) {
     this.sweeper = setInterval(() => this.sweep(), Math.min(1000, limits.idleMs / 2));
     this.sweeper.unref();

@@ -28,6 +28,8 @@ export interface HError {
   code?: string | null;
   /** SQLite's extended code when `code` is its primary one (not in the spec; clients ignore it). */
   extended_code?: string;
+  /** sqlfleet's: the refusing node's epoch, when a relayed request was stamped with an older one. */
+  epoch?: number;
 }
 
 function bad(msg: string): SqlfleetError {
@@ -153,7 +155,9 @@ export function encodeError(e: unknown): HError {
     const sqlite = typeof e.details.sqlite_code === 'string' ? e.details.sqlite_code : null;
     const primary = sqlite?.replace(/^(SQLITE_[A-Z]+)_.*$/, '$1') ?? null;
     const code = typeof e.details.hrana_code === 'string' ? e.details.hrana_code : primary ?? HRANA_CODES[e.code] ?? e.code;
-    return sqlite && sqlite !== code ? { message: e.message, code, extended_code: sqlite } : { message: e.message, code };
+    const out: HError = sqlite && sqlite !== code ? { message: e.message, code, extended_code: sqlite } : { message: e.message, code };
+    if (e.code === 'MASTER_UNAVAILABLE' && typeof e.details.epoch === 'number') out.epoch = e.details.epoch;
+    return out;
   }
   return { message: 'internal error; see the node log', code: 'INTERNAL' };
 }

@@ -107,7 +107,7 @@ async function handlePipeline(d: LaneDeps, q: AppDeps, route: string, req: Incom
   let out: Outcome;
   try {
     const who = await principalOf(q.users, d.hasClusterToken, header, (value) => (headers['www-authenticate'] = value));
-    out = { status: 200, body: await runPipeline(q.hrana!, who, await readIncoming(req, q.maxBody)) };
+    out = { status: 200, body: await runPipeline(q.hrana!, who, await readIncoming(req, q.maxBody), header('x-sqlfleet-epoch')) };
   } catch (e) {
     out = pipelineFailure(e);
     if (out.status >= 500) q.log('error', 'request failed', { route, err: e instanceof Error ? e.message : String(e) });

@@ -23,7 +23,7 @@ const round2 = (ms: number) => Math.round(ms * 100) / 100;
  */
 export async function runQuery(d: QueryDeps, who: Principal, rid: string, header: HeaderFn, raw: string, started: number): Promise<Outcome> {
   try {
-    const req = parseRequest(parseBody(raw), d.maxStatements, header('idempotency-key'));
+    const req = parseRequest(parseBody(raw), d.maxStatements, header('idempotency-key'), header('x-sqlfleet-epoch'));
     const out = await d.api.execute(req, raw, who);
     const ms = performance.now() - started;
     d.observe?.statement(out.cls ?? 'unknown', ms / 1000);

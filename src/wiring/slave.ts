@@ -36,8 +36,10 @@ export interface FollowerParts extends RoleParts {
   readonly applier: Applier;
   /** True while the last heartbeat to the master was answered. */
   masterReachable(): boolean;
-  /** Follows `url` from now on (etcd named a new leader). */
-  followMaster(url: string, why: string): void;
+  /** Follows `url`, master in `epoch`, from now on (etcd named a new leader). */
+  followMaster(url: string, why: string, epoch?: number): void;
+  /** The newest epoch this follower knows of: its master's (from etcd, a peer or its entries). */
+  knownEpoch(): number;
 }
 
 /** Builds a follower's role parts. */
@@ -76,9 +78,17 @@ export function wireSlave(config: Config, store: Store, client: PeerClient, wait
     if (!opts.discover) previous.abort();
     else setTimeout(() => previous.abort(), Math.max(1000, config.heartbeatMs * 2)).unref();
   };
-  const follow = (url: string, why: string) => {
-    if (url === masterUrl || url === selfUrl) return;
-    log('info', 'following a new master', { master: url, was: masterUrl, epoch: store.epoch, why });
+  // The epoch of the master followed, as told with its URL (etcd's leader key, a peer's
+  // /status) before its first entries arrive: stamped on forwarded writes (x-sqlfleet-epoch).
+  let masterEpoch = 0;
+  const follow = (url: string, why: string, epoch = 0) => {
+    if (url === selfUrl) return;
+    if (url === masterUrl) {
+      masterEpoch = Math.max(masterEpoch, epoch);
+      return;
+    }
+    masterEpoch = epoch;
+    log('info', 'following a new master', { master: url, was: masterUrl, epoch: Math.max(store.epoch, epoch), why });
     abortForwards();
     masterChanged = new AbortController();
     masterUrl = url;
@@ -116,7 +126,7 @@ export function wireSlave(config: Config, store: Store, client: PeerClient, wait
       }),
     );
     const found = best as { url: string; epoch: number } | null;
-    if (found && !stopped) follow(found.url, `found by asking peers (epoch ${found.epoch})`);
+    if (found && !stopped) follow(found.url, `found by asking peers (epoch ${found.epoch})`, found.epoch);
   };
 
   const heartbeat = new Heartbeat({
@@ -124,7 +134,7 @@ export function wireSlave(config: Config, store: Store, client: PeerClient, wait
     send: async () => {
       const to = masterUrl;
       if (!to) throw new Error('no master elected yet');
-      const res = await client.post<HeartbeatAnswer & { error?: { code: string; message: string; master?: string } }>(
+      const res = await client.post<HeartbeatAnswer & { error?: { code: string; message: string; master?: string; epoch?: number } }>(
         to,
         '/internal/heartbeat',
         { id: config.id, url: selfUrl, applied_index: store.appliedIndex, join: config.join !== null, epoch: store.epoch, master: masterUrl, cluster: config.clusterName, ...(wantResync ? { resync: true } : {}) },
@@ -132,7 +142,7 @@ export function wireSlave(config: Config, store: Store, client: PeerClient, wait
       );
       if (res.status !== 200) {
         const err = res.body?.error;
-        if (err?.code === 'NOT_MASTER' && typeof err.master === 'string' && err.master) follow(err.master, `${to} is no longer master`);
+        if (err?.code === 'NOT_MASTER' && typeof err.master === 'string' && err.master) follow(err.master, `${to} is no longer master`, typeof err.epoch === 'number' ? err.epoch : 0);
         throw new Refused(err?.message ? `${to} answered ${res.status} ${err.code}: ${err.message}` : `${to} answered ${res.status}: ${JSON.stringify(res.body)}`);
       }
       return res.body;
@@ -144,6 +154,7 @@ export function wireSlave(config: Config, store: Store, client: PeerClient, wait
       warnedUnreachable = false;
       unreachableSince = 0;
       view = a.nodes ?? [];
+      if (typeof a.epoch === 'number' && a.epoch > masterEpoch) masterEpoch = a.epoch;
       for (const n of view) if (typeof n.id === 'number' && typeof n.url === 'string' && n.id !== config.id) knownPeers.set(n.id, n.url);
       verified = a.verified ?? [];
       if (syncTarget === null && typeof a.master_index === 'number') syncTarget = a.master_index;
@@ -212,17 +223,39 @@ export function wireSlave(config: Config, store: Store, client: PeerClient, wait
     }
   };
 
-  const forward = async (body: string, onBehalf: string | null): Promise<Outcome> => {
+  const knownEpoch = () => Math.max(store.epoch, masterEpoch);
+
+  // `epoch`: a forwarded request's own stamp when this node passes it on (the first
+  // sender's view is kept). A node in a newer epoch refuses an older stamp: a write held up
+  // in the network (a cut link retransmits for minutes) and delivered after a failover is
+  // never applied late, after its client was told "unknown". A refusal this node gets back
+  // while its client still waits only says it had not heard of the newer epoch yet (a
+  // switchover a moment ago): it learns it from the refusal and sends once more.
+  const forward = async (body: string, onBehalf: string | null, epoch?: number): Promise<Outcome> => {
+    const first = await forwardOnce(body, onBehalf, epoch ?? knownEpoch());
+    if (epoch !== undefined || !staleStamp(first.out) || first.stamp >= knownEpoch()) return first.out;
+    return (await forwardOnce(body, onBehalf, knownEpoch())).out;
+  };
+
+  /** The master's answer refused the stamp as older than its epoch (executor.ts fenceForwarded); learns that epoch. */
+  const staleStamp = (out: Outcome): boolean => {
+    const err = out.body.error as { code?: unknown; outcome?: unknown; epoch?: unknown } | undefined;
+    if (out.status !== 503 || err?.code !== 'MASTER_UNAVAILABLE' || err.outcome !== 'not_applied' || typeof err.epoch !== 'number') return false;
+    masterEpoch = Math.max(masterEpoch, err.epoch);
+    return true;
+  };
+
+  const forwardOnce = async (body: string, onBehalf: string | null, stamp: number): Promise<{ out: Outcome; stamp: number }> => {
     const to = masterUrl;
     if (!to) throw new SqlfleetError('MASTER_UNAVAILABLE', 'no master is elected yet; nothing was applied, retry', { outcome: 'not_applied', retry_after_ms: 500 });
     const changed = masterChanged.signal;
     try {
       const res = await client.post<Record<string, unknown>>(to, '/', body, {
         timeoutMs: config.forwardTimeoutMs,
-        headers: { 'x-sqlfleet-forwarded-by': String(config.id), ...(onBehalf ? { 'x-sqlfleet-user': onBehalf } : {}) },
+        headers: { 'x-sqlfleet-forwarded-by': String(config.id), 'x-sqlfleet-epoch': String(stamp), ...(onBehalf ? { 'x-sqlfleet-user': onBehalf } : {}) },
         signal: changed,
       });
-      return { status: res.status, body: res.body ?? {} };
+      return { out: { status: res.status, body: res.body ?? {} }, stamp };
     } catch (e) {
       if (!(e instanceof PeerUnreachableError)) throw e;
       if (changed.aborted) {
@@ -246,7 +279,8 @@ export function wireSlave(config: Config, store: Store, client: PeerClient, wait
     kind: 'slave',
     applier,
     masterReachable: () => masterReachable,
-    followMaster: (url, why) => follow(url, why),
+    followMaster: (url, why, epoch) => follow(url, why, epoch),
+    knownEpoch,
     forward,
     masterUrl: () => masterUrl,
     diverged: () => applier.diverged,
@@ -291,7 +325,7 @@ export function wireSlave(config: Config, store: Store, client: PeerClient, wait
       return { status: 200, body: answer as unknown as Record<string, unknown> };
     },
     heartbeat: () => {
-      throw new SqlfleetError('NOT_MASTER', `this node is a slave; heartbeats go to the master at ${masterUrl}`, { master: masterUrl });
+      throw new SqlfleetError('NOT_MASTER', `this node is a slave; heartbeats go to the master at ${masterUrl}`, { master: masterUrl, epoch: knownEpoch() });
     },
     resyncNode: () => {
       throw new SqlfleetError('NOT_MASTER', `resync is ordered by the master at ${masterUrl}`, { master: masterUrl });
