@@ -27,7 +27,7 @@ test('decide: a leader key naming this node is served (switchover) only when bou
   assert.equal(decide(view({ ...key, leaderLease: '66' }), me).kind, 'wait', 'a key from an earlier run of this node: wait for it to expire');
   assert.equal(decide(view({ ...key, leaderLease: '77' }), { ...me, lease: null }).kind, 'wait', 'no lease yet');
   assert.equal(decide(view({ ...key, leaderLease: '77' }), { ...me, isMaster: true }).kind, 'renew');
-  assert.deepEqual(decide(view({ ...key, leaderLease: '77' }), { ...me, id: 0, isMaster: true }), { kind: 'demote', url: 'http://n1', why: 'node 1 holds the leader key' }, 'the old master follows');
+  assert.deepEqual(decide(view({ ...key, leaderLease: '77' }), { ...me, id: 0, isMaster: true }), { kind: 'demote', url: 'http://n1', why: 'node 1 holds the leader key', epoch: 9 }, 'the old master follows');
 });
 
 test('decide: a fresh cluster\'s first master waits, while starting, until the other nodes of its range published (it leads with them in the sync set)', () => {

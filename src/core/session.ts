@@ -21,8 +21,11 @@ export interface RemoteConn {
 /** What sessions need from the node. */
 export interface SessionDeps extends ExecutorDeps {
   txTimeoutMs: number;
-  /** Slave: opens a stream on the current master on behalf of `who`. */
-  openRemote(who: Principal): RemoteConn;
+  /**
+   * Slave: opens a stream on the current master on behalf of `who`. `stamp`: the epoch stamp
+   * of a relayed stream this node passes on (kept, and never resent; see hrana/remote.ts).
+   */
+  openRemote(who: Principal, stamp?: number): RemoteConn;
   /** How each write transaction ended on this node (metrics). */
   observeTx?(outcome: 'commit' | 'rollback' | 'timeout' | 'aborted'): void;
 }
@@ -93,6 +96,8 @@ export class Session {
   constructor(
     private readonly d: SessionDeps,
     readonly who: Principal,
+    /** The x-sqlfleet-epoch of the request that opened this stream, when another node relayed it. */
+    private readonly stamp?: number,
   ) {}
 
   /** True when no transaction is open (Hrana's is_autocommit). */
@@ -127,7 +132,7 @@ export class Session {
       return fromStore(results[0] as unknown as Record<string, unknown>, this.d.store.declTypes(s.sql));
     }
     if (this.d.role() !== 'master') {
-      const conn = this.d.openRemote(this.who);
+      const conn = this.d.openRemote(this.who, this.stamp);
       try {
         return (await this.relay(conn, s, true)).result;
       } finally {
@@ -162,7 +167,7 @@ export class Session {
 
   /** Runs a batch on the master (see relaysBatches); the session stays there while the batch left a transaction open. */
   async relayBatch(payload: unknown): Promise<unknown> {
-    const conn = this.remote ?? this.d.openRemote(this.who);
+    const conn = this.remote ?? this.d.openRemote(this.who, this.stamp);
     let out;
     try {
       out = await conn.batch(payload);
@@ -244,7 +249,7 @@ export class Session {
         }
         if (!hasRole(this.who, 'write')) throw new SqlfleetError('FORBIDDEN', `user "${this.who.user}" (role ${this.who.role}) needs role write for a write transaction; use BEGIN TRANSACTION READONLY`);
         if (this.d.role() !== 'master') {
-          this.remote = this.d.openRemote(this.who);
+          this.remote = this.d.openRemote(this.who, this.stamp);
           return this.onRemote(s, ctl);
         }
         this.pendingWrite = true;

@@ -23,7 +23,7 @@ export type Action =
   | { kind: 'acquire' }
   | { kind: 'assume'; epoch: number }
   | { kind: 'follow'; url: string; epoch: number }
-  | { kind: 'demote'; url: string | null; why: string }
+  | { kind: 'demote'; url: string | null; why: string; epoch?: number }
   | { kind: 'wait'; why: string; soon?: boolean };
 
 /** Decides this cycle's action. */
@@ -36,7 +36,7 @@ export function decide(view: EtcdView, me: LocalState): Action {
       if (me.lease && view.leaderLease === me.lease) return { kind: 'assume', epoch: leader.epoch };
       return { kind: 'wait', why: 'the leader key names this node from an earlier run; waiting for its lease to expire' };
     }
-    if (me.isMaster) return { kind: 'demote', url: leader.url, why: `node ${leader.id} holds the leader key` };
+    if (me.isMaster) return { kind: 'demote', url: leader.url, why: `node ${leader.id} holds the leader key`, epoch: leader.epoch };
     return { kind: 'follow', url: leader.url, epoch: leader.epoch };
   }
   if (me.isMaster) return { kind: 'demote', url: null, why: 'the leader key is gone (lease expired)' };

@@ -295,7 +295,7 @@ export class HaLoop {
       this.d.log('warn', 'stepping down', { why: a.why, master: a.url });
       this.leaderRaw = null;
       this.sync.clear();
-      await this.d.roles.becomeFollower(a.url ?? '');
+      await this.d.roles.becomeFollower(a.url ?? '', a.epoch);
       return;
     }
     // acquire. The set keeps the previous members: they have every write acknowledged with
@@ -446,7 +446,7 @@ export class HaLoop {
     this.d.log('warn', leaving ? 'switchover: handed the leader key over; stopping' : 'switchover: handed the leader key over; following', { to: pick, epoch: got.epoch, index, paused_ms: paused, leaving });
     // A stopping node stays a paused master until it stops (refusing not_applied, which
     // clients retry on the new master) rather than start following for a moment.
-    if (!leaving) await this.d.roles.becomeFollower(t.mv.url);
+    if (!leaving) await this.d.roles.becomeFollower(t.mv.url, got.epoch);
     return { ok: true, mode: 'switchover', id: pick, master: t.mv.url, epoch: got.epoch, index, paused_ms: paused };
   }
 

@@ -39,8 +39,8 @@ function parse(raw: string): Record<string, unknown> {
 }
 
 /** The stream of a request: the baton's, or a new one. */
-function streamOf(d: Pick<HranaHttpDeps, 'streams'>, baton: unknown, who: Principal): HStream {
-  if (baton === null || baton === undefined) return d.streams.open(who);
+function streamOf(d: Pick<HranaHttpDeps, 'streams'>, baton: unknown, who: Principal, stamp?: number): HStream {
+  if (baton === null || baton === undefined) return d.streams.open(who, stamp);
   if (typeof baton !== 'string') throw bad('"baton" must be a string or null');
   return d.streams.byBaton(baton, who);
 }
@@ -69,7 +69,7 @@ export async function runPipeline(streams: Streams, who: Principal, raw: string,
   const d = { streams };
   const body = parse(raw);
   if (!Array.isArray(body.requests)) throw bad('"requests" must be an array');
-  const s = streamOf(d, body.baton, who);
+  const s = streamOf(d, body.baton, who, stamp);
   return queued(s, async () => {
     const results: Record<string, unknown>[] = [];
     for (const req of body.requests as unknown[]) {

@@ -36,11 +36,14 @@ export function createHrana(o: { deps: ExecutorDeps; config: Config; token: stri
     },
     ...o.deps,
     txTimeoutMs: config.txTimeoutMs,
-    openRemote: (who) => openRemote({ masterUrl: o.deps.masterUrl, epoch: o.deps.knownEpoch, token: o.token, timeoutMs: config.forwardTimeoutMs }, who),
+    // A relayed stream this node passes on keeps its stamp and is never resent: its first
+    // sender may have given up on it (held up in a cut, delivered after the heal).
+    openRemote: (who, stamp) =>
+      openRemote({ masterUrl: o.deps.masterUrl, epoch: stamp === undefined ? o.deps.knownEpoch : () => stamp, resend: stamp === undefined, token: o.token, timeoutMs: config.forwardTimeoutMs }, who),
   };
   const streams = new Streams(
     { maxStreams: config.maxStreams, maxStreamsPerUser: config.maxStreamsPerUser, idleMs: config.streamIdleMs },
-    (who) => new Session(sessionDeps, who),
+    (who, stamp) => new Session(sessionDeps, who, stamp),
     (stamp) => fenceForwarded(stamp, o.deps),
   );
   let closeWs = () => undefined as void;

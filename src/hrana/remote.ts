@@ -15,6 +15,8 @@ export interface RemoteDeps {
   masterUrl(): string;
   /** The epoch of that master as this node knows it: stamped on every request (x-sqlfleet-epoch). */
   epoch(): number;
+  /** Resend the stream's first request once when refused for an old stamp (false when passing a relayed stream on). */
+  resend: boolean;
   token: string;
   timeoutMs: number;
 }
@@ -42,7 +44,7 @@ export function openRemote(d: RemoteDeps, who: Principal): RemoteConn {
       // The stream's first request refused for a stamp older than the master's epoch: this
       // node had not heard of that epoch yet (a switchover a moment ago). Nothing ran: once more.
       const newer = (e as SqlfleetError).details?.master_epoch;
-      if (!opening || typeof newer !== 'number' || newer <= stamp) throw e;
+      if (!d.resend || !opening || typeof newer !== 'number' || newer <= stamp) throw e;
       stamp = newer;
       headers['x-sqlfleet-epoch'] = String(stamp);
       return send(requests);

@@ -33,7 +33,7 @@ export class Streams {
 
   constructor(
     private readonly limits: StreamLimits,
-    private readonly newSession: (who: Principal) => Session,
+    private readonly newSession: (who: Principal, stamp?: number) => Session,
     /** Refuses a pipeline a slave relayed to the master of an epoch this node knows ended (executor.ts fenceForwarded). */
     readonly fence: (stamp: number) => void = () => undefined,
   ) {
@@ -47,7 +47,7 @@ export class Streams {
   }
 
   /** Opens a stream for `who`; STREAM_LIMIT when this node or this user has too many. */
-  open(who: Principal): HStream {
+  open(who: Principal, stamp?: number): HStream {
     if (this.byId.size >= this.limits.maxStreams) {
       throw new SqlfleetError('UNAVAILABLE', `too many open streams on this node (--max-streams ${this.limits.maxStreams})`, { hrana_code: 'STREAMS_EXCEEDED' });
     }
@@ -55,7 +55,7 @@ export class Streams {
     if (!who.cluster && n >= this.limits.maxStreamsPerUser) {
       throw new SqlfleetError('FORBIDDEN', `user "${who.user}" has too many open streams (--max-streams-per-user ${this.limits.maxStreamsPerUser})`, { hrana_code: 'STREAMS_EXCEEDED' });
     }
-    const s: HStream = { id: this.nextId++, session: this.newSession(who), sqls: new Map(), user: who.user, baton: null, lastUsed: Date.now(), chain: Promise.resolve(), closed: false };
+    const s: HStream = { id: this.nextId++, session: this.newSession(who, stamp), sqls: new Map(), user: who.user, baton: null, lastUsed: Date.now(), chain: Promise.resolve(), closed: false };
     this.byId.set(s.id, s);
     this.perUser.set(who.user, n + 1);
     return s;

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import { availableParallelism } from 'node:os';
 import type { Context, Hono } from 'hono';
 import { SqlfleetError, isSqlfleetError, type ErrorCode } from '../errors.js';
-import { parseRequest, type QueryRequest } from '../core/request.js';
+import { parseEpochStamp, parseRequest, type QueryRequest } from '../core/request.js';
 import type { Outcome } from '../core/executor.js';
 import { hasRole, type Principal, type Role } from '../auth/users.js';
 import { legacyStrings } from '../sql/dqs.js';
@@ -244,9 +244,17 @@ export function registerRqlite(app: Hono, d: RqliteDeps): void {
   app.post('/db/load', d.need('admin'), async (c) => {
     const qp = new QueryParams(new URL(c.req.url).searchParams);
     const started = performance.now();
+    // A load a slave passed on carries its master's epoch (as forwarded writes do): the
+    // master refuses an old one, and a node that is no longer master refuses it rather than
+    // pass it on, so a load held up in a network cut never runs after its sender gave up.
+    const stampHeader = c.req.header('x-sqlfleet-epoch');
+    const stamp = parseEpochStamp(stampHeader);
     if (role() !== 'master') {
+      if (stamp !== undefined) {
+        throw new SqlfleetError('MASTER_UNAVAILABLE', 'a load passed on by another node reached a node that is no longer the master; nothing was applied, retry', { outcome: 'not_applied', master: masterUrl() });
+      }
       if (qp.flag('redirect')) return redirect(c, masterUrl());
-      return forwardLoad(c, masterUrl(), d.token, principal(c));
+      return forwardLoad(c, masterUrl(), Number(d.status().epoch ?? 0), d.token, principal(c));
     }
     const data = await binaryBody(c, LOAD_MAX_BYTES);
     const ctype = (c.req.header('content-type') ?? '').toLowerCase();
@@ -265,7 +273,7 @@ export function registerRqlite(app: Hono, d: RqliteDeps): void {
     const raw = JSON.stringify(body);
     // The entry must fit one replication append on every slave (node.ts allows 64 MiB and more).
     if (raw.length > LOAD_MAX_ENTRY) throw new SqlfleetError('PAYLOAD_TOO_LARGE', `the load is ${raw.length} bytes as a log entry; at most ${LOAD_MAX_ENTRY} fit one`);
-    const req: QueryRequest = { ...parseRequest(body, Number.MAX_SAFE_INTEGER), bulk: true };
+    const req: QueryRequest = { ...parseRequest(body, Number.MAX_SAFE_INTEGER, undefined, stampHeader), bulk: true };
     try {
       const out = await d.execute(req, raw, principal(c));
       if (out.status !== 200) throw fromOutcome(out);
@@ -438,7 +446,7 @@ function tooLarge(max: number): SqlfleetError {
 
 // A slave passes a load to the master as is: the master validates and logs it, and the
 // load reaches this slave like any other entry.
-async function forwardLoad(c: Context, master: string, token: string, who: Principal): Promise<Response> {
+async function forwardLoad(c: Context, master: string, epoch: number, token: string, who: Principal): Promise<Response> {
   if (!master) throw new SqlfleetError('MASTER_UNAVAILABLE', 'no master known to forward the load to');
   const data = await binaryBody(c, LOAD_MAX_BYTES);
   const u = new URL(c.req.url);
@@ -449,6 +457,7 @@ async function forwardLoad(c: Context, master: string, token: string, who: Princ
       body: new Uint8Array(data),
       headers: {
         authorization: `Bearer ${token}`,
+        ...(epoch > 0 ? { 'x-sqlfleet-epoch': String(epoch) } : {}),
         'content-type': c.req.header('content-type') ?? 'application/octet-stream',
         ...(who.cluster || who.user === 'anonymous' ? {} : { 'x-sqlfleet-user': who.user }),
       },

@@ -114,7 +114,7 @@ export class Promoter {
       this.d.log('info', 'switchover: handing over', { to: target, index, paused_ms: Date.now() - started });
       const res = await this.d.client.post<Record<string, unknown>>(m.url, '/internal/promote', { mode: 'switchover', epoch: parts.epoch + 1, index }, { timeoutMs: HANDOVER_MS });
       if (res.status !== 200 || res.body?.ok !== true) throw refused(`node ${target} refused: ${JSON.stringify(res.body?.error ?? res.body)}`);
-      await this.d.roles.becomeFollower(m.url);
+      await this.d.roles.becomeFollower(m.url, typeof res.body.epoch === 'number' ? res.body.epoch : parts.epoch + 1);
       this.d.log('info', 'switchover done', { master: m.url, epoch: res.body.epoch, paused_ms: Date.now() - started });
       return { status: 200, body: { ...res.body, paused_ms: Date.now() - started } };
     } catch (e) {

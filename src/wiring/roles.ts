@@ -125,8 +125,8 @@ export class Roles {
   }
 
   /** Becomes a follower of `masterUrl`. */
-  becomeFollower(masterUrl: string): Promise<void> {
-    return this.swap(() => this.follower(masterUrl, this.parts.peers()));
+  becomeFollower(masterUrl: string, epoch = 0): Promise<void> {
+    return this.swap(() => this.follower(masterUrl, this.parts.peers(), epoch));
   }
 
   /** DELETE /nodes/:id: the role file forgets the node at once, so a restart right after does not bring it back. */
@@ -173,17 +173,18 @@ export class Roles {
       epoch,
       peers,
       ...(this.ha ? { ha: this.ha } : {}),
-      onDeposed: (url) => {
+      onDeposed: (url, newer) => {
         // The failure is logged by swap(); nothing awaits this promise.
-        if (url) this.becomeFollower(url).catch(() => undefined);
+        if (url) this.becomeFollower(url, newer).catch(() => undefined);
         else this.swap(() => this.follower(config.masterUrl, this.parts.peers())).catch(() => undefined);
       },
     });
   }
 
-  private follower(masterUrl: string, peers: Peer[]): FollowerParts {
+  /** `epoch`: the master's, when known (a deposed master is told it), so forwards are stamped with it at once. */
+  private follower(masterUrl: string, peers: Peer[], epoch = 0): FollowerParts {
     const { config, store, client, waiter, log, metrics } = this.d;
-    return wireSlave(config, store, client, waiter, log, metrics, { masterUrl, peers, onFollow: () => this.save(), discover: !this.ha });
+    return wireSlave(config, store, client, waiter, log, metrics, { masterUrl, masterEpoch: epoch, peers, onFollow: () => this.save(), discover: !this.ha });
   }
 
   private save(): void {

@@ -22,6 +22,8 @@ import type { Peer, RoleParts } from './types.js';
 /** Whom a follower follows first, whom else it knows, and whom to tell when its master moves. */
 export interface FollowerOptions {
   masterUrl: string;
+  /** That master's epoch when known (0: not known; learned from its entries and heartbeats). */
+  masterEpoch?: number;
   /** Other nodes known from earlier views (a restarted node looks for the master among them). */
   peers: Peer[];
   /** Called when this follower starts following another master (persist it). */
@@ -80,7 +82,7 @@ export function wireSlave(config: Config, store: Store, client: PeerClient, wait
   };
   // The epoch of the master followed, as told with its URL (etcd's leader key, a peer's
   // /status) before its first entries arrive: stamped on forwarded writes (x-sqlfleet-epoch).
-  let masterEpoch = 0;
+  let masterEpoch = opts.masterEpoch ?? 0;
   const follow = (url: string, why: string, epoch = 0) => {
     if (url === selfUrl) return;
     if (url === masterUrl) {
