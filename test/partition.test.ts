@@ -14,7 +14,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
-import { assertError, exec, ok, query, rows, status, waitFor } from './helpers/cluster.js';
+import { assertError, exec, ok, post, query, rows, status, waitFor } from './helpers/cluster.js';
 import { etcdSkip } from './helpers/etcd.js';
 import { agreedMaster, rtoAfter, settleAndAudit, startHaNet, type HaNet } from './helpers/ha-net.js';
 import { WriteLoad, acknowledged, assertAuditClean, outcomeSummary } from './helpers/load.js';
@@ -164,6 +164,36 @@ test('partition: a write a slave forwarded as its master was cut off is answered
     for (const n of r.nodes) {
       assert.equal(await count(n), 0, `${n.label()} holds the write its client was told "unknown" about, applied after the heal`);
     }
+    assert.match(m0.logs(), refusal);
+  });
+});
+
+test('partition: the same for a write sent over Hrana (libSQL) to a slave: its relay into the cut times out, and when the link heals the old master refuses the retransmitted pipeline instead of relaying it to the new master', { skip, timeout: 90_000 }, async () => {
+  await withRig(async (r) => {
+    const [m0, s1, s2] = r.nodes as [typeof r.nodes[0], typeof r.nodes[0], typeof r.nodes[0]];
+    const insert = (id: string) => ({ baton: null, requests: [{ type: 'execute', stmt: { sql: `INSERT INTO ${TABLE}(id, client, tag) VALUES ('${id}', 0, 'ph')` } }, { type: 'close' }] });
+    // Relayed writes through node 2 keep a relay connection to the master open.
+    for (let i = 0; i < 5; i++) {
+      const w = await post(`${s2.url}/v2/pipeline`, insert(`ph-warm-${i}`));
+      assert.equal(w.body?.results?.[0]?.type, 'ok', `a Hrana write through node 2: ${w.text}`);
+    }
+    for (const h of [s1.id, s2.id, r.etcdHost]) r.net.cutBetween(m0.id, h);
+    const cutAt = Date.now();
+    const late = post(`${s2.url}/v2/pipeline`, insert('ph-late'), { timeoutMs: 30_000 });
+    const m = await agreedMaster([s1, s2], 15_000);
+    for (const h of [s1.id, r.etcdHost]) r.net.healBetween(m0.id, h);
+    await waitFor(async () => (await status(m0)).master === m.url, { timeoutMs: 15_000, message: 'the old master follows the new one' });
+    // The relay gives up after --forward-timeout (10 s): the client is told it failed.
+    const answer = await late;
+    const answeredAt = Date.now() - cutAt;
+    assert.notEqual(answer.status === 200 ? answer.body?.results?.[0]?.type : 'error', 'ok', `the relayed write into the cut: ${answer.text}`);
+    r.net.healBetween(m0.id, s2.id);
+    const refusal = /this request was forwarded to the master of epoch \d+; this node is in epoch \d+/;
+    const count = async (n: typeof m) => rows(await query(n, `SELECT count(*) FROM ${TABLE} WHERE id = 'ph-late'`))[0]![0];
+    await waitFor(async () => refusal.test(m0.logs()) || (await count(m)) !== 0, { timeoutMs: 30_000, intervalMs: 200, message: 'the held-up pipeline reaching the old master' });
+    process.stdout.write(`# held-up Hrana write: answered ${answer.status} ${answeredAt} ms after the cut; reached the old master ${Date.now() - cutAt} ms after the cut\n`);
+    await delay(1000);
+    for (const n of r.nodes) assert.equal(await count(n), 0, `${n.label()} holds the Hrana write its client was told failed, applied after the heal`);
     assert.match(m0.logs(), refusal);
   });
 });
