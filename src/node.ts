@@ -161,6 +161,7 @@ export async function startNode(config: Config, log: LogFn = createLogger(config
     api: {
       execute: (req, raw, who) => executor.execute(req, raw, who),
       status: () => ({ node: config.id, role: roles.current.kind, url, applied_index: store.appliedIndex, ...role.statusExtra(), ...(webhook ? { cdc: webhook.status() } : {}), nodes: role.nodes() }),
+      knownEpoch: execDeps.knownEpoch,
       checksum: () => store.checksum(),
       metrics: () => metrics.render(),
       ready: () => ready && roles.current.ready() && (ha?.ready() ?? true),

@@ -23,6 +23,8 @@ import { registerChanges, type ChangeSource } from './changes.js';
 export interface NodeApi {
   execute(req: QueryRequest, rawBody: string, who: Principal): Promise<Outcome>;
   status(): Record<string, unknown>;
+  /** The newest epoch this node knows of: stamped on what a slave passes to the master. */
+  knownEpoch(): number;
   checksum(): Promise<unknown>;
   metrics(): Promise<string>;
   ready(): boolean;
@@ -152,7 +154,7 @@ export function createApp(d: AppDeps): Hono {
   app.post('/nodes/:id/resync', operator, (c) => send(c, d.api.resyncNode(nodeId(c.req.param('id') ?? ''))));
 
   // rqlite's HTTP API on the same executor (rqlite.ts).
-  registerRqlite(app, { execute: (r, raw, who) => d.api.execute(r, raw, who), status: () => d.api.status(), ready: () => d.api.ready(), support: d.rqlite, token: d.token, maxBody: d.maxBody, maxStatements: d.maxStatements, need, log: d.log });
+  registerRqlite(app, { execute: (r, raw, who) => d.api.execute(r, raw, who), status: () => d.api.status(), knownEpoch: () => d.api.knownEpoch(), ready: () => d.api.ready(), support: d.rqlite, token: d.token, maxBody: d.maxBody, maxStatements: d.maxStatements, need, log: d.log });
 
   // libSQL's Hrana over HTTP: /v2/pipeline, /v3/pipeline, /v3/cursor (src/hrana/).
   if (d.hrana) registerHrana(app, { streams: d.hrana, principal, readBody: (c) => readBody(c, d.maxBody) });

@@ -42,6 +42,8 @@ export interface RqliteSupport {
 export interface RqliteDeps {
   execute(req: QueryRequest, rawBody: string, who: Principal): Promise<Outcome>;
   status(): Record<string, unknown>;
+  /** Stamped on a load a slave passes to the master (x-sqlfleet-epoch). */
+  knownEpoch(): number;
   ready(): boolean;
   /** Absent in a bare app (tests of the routing alone): its routes then answer UNAVAILABLE. */
   support: RqliteSupport | undefined;
@@ -254,7 +256,7 @@ export function registerRqlite(app: Hono, d: RqliteDeps): void {
         throw new SqlfleetError('MASTER_UNAVAILABLE', 'a load passed on by another node reached a node that is no longer the master; nothing was applied, retry', { outcome: 'not_applied', master: masterUrl() });
       }
       if (qp.flag('redirect')) return redirect(c, masterUrl());
-      return forwardLoad(c, masterUrl(), Number(d.status().epoch ?? 0), d.token, principal(c));
+      return forwardLoad(c, masterUrl(), d.knownEpoch(), d.token, principal(c));
     }
     const data = await binaryBody(c, LOAD_MAX_BYTES);
     const ctype = (c.req.header('content-type') ?? '').toLowerCase();

@@ -234,9 +234,10 @@ export function wireSlave(config: Config, store: Store, client: PeerClient, wait
   // while its client still waits only says it had not heard of the newer epoch yet (a
   // switchover a moment ago): it learns it from the refusal and sends once more.
   const forward = async (body: string, onBehalf: string | null, epoch?: number): Promise<Outcome> => {
-    const first = await forwardOnce(body, onBehalf, epoch ?? knownEpoch());
-    if (epoch !== undefined || !staleStamp(first.out) || first.stamp >= knownEpoch()) return first.out;
-    return (await forwardOnce(body, onBehalf, knownEpoch())).out;
+    const stamp = epoch ?? knownEpoch();
+    const first = await forwardOnce(body, onBehalf, stamp);
+    if (epoch !== undefined || !staleStamp(first) || stamp >= knownEpoch()) return first;
+    return forwardOnce(body, onBehalf, knownEpoch());
   };
 
   /** The master's answer refused the stamp as older than its epoch (executor.ts fenceForwarded); learns that epoch. */
@@ -247,7 +248,7 @@ export function wireSlave(config: Config, store: Store, client: PeerClient, wait
     return true;
   };
 
-  const forwardOnce = async (body: string, onBehalf: string | null, stamp: number): Promise<{ out: Outcome; stamp: number }> => {
+  const forwardOnce = async (body: string, onBehalf: string | null, stamp: number): Promise<Outcome> => {
     const to = masterUrl;
     if (!to) throw new SqlfleetError('MASTER_UNAVAILABLE', 'no master is elected yet; nothing was applied, retry', { outcome: 'not_applied', retry_after_ms: 500 });
     const changed = masterChanged.signal;
@@ -257,7 +258,7 @@ export function wireSlave(config: Config, store: Store, client: PeerClient, wait
         headers: { 'x-sqlfleet-forwarded-by': String(config.id), 'x-sqlfleet-epoch': String(stamp), ...(onBehalf ? { 'x-sqlfleet-user': onBehalf } : {}) },
         signal: changed,
       });
-      return { out: { status: res.status, body: res.body ?? {} }, stamp };
+      return { status: res.status, body: res.body ?? {} };
     } catch (e) {
       if (!(e instanceof PeerUnreachableError)) throw e;
       if (changed.aborted) {
