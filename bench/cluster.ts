@@ -100,6 +100,24 @@ async function startReference(label: string, script: string): Promise<Proc> {
   return start(label, script, [], [], { PORT: String(await freePort()), HOST: '127.0.0.1', DB: join(dir, `${label}.db`) });
 }
 
+/** The replicated floor (bench/floor.mjs): a bare master and two slaves. */
+export interface Floor {
+  readonly master: Proc;
+  readonly slaves: Proc[];
+}
+
+/** Starts bench/floor.mjs as two slaves and a master that ships to them, on free ports, fresh files. */
+export async function startFloor(): Promise<Floor> {
+  const dir = tempDir('sqlfleet-floor-');
+  const slaves: Proc[] = [];
+  for (const i of [1, 2]) {
+    slaves.push(await start(`floor slave ${i}`, 'bench/floor.mjs', [], [], { ROLE: 'slave', PORT: String(await freePort()), HOST: '127.0.0.1', DB: join(dir, `s${i}.db`) }));
+  }
+  const SLAVES = slaves.map((s) => s.url.replace('tcp://', '')).join(',');
+  const master = await start('floor master', 'bench/floor.mjs', [], [], { ROLE: 'master', PORT: String(await freePort()), HOST: '127.0.0.1', DB: join(dir, 'm.db'), SLAVES });
+  return { master, slaves };
+}
+
 /** Starts the yardstick (hono, one commit per write). */
 export const startYardstick = (): Promise<Proc> => startReference('yardstick', YARDSTICK);
 /** Starts the single-node limit (node:http, group commit). */

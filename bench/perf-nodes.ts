@@ -7,7 +7,8 @@
 //   npx tsx bench/perf-nodes.ts [seconds=6] [param|literal|read|batch] [connections=32] [top=30]
 //     → /tmp/sqlfleet-perf/{m,s1,s2}.data, and for the node under load (the master for
 //       writes, slave 1 for reads) its main thread's samples by innermost JS function
-//       (natives and the kernel charged to the JS that called them) and inclusive.
+//       (natives and the kernel charged to the JS that called them) and inclusive;
+//       PERF_NODE=m|s1|s2 summarizes that node instead.
 // Needs `perf` (Debian `linux-perf`) and permission to profile other processes (root).
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, rmSync } from 'node:fs';
@@ -56,7 +57,8 @@ runScript('perf-nodes', async () => {
   await post(c.master.url, { command: 'exec', query: 'CREATE TABLE kv (k TEXT PRIMARY KEY, v TEXT)' });
   await post(c.master.url, { queries: Array.from({ length: 1000 }, (_, i) => ({ query: 'INSERT INTO kv VALUES (?,?)', params: [`r-${i}`, 'v'.repeat(100)] })), transaction: true });
   const procs = [{ name: 'm', pid: c.master.pid }, { name: 's1', pid: c.slaves[0].pid }, { name: 's2', pid: c.slaves[1].pid }];
-  const node = mode === 'read' ? procs[1] : procs[0];
+  // PERF_NODE=m|s1|s2 summarizes that node instead of the one under load.
+  const node = procs.find((p) => p.name === process.env.PERF_NODE) ?? (mode === 'read' ? procs[1] : procs[0]);
   const url = mode === 'read' ? c.slaves[0].url : c.master.url;
   await runWrk({ url, mode, prefix: 'warm', concurrency: conns, seconds: 2, procs }); // warm-up, not recorded
   const recs = procs.map((p) =>
@@ -67,5 +69,5 @@ runScript('perf-nodes', async () => {
   const us = (ms: number) => ((ms * 1000) / r.requests).toFixed(0);
   console.log(`${mode} c=${conns}: ${r.rps.toFixed(0)} req/s; CPU µs/op master ${us(r.cpu.m)}, slave 1 ${us(r.cpu.s1)}, slave 2 ${us(r.cpu.s2)}`);
   const text = execFileSync('perf', ['script', '-i', join(dir, `${node.name}.data`), '-F', 'tid,ip,sym'], { encoding: 'utf8', maxBuffer: 1 << 30, stdio: ['ignore', 'pipe', 'ignore'] });
-  console.log(`${node.name === 'm' ? 'master' : 'slave 1'} (${join(dir, `${node.name}.data`)}), ${summarize(text, node.pid)}`);
+  console.log(`${{ m: 'master', s1: 'slave 1', s2: 'slave 2' }[node.name]} (${join(dir, `${node.name}.data`)}), ${summarize(text, node.pid)}`);
 });

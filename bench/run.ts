@@ -27,7 +27,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
-import { appliedIndex, removeTempDirs, startCluster, startLimit, startYardstick, type BenchCluster } from './cluster.js';
+import { appliedIndex, removeTempDirs, startCluster, startFloor, startLimit, startYardstick, type BenchCluster, type Floor } from './cluster.js';
 import { startEtcd, type Etcd } from './etcd.js';
 import { hranaTxRate, limitTx, seedHranaTx } from './hrana-tx.js';
 import { referenceLine } from './references.js';
@@ -103,11 +103,16 @@ const FIGURES: Figure[] = [
 interface Round {
   limit: WrkResult[];
   yardstick: WrkResult[];
+  /** The replicated floor's runs (write figures only). */
+  floor: WrkResult[];
   sqlfleet: WrkResult[];
   /** sqlfleet / limit. */
   ratio: number;
   /** sqlfleet / yardstick. */
   ysRatio: number;
+  /** floor / limit, and sqlfleet / floor (NaN for reads: a read's floor is the limit itself). */
+  floorRatio: number;
+  toFloor: number;
 }
 
 const figureRounds = new Map<string, Round[]>();
@@ -133,34 +138,47 @@ async function wrkRound(f: Figure, c: BenchCluster, refs: Refs, round: number): 
     { name: 'slave1', pid: c.slaves[0].pid },
     { name: 'slave2', pid: c.slaves[1].pid },
   ];
-  const one = async (who: 'limit' | 'yardstick' | 'sqlfleet'): Promise<WrkResult> => {
-    const ref = who === 'sqlfleet' ? null : refs[who];
+  const floorProcs = [
+    { name: 'master', pid: refs.floor.master.pid },
+    { name: 'slave1', pid: refs.floor.slaves[0].pid },
+    { name: 'slave2', pid: refs.floor.slaves[1].pid },
+  ];
+  const one = async (who: 'limit' | 'yardstick' | 'floor' | 'sqlfleet'): Promise<WrkResult> => {
+    const ref = who === 'limit' || who === 'yardstick' ? refs[who] : null;
     const r = await runWrk({
-      url: ref ? ref.url : f.target(c).url,
+      url: ref ? ref.url : who === 'floor' ? refs.floor.master.url : f.target(c).url,
       mode: f.mode,
       prefix: f.mode === 'read' ? 'r' : `w${++prefixSeq}`,
       keys: READ_KEYS,
       concurrency: f.concurrency,
       seconds: SECONDS,
-      procs: ref ? [{ name: who, pid: ref.pid }] : fleetProcs,
+      procs: ref ? [{ name: who, pid: ref.pid }] : who === 'floor' ? floorProcs : fleetProcs,
     });
     if (r.errors || r.socketErrors) oddities.push(`${f.name}, round ${round + 1}, ${who}: ${r.errors} error answers ${r.socketErrors}`);
     return r;
   };
+  // Writes: limit, yardstick, floor, sqlfleet, sqlfleet, floor, yardstick, limit.
+  const withFloor = f.mode !== 'read';
   const l1 = await one('limit');
   const y1 = await one('yardstick');
+  const fl1 = withFloor ? await one('floor') : null;
   const f1 = await one('sqlfleet');
   const f2 = await one('sqlfleet');
+  const fl2 = withFloor ? await one('floor') : null;
   const y2 = await one('yardstick');
   const l2 = await one('limit');
   const limit = [l1, l2];
   const yardstick = [y1, y2];
+  const floor = fl1 && fl2 ? [fl1, fl2] : [];
   const sqlfleet = [f1, f2];
-  const ratioTo = (ref: WrkResult[]) => (f.measure === 'rps' ? mean(sqlfleet, 'rps') / mean(ref, 'rps') : mean(sqlfleet, 'p50_ms') / mean(ref, 'p50_ms'));
-  const ratio = ratioTo(limit);
-  const ysRatio = ratioTo(yardstick);
+  const ratioOf = (a: WrkResult[], ref: WrkResult[]) =>
+    a.length === 0 ? Number.NaN : f.measure === 'rps' ? mean(a, 'rps') / mean(ref, 'rps') : mean(a, 'p50_ms') / mean(ref, 'p50_ms');
+  const ratio = ratioOf(sqlfleet, limit);
+  const ysRatio = ratioOf(sqlfleet, yardstick);
+  const floorRatio = ratioOf(floor, limit);
+  const toFloor = ratioOf(sqlfleet, floor);
   const list = figureRounds.get(f.name) ?? [];
-  list.push({ limit, yardstick, sqlfleet, ratio, ysRatio });
+  list.push({ limit, yardstick, floor, sqlfleet, ratio, ysRatio, floorRatio, toFloor });
   figureRounds.set(f.name, list);
   const cf = cpuPerOp(sqlfleet).total;
   const cl = cpuPerOp(limit).total;
@@ -168,7 +186,8 @@ async function wrkRound(f: Figure, c: BenchCluster, refs: Refs, round: number): 
   const rate = (rs: WrkResult[]) => `${fmt(mean(rs, 'rps') * per, 0)} ${per > 1 ? 'rows' : 'req'}/s p50 ${fmt(mean(rs, 'p50_ms'), 2)} ms`;
   console.log(
     `  ${f.name.padEnd(32)} round ${round + 1}: sqlfleet ${rate(sqlfleet)} | limit ${rate(limit)} | yardstick ${rate(yardstick)}` +
-      ` | ratio ${fmt(ratio, 2)} (yardstick ${fmt(ysRatio, 2)}) | CPU/op ${fmt(cf, 0)} vs limit ${fmt(cl, 0)} µs`,
+      (withFloor ? ` | floor ${rate(floor)}` : '') +
+      ` | ratio ${fmt(ratio, 2)} (yardstick ${fmt(ysRatio, 2)}${withFloor ? `; floor ${fmt(floorRatio, 2)}` : ''}) | CPU/op ${fmt(cf, 0)} vs limit ${fmt(cl, 0)} µs`,
   );
 }
 
@@ -176,7 +195,7 @@ async function wrkRound(f: Figure, c: BenchCluster, refs: Refs, round: number): 
 function wrkTables(): string {
   const out: string[] = [];
   const roundHeads = Array.from({ length: ROUNDS }, (_, i) => `round ${i + 1}`);
-  const head = ['figure (ratio to the limit)', ...roundHeads, 'median', 'goal', 'result', 'sqlfleet, median', 'limit, median', 'ratio to the yardstick'];
+  const head = ['figure (ratio to the limit)', ...roundHeads, 'median', 'goal', 'result', 'sqlfleet, median', 'limit, median', 'ratio to the yardstick', 'floor / limit', 'sqlfleet / floor'];
   const shown = FIGURES.filter((f) => figureRounds.has(f.name));
   const cells = shown.map((f) => {
     const rs = figureRounds.get(f.name)!;
@@ -186,18 +205,23 @@ function wrkTables(): string {
     const abs = (k: 'sqlfleet' | 'limit') =>
       f.measure === 'p50' ? `${fmt(median(rs.map((r) => mean(r[k], 'p50_ms'))), 2)} ms` : `${fmt(median(rs.map((r) => mean(r[k], 'rps'))) * (f.mode === 'batch' ? 100 : 1), 0)}/s`;
     const ym = median(rs.map((r) => r.ysRatio));
-    return [f.name, ...rs.map((r) => `${fmt(r.ratio, 2)}x`), `${fmt(m, 2)}x`, `${sign} ${f.goal}x`, ok ? 'PASS' : 'MISS', abs('sqlfleet'), abs('limit'), `${fmt(ym, 2)}x${f.ysGoal ? ` (goal ${sign} ${f.ysGoal}x)` : ''}`];
+    const fm = median(rs.map((r) => r.floorRatio));
+    const tf = median(rs.map((r) => r.toFloor));
+    const x = (v: number) => (Number.isFinite(v) ? `${fmt(v, 2)}x` : '—');
+    return [f.name, ...rs.map((r) => `${fmt(r.ratio, 2)}x`), `${fmt(m, 2)}x`, `${sign} ${f.goal}x`, ok ? 'PASS' : 'MISS', abs('sqlfleet'), abs('limit'), `${fmt(ym, 2)}x${f.ysGoal ? ` (goal ${sign} ${f.ysGoal}x)` : ''}`, x(fm), x(tf)];
   });
   out.push(grid(head, cells, 1, roundHeads.length + 1));
-  const cpuHead = ['CPU per operation (µs, all rounds)', 'sqlfleet', 'master', 'slave 1', 'slave 2', 'limit', 'ratio', 'yardstick', 'ratio', 'wrk, sqlfleet / limit'];
+  const cpuHead = ['CPU per operation (µs, all rounds)', 'sqlfleet', 'master', 'slave 1', 'slave 2', 'limit', 'ratio', 'yardstick', 'ratio', 'floor (m / s1 / s2)', 'wrk, sqlfleet / limit'];
   const cpuCells = shown.map((f) => {
     const rs = figureRounds.get(f.name)!;
     const cf = cpuPerOp(rs.flatMap((r) => r.sqlfleet));
     const cl = cpuPerOp(rs.flatMap((r) => r.limit));
     const cy = cpuPerOp(rs.flatMap((r) => r.yardstick));
-    return [f.name, fmt(cf.total, 0), fmt(cf.by.master, 0), fmt(cf.by.slave1, 0), fmt(cf.by.slave2, 0), fmt(cl.total, 0), `${fmt(cf.total / cl.total, 2)}x`, fmt(cy.total, 0), `${fmt(cf.total / cy.total, 2)}x`, `${fmt(cf.wrk, 0)} / ${fmt(cl.wrk, 0)}`];
+    const fl = rs.some((r) => r.floor.length) ? cpuPerOp(rs.flatMap((r) => r.floor)) : null;
+    const floorCell = fl ? `${fmt(fl.total, 0)} (${fmt(fl.by.master, 0)} / ${fmt(fl.by.slave1, 0)} / ${fmt(fl.by.slave2, 0)})` : '—';
+    return [f.name, fmt(cf.total, 0), fmt(cf.by.master, 0), fmt(cf.by.slave1, 0), fmt(cf.by.slave2, 0), fmt(cl.total, 0), `${fmt(cf.total / cl.total, 2)}x`, fmt(cy.total, 0), `${fmt(cf.total / cy.total, 2)}x`, floorCell, `${fmt(cf.wrk, 0)} / ${fmt(cl.wrk, 0)}`];
   });
-  out.push(grid(cpuHead, cpuCells, 1, 8));
+  out.push(grid(cpuHead, cpuCells, 1, 9));
   return out.join('\n\n');
 }
 
@@ -208,10 +232,11 @@ function grid(head: string[], cells: string[][], from: number, to: number): stri
   return [line(head), '|' + width.map((w) => '-'.repeat(w + 2)).join('|') + '|', ...cells.map(line)].join('\n');
 }
 
-/** The two reference servers. */
+/** The reference servers: the limit, the yardstick and the replicated floor (bench/floor.mjs, write figures only). */
 interface Refs {
   limit: Proc;
   yardstick: Proc;
+  floor: Floor;
 }
 
 /**
@@ -222,7 +247,7 @@ interface Refs {
  * 53 to 109 µs (bench/refs-compare.ts), which flattered the read ratio. Primed, both
  * reference sets cost the same.
  */
-async function primeReferences(refs: Refs): Promise<void> {
+async function primeReferences(refs: Pick<Refs, 'limit' | 'yardstick'>): Promise<void> {
   for (const ref of [refs.limit, refs.yardstick]) {
     await post(ref.url, { command: 'query', query: 'SELECT v FROM kv WHERE k = ?', params: ['r-0'] });
     await seedHranaTx(ref.url);
@@ -246,7 +271,8 @@ async function wrkPhase(c: BenchCluster, refs: Refs): Promise<void> {
   process.stdout.write('  warm-up…\n');
   const fleet = [{ name: 'master', pid: c.master.pid }];
   for (const mode of ['param', 'literal', 'read'] as const) {
-    for (const url of [mode === 'read' ? c.slaves[0].url : c.master.url, refs.limit.url, refs.yardstick.url]) {
+    const floor = mode === 'read' ? [] : [refs.floor.master.url];
+    for (const url of [mode === 'read' ? c.slaves[0].url : c.master.url, refs.limit.url, refs.yardstick.url, ...floor]) {
       await runWrk({ url, mode, prefix: mode === 'read' ? 'r' : `warm${++prefixSeq}`, keys: READ_KEYS, concurrency: 8, seconds: 1, procs: fleet });
     }
   }
@@ -513,16 +539,17 @@ async function main(): Promise<Record<string, unknown>> {
   const nodeArgs = etcd ? ['--etcd', etcd.url] : [];
   const ys = await startYardstick();
   const limit = await startLimit();
+  const floor = await startFloor();
   const c = await startCluster(2, [], [], nodeArgs);
   const idleKb = { master: c.master.memory()?.rssKb, slave1: c.slaves[0].memory()?.rssKb, slave2: c.slaves[1].memory()?.rssKb };
   console.log(
-    `  limit ${limit.url} (pid ${limit.pid}); yardstick ${ys.url} (pid ${ys.pid}); master ${c.master.url} (pid ${c.master.pid}); slaves ${c.slaves.map((s) => `${s.url} (pid ${s.pid})`).join(', ')}` +
+    `  limit ${limit.url} (pid ${limit.pid}); yardstick ${ys.url} (pid ${ys.pid}); floor ${floor.master.url} (pids ${[floor.master, ...floor.slaves].map((p) => p.pid).join(', ')}); master ${c.master.url} (pid ${c.master.pid}); slaves ${c.slaves.map((s) => `${s.url} (pid ${s.pid})`).join(', ')}` +
       (etcd ? `; etcd ${etcd.url} (pid ${etcd.pid})` : ''),
   );
   await post(c.master.url, { command: 'exec', query: DDL });
   await primeReferences({ limit, yardstick: ys });
 
-  if (PHASES.has('wrk')) await wrkPhase(c, { limit, yardstick: ys });
+  if (PHASES.has('wrk')) await wrkPhase(c, { limit, yardstick: ys, floor });
   if (PHASES.has('hrana')) await hranaPhase(c, limit);
   if (PHASES.has('batch')) await batchPhase(c, ys);
   const catchUp = PHASES.has('catchup') ? await catchUpPhase(c) : null;
@@ -571,7 +598,13 @@ async function main(): Promise<Record<string, unknown>> {
       {
         rounds: rs,
         medianRatio: median(rs.map((r) => r.ratio)),
-        cpuUsPerOp: { sqlfleet: cpuPerOp(rs.flatMap((r) => r.sqlfleet)), yardstick: cpuPerOp(rs.flatMap((r) => r.yardstick)) },
+        medianFloorRatio: median(rs.map((r) => r.floorRatio)),
+        medianToFloor: median(rs.map((r) => r.toFloor)),
+        cpuUsPerOp: {
+          sqlfleet: cpuPerOp(rs.flatMap((r) => r.sqlfleet)),
+          yardstick: cpuPerOp(rs.flatMap((r) => r.yardstick)),
+          floor: rs.some((r) => r.floor.length) ? cpuPerOp(rs.flatMap((r) => r.floor)) : null,
+        },
       },
     ]),
   );
