@@ -9,6 +9,7 @@
 //   npx tsx bench/catchup.ts run DIR [TRIALS]  trials on copies of it (default 3); DIR is left as it was
 //   CATCHUP_PROFILE=1 … run DIR 1              also CPU profiles of both (.bench/catchup-profile/), summarized
 //   CATCHUP_MASTER_ARGS / CATCHUP_SLAVE_ARGS      extra arguments of the master / the slave (e.g. --batch-max-entries 5000)
+import { spawn } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { appliedIndex, runScript, startCluster, tempDir } from './cluster.js';
@@ -21,7 +22,11 @@ const [mode, dir, nArg] = process.argv.slice(2);
 const VALUE = 'v'.repeat(100);
 const PROFILE = process.env.CATCHUP_PROFILE === '1';
 const profDir = join(ROOT, '.bench', 'catchup-profile');
+// CATCHUP_PERF=1: Linux perf samples the slave during the catch-up (perf.data in .bench/catchup-perf/).
+const PERF = process.env.CATCHUP_PERF === '1';
+const perfDir = join(ROOT, '.bench', 'catchup-perf');
 const flags = (n: string): string[] => {
+  if (PERF) return ['--perf-basic-prof-only-functions', '--interpreted-frames-native-stack'];
   if (!PROFILE) return [];
   mkdirSync(join(profDir, n), { recursive: true });
   return ['--cpu-prof', `--cpu-prof-dir=${join(profDir, n)}`];
@@ -75,6 +80,11 @@ async function trial(): Promise<Trial> {
   const t0 = performance.now();
   const slave: Proc = await start('slave 2', CLI, ['node', '2', '2', '--port', '0', '--data-dir', d, '--master-url', master.url, ...extra(process.env.CATCHUP_SLAVE_ARGS)], flags('slave2'));
   const tReady = performance.now();
+  let rec: ReturnType<typeof spawn> | null = null;
+  if (PERF) {
+    mkdirSync(perfDir, { recursive: true });
+    rec = spawn('perf', ['record', '-q', '-e', 'cpu-clock', '-F', '1999', '-g', '-p', String(slave.pid), '-o', join(perfDir, 'slave.data')], { stdio: 'ignore' });
+  }
   const from = await appliedIndex(slave.url);
   const startUs = us();
   const cm = cpuMs(master.pid);
@@ -91,6 +101,11 @@ async function trial(): Promise<Trial> {
     10,
   );
   const tDone = performance.now();
+  if (rec) {
+    const exited = new Promise((r) => rec!.once('exit', r));
+    rec.kill('SIGINT');
+    await exited;
+  }
   const m = cpuMs(master.pid) - cm;
   const s = cpuMs(slave.pid) - cs;
   const sm2 = mainThread(slave.pid);
