@@ -81,7 +81,7 @@ if (ROLE === 'slave') {
       appendLog.run(first + i, JSON.stringify(stmts));
     });
   });
-  net.createServer((sock) => {
+  const server = net.createServer((sock) => {
     sock.setNoDelay(true);
     sock.on('data', framer((f) => {
       const [first, entries] = JSON.parse(f.toString('utf8'));
@@ -92,7 +92,8 @@ if (ROLE === 'slave') {
       sock.write(ack);
     }));
     sock.on('error', () => sock.destroy());
-  }).listen(PORT, HOST, () => console.log(JSON.stringify({ msg: 'ready', url: `tcp://${HOST}:${PORT}` })));
+  });
+  server.listen(PORT, HOST, () => console.log(JSON.stringify({ msg: 'ready', url: `tcp://${HOST}:${server.address().port}` })));
 } else {
   const send = (res, status, obj) => {
     const body = JSON.stringify(obj);
@@ -154,7 +155,7 @@ if (ROLE === 'slave') {
     release();
   };
 
-  const ready = () => http.createServer((req, res) => {
+  const server = http.createServer((req, res) => {
     if (req.method === 'GET' && req.url === '/health') return send(res, 200, { ok: true });
     if (req.method !== 'POST') return send(res, 404, { ok: false });
     const chunks = [];
@@ -170,7 +171,8 @@ if (ROLE === 'slave') {
         : [[b.query, b.params ?? []]];
       if (queue.push({ res, stmts }) === 1) setImmediate(flush);
     });
-  }).listen(PORT, HOST, () => console.log(JSON.stringify({ msg: 'ready', url: `http://${HOST}:${PORT}` })));
+  });
+  const ready = () => server.listen(PORT, HOST, () => console.log(JSON.stringify({ msg: 'ready', url: `http://${HOST}:${server.address().port}` })));
   let connected = 0;
   if (slaves.length === 0) ready();
   for (const s of slaves) s.once('connect', () => { if (++connected === slaves.length) ready(); });

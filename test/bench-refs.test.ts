@@ -93,3 +93,65 @@ for (const [script, key] of [['yardstick.mjs', 'yardstick'], ['limit.mjs', 'limi
     assert.equal(result.errors, 0);
   });
 }
+
+/** Starts bench/floor.mjs in `role` with `env`; resolves the URL of its ready line and the process. */
+function startFloor(role: 'master' | 'slave', name: string, env: Record<string, string> = {}): Promise<{ url: string; child: ChildProcess }> {
+  const child = spawn(process.execPath, [join(REPO_ROOT, 'bench', 'floor.mjs')], {
+    cwd: REPO_ROOT,
+    env: { ...process.env, ROLE: role, PORT: '0', HOST: '127.0.0.1', DB: join(dir, `floor-${name}.db`), ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  killOnExit(child);
+  procs.push(child);
+  let out = '';
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`floor ${name} printed no ready line in 30 s: ${out}`)), 30_000);
+    child.stdout!.on('data', (d) => {
+      out += d;
+      const m = /"url":"([^"]+)"/.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolve({ url: m[1]!, child });
+      }
+    });
+    child.stderr!.on('data', (d) => (out += d));
+    child.on('exit', (code) => reject(new Error(`floor ${name} exited ${code}: ${out}`)));
+  });
+}
+
+test('bench/floor.mjs (the replicated floor) answers a write once both slaves hold it; its slaves are replicas', { timeout: 90_000 }, async () => {
+  const s1 = await startFloor('slave', 's1');
+  const s2 = await startFloor('slave', 's2');
+  const { url } = await startFloor('master', 'm', { SLAVES: [s1, s2].map((s) => s.url.replace('tcp://', '')).join(',') });
+  const w = await post(url, { command: 'exec', query: 'INSERT OR REPLACE INTO kv(k,v) VALUES (?,?)', params: ['k-1', 'a'] });
+  assert.equal(w.status, 200, w.text);
+  assert.equal(w.body.results[0].changes, 1);
+  const many = await Promise.all([
+    ...Array.from({ length: 20 }, (_, i) => post(url, { query: 'INSERT INTO kv(k,v) VALUES (?,?)', params: [`g-${i}`, `x${i}`] })),
+    post(url, { query: 'INSERT INTO kv(k,v) VALUES (?,?)', params: ['k-1', 'dup'] }),
+  ]);
+  assert.deepEqual(many.map((m) => m.status), [...Array(20).fill(200), 400]);
+  const batch = await post(url, { transaction: true, queries: [{ query: 'INSERT INTO kv VALUES (?,?)', params: ['b-1', 'x'] }, { query: 'INSERT INTO kv VALUES (?,?)', params: ['k-1', 'x'] }] });
+  assert.equal(batch.status, 400, 'the batch fails on its duplicate key');
+  // ack "all": a write is not answered while a slave cannot apply it (stopped), and is once it can.
+  s2.child.kill('SIGSTOP');
+  let answered = false;
+  const held = post(url, { query: 'INSERT INTO kv(k,v) VALUES (?,?)', params: ['held', 'h'] }).then((r) => ((answered = true), r));
+  await new Promise((r) => setTimeout(r, 1000));
+  assert.equal(answered, false, 'answered while slave 2 was stopped');
+  s2.child.kill('SIGCONT');
+  assert.equal((await held).status, 200);
+  const rows = await post(url, { query: 'SELECT k, v FROM kv ORDER BY k' });
+  assert.equal(rows.body.results[0].rows.length, 22, 'k-1, the 20 good writes and the held one; nothing of the failed batch');
+  // Every answered write was acknowledged by both slaves: their files hold the same rows now.
+  const { default: Database } = await import('better-sqlite3');
+  for (const name of ['s1', 's2']) {
+    const db = new Database(join(dir, `floor-${name}.db`), { readonly: true });
+    try {
+      assert.deepEqual(db.prepare('SELECT k, v FROM kv ORDER BY k').raw(true).all(), rows.body.results[0].rows, `floor slave ${name}`);
+      assert.equal(db.prepare('SELECT count(*) FROM log').pluck().get(), 22, `floor slave ${name}: one log row per write`);
+    } finally {
+      db.close();
+    }
+  }
+});
