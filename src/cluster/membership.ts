@@ -45,6 +45,8 @@ export interface MembershipDeps {
 /** The master's member table. */
 export class Membership {
   private readonly map = new Map<number, Member>();
+  /** slaves(), kept until a member is added or removed (it is read on every write and every ack). */
+  private sorted: readonly Member[] | null = null;
   private readonly listeners: Array<() => void> = [];
   private readonly now: () => number;
   private readonly startedAt: number;
@@ -72,9 +74,9 @@ export class Membership {
     for (const j of deps.joined) if (!this.map.has(j.id)) this.map.set(j.id, blank(j.id, j.url, true));
   }
 
-  /** Every slave, by id. */
-  slaves(): Member[] {
-    return [...this.map.values()].sort((a, b) => a.id - b.id);
+  /** Every slave, by id (the same array until a member is added or removed: do not change it). */
+  slaves(): readonly Member[] {
+    return (this.sorted ??= [...this.map.values()].sort((a, b) => a.id - b.id));
   }
 
   /** One slave, or undefined. */
@@ -97,6 +99,7 @@ export class Membership {
     }
     const m = blank(id, url, true);
     this.map.set(id, m);
+    this.sorted = null;
     this.save();
     return m;
   }
@@ -105,6 +108,7 @@ export class Membership {
   remove(id: number): boolean {
     const had = this.map.delete(id);
     if (had) {
+      this.sorted = null;
       this.save();
       this.changed();
     }

@@ -50,7 +50,7 @@ export class AckTracker {
    * seen during the master's start-up grace; etcd mode: members of the sync set).
    */
   constructor(
-    private readonly slaves: () => Member[],
+    private readonly slaves: () => readonly Member[],
     private readonly expected: ExpectedFn,
   ) {}
 

@@ -57,7 +57,7 @@ export interface MasterParts extends RoleParts {
   /** Writes admitted and not yet answered. */
   inflight(): number;
   /** Every member, as the master sees it (the HA loop adds caught-up ones to the sync set). */
-  members(): MemberT[];
+  members(): readonly MemberT[];
   /** Highest index acknowledged to a client: a member joins the sync set only once it has it. */
   maxAcked(): number;
   /** Slaves outside the sync set that hold every answered write (etcd mode: they join it now). */
