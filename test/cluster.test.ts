@@ -220,6 +220,56 @@ it("DEFAULT CURRENT_TIMESTAMP, random(), randomblob(8), datetime('now') are iden
   await assertSameChecksums(nodes);
 });
 
+it('an INSERT that would leave the largest rowid is refused: SQLite would pick later rowids at random on each replica', async () => {
+  const { master, nodes } = cluster();
+  const MAX = '9223372036854775807';
+  await ddl('CREATE TABLE big (id INTEGER PRIMARY KEY, v TEXT)');
+  await ddl('CREATE TABLE big_k (k TEXT PRIMARY KEY, v TEXT)'); // rowid table, rowid not named
+  await ddl('CREATE TABLE big_wr (id INTEGER PRIMARY KEY, v TEXT) WITHOUT ROWID');
+  const refused = (reply: Awaited<ReturnType<typeof exec>>, what: string, statement = 0) => {
+    assertError(reply, 400, 'SQL_ERROR', what);
+    assert.match(reply.body.error.message, /largest rowid/, what);
+    assert.equal(reply.body.error.statement, statement, what);
+  };
+  refused(await exec(master, `INSERT INTO big VALUES (${MAX}, 'max')`), 'the largest rowid, on the master');
+  refused(await exec(master, `INSERT INTO 'big' VALUES (${MAX}, 'max')`), "a table named by a string (SQLite's reading, not the parser's)");
+  refused(await exec(nodes[1]!, `INSERT INTO main."big" (id, v) VALUES (1, 'a'), (${MAX}, 'b')`), 'two rows, the second the largest, through a slave');
+  ok(await exec(master, `INSERT INTO big VALUES (${MAX} - 1, 'almost')`), 'one below it');
+  // The next rowid SQLite assigns is the largest: refused before anything picks at random.
+  refused(await exec(nodes[2]!, "INSERT INTO big(v) VALUES ('next')"), 'the next automatic rowid');
+  refused(
+    await post(master.url, { command: 'exec', transaction: true, queries: ["INSERT INTO big_k VALUES ('a', 'x')", `INSERT OR REPLACE INTO big(id, v) VALUES (${MAX}, 'r')`] }),
+    'an atomic batch whose second statement leaves it',
+    1,
+  );
+  // A table that came to hold it otherwise (an UPDATE is not refused) takes no INSERT until the row goes.
+  ok(await exec(master, `UPDATE big SET id = ${MAX} WHERE v = 'almost'`), 'an UPDATE to the largest rowid');
+  refused(await exec(master, "INSERT INTO big(v) VALUES ('random')"), 'an INSERT into a table that holds it');
+  ok(await exec(master, `DELETE FROM big WHERE id = ${MAX}`));
+  const after = ok(await exec(master, "INSERT INTO big(v) VALUES ('fine')"), 'an INSERT once the row is gone');
+  // A WITHOUT ROWID table has no rowid to pick; an implicit-rowid table is checked too.
+  ok(await exec(master, `INSERT INTO big_wr VALUES (${MAX}, 'ok')`), 'WITHOUT ROWID');
+  ok(await exec(master, "INSERT INTO big_k VALUES ('b', 'y')"), 'implicit rowid');
+  // Over Hrana (libSQL): the statement fails and its transaction rolls back.
+  const hrana = await post(`${master.url}/v2/pipeline`, {
+    requests: [
+      { type: 'execute', stmt: { sql: 'BEGIN' } },
+      { type: 'execute', stmt: { sql: "INSERT INTO big_k VALUES ('h', 'in tx')" } },
+      { type: 'execute', stmt: { sql: `INSERT INTO big VALUES (${MAX}, 'h')` } },
+      { type: 'execute', stmt: { sql: 'COMMIT' } },
+      { type: 'close' },
+    ],
+  });
+  assert.equal(hrana.status, 200, hrana.text);
+  const results = hrana.body.results as { type: string; error?: { message: string } }[];
+  assert.deepEqual(results.map((r) => r.type), ['ok', 'ok', 'error', 'error', 'ok'], hrana.text);
+  assert.match(results[2]!.error!.message, /largest rowid/);
+  await waitForIndex(nodes, after.index);
+  await assertRowsEverywhere('SELECT id, v FROM big ORDER BY id', [[1, 'fine']]);
+  await assertRowsEverywhere('SELECT k, v FROM big_k ORDER BY k', [['b', 'y']]);
+  await assertSameChecksums(nodes);
+});
+
 it("date(), time(), julianday(), strftime(), unixepoch() of 'now' are identical; other dates are SQLite's", async () => {
   const { nodes } = cluster();
   await ddl('CREATE TABLE det2 (id INTEGER PRIMARY KEY, d TEXT, t TEXT, cd TEXT, ct TEXT, jd REAL, s TEXT, ue INTEGER, ue0 INTEGER)');

@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import Database from 'better-sqlite3';
 import type { Statement } from 'sql-parser-cst';
-import { createClassifier, shapeOf } from '../src/sql/classify.js';
+import { createClassifier, insertTargetOf, shapeOf } from '../src/sql/classify.js';
 import { classifyStatement } from '../src/sql/cst.js';
 import { Lru } from '../src/sql/lru.js';
 import { READ_ONLY_PRAGMAS, SCHEMA_PRAGMAS } from '../src/sql/pragma.js';
@@ -552,4 +552,22 @@ test('classifyStatement walks a tree of any depth without recursion', () => {
   assert.deepEqual(classifyStatement(stmt as unknown as Statement), { kind: 'read', reason: 'select_stmt' });
   const bad = { ...stmt, clauses: [{ ...stmt.clauses[0], columns: { type: 'list_expr', items: [{ type: 'binary_expr', left: expr, operator: 'OR', right: { type: 'identifier', name: '_sqlfleet_log', text: '_sqlfleet_log' } }] } }] };
   assert.equal(classifyStatement(bad as unknown as Statement).kind, 'forbidden');
+});
+
+test("an INSERT names its table (into): the master's largest-rowid check needs it; the shape cache keeps it", () => {
+  const c = fresh();
+  const into = (sql: string) => c.classify(sql).statements.map((s) => s.into);
+  assert.deepEqual(into('INSERT INTO t VALUES (1)'), [{ name: 't' }]);
+  assert.deepEqual(into('INSERT INTO t VALUES (2)'), [{ name: 't' }], 'a text answered from its shape');
+  assert.deepEqual(into('insert or replace into main."Users"(id) values (3)'), [{ schema: 'main', name: 'Users' }]);
+  assert.deepEqual(into('REPLACE INTO u(x) VALUES (?)'), [{ name: 'u' }]);
+  assert.deepEqual(into("INSERT INTO 't' VALUES (4)"), [{ name: 't' }], 'a string as the table name');
+  assert.deepEqual(into('WITH n(v) AS (VALUES (1)) INSERT INTO t SELECT v FROM n RETURNING x'), [{ name: 't' }]);
+  assert.deepEqual(into('INSERT INTO t VALUES (1) ON CONFLICT DO NOTHING; UPDATE u SET x = 1; SELECT 1'), [{ name: 't' }, undefined, undefined]);
+  // Read from the tokens where the parser cannot read the statement.
+  assert.deepEqual(insertTargetOf('insert or replace into main."T x"(a) values (1)'), { schema: 'main', name: 'T x' });
+  assert.deepEqual(insertTargetOf('REPLACE INTO [u] VALUES (1)'), { name: 'u' });
+  assert.deepEqual(insertTargetOf('INSERT INTO `v`.w DEFAULT VALUES'), { schema: 'v', name: 'w' });
+  assert.equal(insertTargetOf('WITH n AS (SELECT 1) INSERT INTO t SELECT * FROM n'), undefined);
+  assert.equal(insertTargetOf('UPDATE t SET x = 1'), undefined);
 });

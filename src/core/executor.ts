@@ -3,7 +3,7 @@
 import type { Config } from '../config.js';
 import { SqlfleetError } from '../errors.js';
 import type { AckLevel, AckResult } from '../replication/acks.js';
-import { CLASS_RANK, type Classification, type StatementClass } from '../sql/types.js';
+import { CLASS_RANK, type Classification, type InsertTarget, type StatementClass } from '../sql/types.js';
 import type { Store } from '../store/store.js';
 import type { Entry, StatementResult, Stmt } from '../store/types.js';
 import { hasRole, type Principal, type Role } from '../auth/users.js';
@@ -68,7 +68,7 @@ export class Executor {
   async execute(req: QueryRequest, rawBody: string, who: Principal): Promise<Outcome> {
     const stamp = req.forwardedEpoch;
     if (stamp !== undefined) fenceForwarded(stamp, this.d);
-    const { stmts, kind, reason } = this.classifyAll(req);
+    const { stmts, kind, reason, into } = this.classifyAll(req);
     if (kind === 'forbidden' || kind === 'transaction') throw refusal(kind, reason);
     const role: Role = kind === 'read' ? 'read' : kind === 'write' ? 'write' : 'admin';
     if (!hasRole(who, role)) {
@@ -94,11 +94,12 @@ export class Executor {
       }
       return this.forward(forwardBody(req, rawBody), onBehalf, stamp);
     }
-    return withClass(await this.write(stmts, req.ack, req.idempotencyKey), kind);
+    return withClass(await this.write(stmts, req.ack, req.idempotencyKey, into), kind);
   }
 
-  private classifyAll(req: QueryRequest): { stmts: Stmt[]; kind: StatementClass; reason: string } {
+  private classifyAll(req: QueryRequest): { stmts: Stmt[]; kind: StatementClass; reason: string; into: (InsertTarget | undefined)[] | undefined } {
     const out: Stmt[] = [];
+    let into: (InsertTarget | undefined)[] | undefined; // an INSERT's table, by statement (store.ts checks it)
     let kind: StatementClass = 'read';
     let reason = '';
     for (const s of req.stmts) {
@@ -110,6 +111,7 @@ export class Executor {
         throw new SqlfleetError('BAD_REQUEST', `too many statements: more than ${this.d.config.maxStatements} (--max-statements)`);
       }
       for (const cs of c.statements) {
+        if (cs.into) (into ??= [])[out.length] = cs.into;
         out.push(cs.sql === s.sql || s.params === undefined ? { sql: cs.sql, params: s.params } : { sql: cs.sql });
         if (CLASS_RANK[cs.kind] > CLASS_RANK[kind]) {
           kind = cs.kind;
@@ -117,7 +119,7 @@ export class Executor {
         }
       }
     }
-    return { stmts: out, kind, reason };
+    return { stmts: out, kind, reason, into };
   }
 
   private async read(stmts: Stmt[], minIndex: number | undefined): Promise<Outcome> {
@@ -162,7 +164,7 @@ export class Executor {
     return out;
   }
 
-  private async write(stmts: Stmt[], ack: AckLevel, key: string | undefined): Promise<Outcome> {
+  private async write(stmts: Stmt[], ack: AckLevel, key: string | undefined, into?: readonly (InsertTarget | undefined)[]): Promise<Outcome> {
     const rep = this.d.replicate();
     rep.admit();
     try {
@@ -171,6 +173,7 @@ export class Executor {
       // store looks it up inside the commit: concurrent duplicates cannot both apply.
       if (key !== undefined) checkKeyAge(key, Date.now(), this.d.config.idempotencyWindowMs);
       const { index, results, fresh } = await this.d.store.write(stmts, epoch, key, {
+        into,
         check: () => rep.check(),
         onCommit: (entry, json) => {
           this.d.applied.notify();

@@ -6,6 +6,7 @@ import { SqlfleetError } from '../errors.js';
 import { hasRole, type Principal, type Role } from '../auth/users.js';
 import type { ReadSnapshot, TypedResult, WriterTx } from '../store/interactive.js';
 import type { Stmt } from '../store/types.js';
+import type { InsertTarget } from '../sql/types.js';
 import type { ExecutorDeps } from './executor.js';
 import { Lru } from '../sql/lru.js';
 
@@ -120,9 +121,9 @@ export class Session {
     }
     if (this.remote) return this.onRemote(s, ctl);
     if (ctl) return this.control(ctl, s);
-    const kind = this.classify(s.sql);
+    const { kind, into } = this.classify(s.sql);
     if (this.pendingWrite) await this.takeWriter();
-    if (this.write) return this.write.run(s);
+    if (this.write) return this.write.run(s, into);
     if (this.read) {
       if (kind !== 'read') throw new SqlfleetError('READ_ONLY_COMMAND', 'cannot write in a read-only transaction (BEGIN TRANSACTION READONLY)', { hrana_code: 'SQLITE_READONLY' });
       return this.read.run(s);
@@ -143,7 +144,7 @@ export class Session {
     await this.beginWrite();
     this.arm();
     try {
-      const r = this.write!.run(s);
+      const r = this.write!.run(s, into);
       await this.commitWrite();
       return r;
     } catch (e) {
@@ -227,7 +228,7 @@ export class Session {
     }
   }
 
-  private classify(sql: string): 'read' | 'write' | 'schema' {
+  private classify(sql: string): { kind: 'read' | 'write' | 'schema'; into: InsertTarget | undefined } {
     const c = this.d.classify(sql);
     if (c.statements.length > 1) throw new SqlfleetError('BAD_REQUEST', 'one statement per execute; use a sequence or a batch for several');
     if (c.kind === 'forbidden') throw new SqlfleetError('FORBIDDEN_STATEMENT', c.statements[0]?.reason || 'statement not allowed');
@@ -235,7 +236,7 @@ export class Session {
     const kind = c.kind;
     const role: Role = kind === 'read' ? 'read' : kind === 'write' ? 'write' : 'admin';
     if (!hasRole(this.who, role)) throw new SqlfleetError('FORBIDDEN', `user "${this.who.user}" (role ${this.who.role}) needs role ${role}`);
-    return kind;
+    return { kind, into: c.statements[0]?.into };
   }
 
   private async control(ctl: TxControl, s: Stmt): Promise<TypedResult> {

@@ -10,8 +10,8 @@ import { classifyWithSqlite } from './fallback.js';
 import { Lru } from './lru.js';
 import type { Verdict } from './pragma.js';
 import { KINDS_BY_LEADING_WORD } from './rules.js';
-import { statementSpans, tokens, type StatementSpan } from './split.js';
-import { CLASS_RANK, type Classification, type ClassifiedStatement, type SqliteProbe } from './types.js';
+import { statementSpans, tokens, type StatementSpan, type Token } from './split.js';
+import { CLASS_RANK, type Classification, type ClassifiedStatement, type InsertTarget, type SqliteProbe } from './types.js';
 
 /** Classifies query texts; one per node, shared by every request. */
 export interface Classifier {
@@ -152,13 +152,15 @@ export function createClassifier(opts: ClassifierOptions): Classifier {
       const verdict = classifyStatement(parsed[0]!);
       if (agreesWithLeadingWord(span.sql, verdict)) return verdict;
     }
-    return classifyWithSqlite(span.sql, (sql) => {
+    const verdict = classifyWithSqlite(span.sql, (sql) => {
       try {
         return opts.probe(sql);
       } catch (e) {
         return probeError(e, parseErr, span, index, text);
       }
     });
+    const into = verdict.kind === 'write' ? insertTargetOf(span.sql) : undefined;
+    return into ? { ...verdict, into } : verdict;
   }
 
   function classifyOne(span: StatementSpan, index: number, text: string, spend: (span: StatementSpan) => boolean): ClassifiedStatement {
@@ -166,7 +168,7 @@ export function createClassifier(opts: ClassifierOptions): Classifier {
     if (hit) return hit;
     const shape = span.sql.length <= maxCached ? shapeOf(span.sql) : null;
     const known = shape === null ? undefined : shapes.get(shape);
-    if (known) return Object.freeze({ sql: span.sql, kind: known.kind, reason: known.reason });
+    if (known) return Object.freeze(known.into ? { sql: span.sql, kind: known.kind, reason: known.reason, into: known.into } : { sql: span.sql, kind: known.kind, reason: known.reason });
     const verdict = decide(span, index, text, spend(span));
     const result: ClassifiedStatement = Object.freeze({ sql: span.sql, ...verdict });
     if (span.sql.length <= maxCached) statements.set(span.sql, result);
@@ -176,7 +178,8 @@ export function createClassifier(opts: ClassifierOptions): Classifier {
       // with the text it came from; otherwise (e.g. a string used as a table name,
       // where a parameter is not allowed) every text goes the full way.
       const sv = parserVerdict(shape);
-      shapes.set(shape, sv && sv.kind === verdict.kind && sv.reason === verdict.reason ? sv : null);
+      const same = sv && sv.kind === verdict.kind && sv.reason === verdict.reason && sv.into?.schema === verdict.into?.schema && sv.into?.name === verdict.into?.name;
+      shapes.set(shape, same ? sv : null);
     }
     return result;
   }
@@ -207,6 +210,28 @@ export function createClassifier(opts: ClassifierOptions): Classifier {
       return result;
     },
   };
+}
+
+/**
+ * The table of `INSERT [OR …] INTO [schema.]table` or `REPLACE INTO …` read from the
+ * tokens, for a statement the parser could not read (SQLite takes `'t'` as a table name
+ * there, sql-parser-cst does not). Undefined for anything else (a WITH before it too).
+ */
+export function insertTargetOf(sql: string): InsertTarget | undefined {
+  const t: Token[] = [];
+  for (const tok of tokens(sql)) if (t.push(tok) >= 8) break;
+  const word = (i: number) => (t[i]?.type === 'word' ? t[i]!.value.toUpperCase() : undefined);
+  let i: number;
+  if (word(0) === 'REPLACE') i = 1;
+  else if (word(0) === 'INSERT') i = word(1) === 'OR' ? 3 : 1;
+  else return undefined;
+  if (word(i) !== 'INTO') return undefined;
+  const name = (k: number) => (t[k] && (t[k]!.type === 'word' || t[k]!.type === 'ident' || t[k]!.type === 'string') ? t[k]!.value : undefined);
+  const first = name(i + 1);
+  if (first === undefined) return undefined;
+  if (t[i + 2]?.text !== '.') return { name: first };
+  const second = name(i + 3);
+  return second === undefined ? undefined : { schema: first, name: second };
 }
 
 /**

@@ -5,7 +5,7 @@
 import type { Node, Statement, EntityName, Expr, Literal, Keyword, PragmaStmt } from 'sql-parser-cst';
 import { classifyPragma, isInternalName, FORBIDDEN_PRAGMA_FUNCTIONS, type Verdict } from './pragma.js';
 import { REASONS, isSqliteName, isTempSchema } from './rules.js';
-import type { StatementClass } from './types.js';
+import type { InsertTarget, StatementClass } from './types.js';
 
 /** Class of each statement type the parser can produce for SQLite that sqlfleet accepts. */
 export const KIND_BY_CST_TYPE: Readonly<Record<string, StatementClass>> = {
@@ -208,5 +208,17 @@ export function classifyStatement(stmt: Statement): Verdict {
   const kind = KIND_BY_CST_TYPE[stmt.type];
   if (kind === undefined) return { kind: 'forbidden', reason: REASONS.unsupported(stmt.type) };
   if (kind === 'transaction') return { kind, reason: REASONS.transaction(transactionWord(stmt)) };
+  if (stmt.type === 'insert_stmt') {
+    const into = insertTarget(stmt.clauses.find((c) => c.type === 'insert_clause')?.table);
+    if (into) return { kind, reason: stmt.type, into };
+  }
   return { kind, reason: stmt.type };
+}
+
+// The table of an INSERT clause; SQLite also takes a string literal as its name ('t').
+function insertTarget(node: Node | undefined): InsertTarget | undefined {
+  if (node?.type === 'string_literal') return { name: node.value };
+  const { schema, name } = entity(node);
+  if (name === undefined) return undefined;
+  return schema === undefined ? { name } : { schema, name };
 }

@@ -5,7 +5,7 @@
 import type { ClassifiedStatement } from './types.js';
 
 /** A class with its reason, as decided for one statement. */
-export type Verdict = Pick<ClassifiedStatement, 'kind' | 'reason'>;
+export type Verdict = Pick<ClassifiedStatement, 'kind' | 'reason' | 'into'>;
 
 /** PRAGMAs that only report state; a client may run them without a value. */
 export const READ_ONLY_PRAGMAS: ReadonlySet<string> = new Set([

@@ -12,6 +12,12 @@ export const CLASS_RANK: Record<StatementClass, number> = {
   forbidden: 4,
 };
 
+/** The table an INSERT or REPLACE writes into, as the statement names it. */
+export interface InsertTarget {
+  readonly schema?: string;
+  readonly name: string;
+}
+
 /** One statement of a query text, with its class. */
 export interface ClassifiedStatement {
   /** The statement's own text, trimmed, without the trailing `;`. */
@@ -19,6 +25,11 @@ export interface ClassifiedStatement {
   readonly kind: StatementClass;
   /** Why it is forbidden / transaction control (shown to the client), or the statement type. */
   readonly reason: string;
+  /**
+   * An INSERT's (or REPLACE's) table, when the parser read it: the master checks after
+   * running it that the table does not hold the largest rowid (store.ts, rowidCeiling).
+   */
+  readonly into?: InsertTarget;
 }
 
 /** The classification of a whole query text. */

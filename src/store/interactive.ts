@@ -7,6 +7,7 @@ import { SqlfleetError } from '../errors.js';
 import type { DetSession, Determinism } from './determinism.js';
 import { StatementCache, bindArgs, prepareFresh, translateError } from './exec.js';
 import type { Entry, Params, Stmt } from './types.js';
+import type { InsertTarget } from '../sql/types.js';
 
 /** A value as SQLite gave it: integers as bigint, reals as number, blobs as bytes. */
 export type RawValue = null | bigint | number | string | Uint8Array;
@@ -74,6 +75,8 @@ export interface TxHost {
   committed(entry: Entry): void;
   /** The writer is free again (after COMMIT, ROLLBACK or abort). */
   release(): void;
+  /** Throws when INSERT target `t` now holds the largest rowid (rowid-ceiling.ts). */
+  ceiling(t: InsertTarget): void;
 }
 
 /** An entry committed by a transaction, ready to ship. */
@@ -119,15 +122,18 @@ export class WriterTx {
     this.aborted.push(fn);
   }
 
-  /** Runs one statement inside the transaction; a failing one is logged as failing (replicas expect it to fail too). */
-  run(s: Stmt): TypedResult {
+  /**
+   * Runs one statement inside the transaction; a failing one is logged as failing (replicas
+   * expect it to fail too). `into`: the table of an INSERT, checked for the largest rowid
+   * after it ran; when it holds it, the statement's effects cannot be undone alone (no
+   * savepoint per statement), so the whole transaction rolls back.
+   */
+  run(s: Stmt, into?: InsertTarget): TypedResult {
     if (this.done) throw this.ended();
     const logged: Stmt = s.params === undefined ? { sql: s.sql } : { sql: s.sql, params: logParams(s.params) };
+    let r: TypedResult;
     try {
-      const r = this.host.det.withSession(this.session, () => runTyped(this.host.cache, s, this.host.maxRows));
-      this.stmts.push(logged);
-      if (!r.readonly) this.wrote = true;
-      return r;
+      r = this.host.det.withSession(this.session, () => runTyped(this.host.cache, s, this.host.maxRows));
     } catch (e) {
       const err = translateError(e);
       if (!this.host.db.inTransaction) {
@@ -138,6 +144,18 @@ export class WriterTx {
       this.stmts.push({ ...logged, fails: true });
       throw err;
     }
+    if (into) {
+      try {
+        this.host.ceiling(into);
+      } catch (e) {
+        const err = translateError(e);
+        this.finish(new SqlfleetError('SQL_ERROR', `the transaction was rolled back: ${err.message}`, { hrana_code: 'TRANSACTION_ABORTED' }));
+        throw err;
+      }
+    }
+    this.stmts.push(logged);
+    if (!r.readonly) this.wrote = true;
+    return r;
   }
 
   /**

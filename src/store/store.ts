@@ -19,6 +19,8 @@ import { DEFAULT_IDEMPOTENCY_RETAIN_MS, PRUNE_EVERY_MS, decodeResults, encodeRes
 import type { Entry, StatementResult, Stmt } from './types.js';
 import { ChangeLog, type CaptureSpec } from './changes.js';
 import { randomText } from '../random.js';
+import { RowidCeiling } from './rowid-ceiling.js';
+import type { InsertTarget } from '../sql/types.js';
 
 /**
  * Hash of an entry chained to its predecessor (as Bedrock does), over the entry's header
@@ -54,6 +56,11 @@ export interface WriteHooks {
   check(): void;
   /** Called right after the commit, in index order, before any write of the group is answered. */
   onCommit(entry: Entry, json: string): void;
+  /**
+   * The master's INSERT targets, one per statement (undefined: not an INSERT, or the parser
+   * named no table): each is checked after its statement for the largest rowid (rowid-ceiling.ts).
+   */
+  into?: readonly (InsertTarget | undefined)[];
 }
 
 /** A write of a group after the commit: what it gave, or why it failed. */
@@ -109,7 +116,9 @@ export class Store {
   private schemaCookie = 0;
   private readCookie!: () => number;
   private lastPrune = 0;
-  private writeTx!: (e: Entry, stmtsJson: string) => StatementResult[];
+  private writeTx!: (e: Entry, stmtsJson: string, into?: readonly (InsertTarget | undefined)[]) => StatementResult[];
+  /** The master's largest-rowid check of INSERTs (rowid-ceiling.ts); made with the writer. */
+  private ceiling!: RowidCeiling;
   private applyTx!: (entries: readonly Entry[], jsons: string[]) => void;
   private groupTx!: (jobs: readonly PendingWrite[], out: Settled[]) => Entry | undefined;
   private trimTx!: (upTo: number) => number;
@@ -155,12 +164,13 @@ export class Store {
     this.schemaCookie = this.readCookie();
     // Built once: better-sqlite3 wraps a function per transaction() call.
     // The applied point is the log's last row (internal.ts): no metadata row per commit.
-    const w = this.writer.transaction((e: Entry, stmtsJson: string) => {
-      const results = this.runEntry(e, stmtsJson);
+    this.ceiling = new RowidCeiling(this.writer);
+    const w = this.writer.transaction((e: Entry, stmtsJson: string, into?: readonly (InsertTarget | undefined)[]) => {
+      const results = this.runEntry(e, stmtsJson, into);
       this.schemaCookie = this.readCookie(); // ~60 ns inside the transaction
       return results;
     });
-    this.writeTx = (e, j) => w.immediate(e, j);
+    this.writeTx = (e, j, into) => w.immediate(e, j, into);
     const a = this.writer.transaction((entries: readonly Entry[], jsons: string[]) => {
       entries.forEach((e, i) => this.runEntry(e, jsons[i]));
       this.schemaCookie = this.readCookie();
@@ -168,7 +178,7 @@ export class Store {
     this.applyTx = (entries, jsons) => a.immediate(entries, jsons);
     // Nested in the group's transaction, better-sqlite3 runs this as a savepoint: a failing
     // write rolls back alone and takes no index.
-    const one = this.writer.transaction((e: Entry, stmtsJson: string) => this.runEntry(e, stmtsJson));
+    const one = this.writer.transaction((e: Entry, stmtsJson: string, into?: readonly (InsertTarget | undefined)[]) => this.runEntry(e, stmtsJson, into));
     const g = this.writer.transaction((jobs: readonly PendingWrite[], out: Settled[]) => {
       let prev = this.hash;
       let last: Entry | undefined;
@@ -181,7 +191,7 @@ export class Store {
             continue;
           }
           const { entry, stmtsJson } = this.nextEntry(job, prev, (last?.index ?? this.applied) + 1);
-          const results = one(entry, stmtsJson);
+          const results = one(entry, stmtsJson, job.hooks.into);
           out.push({ written: { index: entry.index, results, fresh: { entry, json: entryJson(entry, stmtsJson) } } });
           prev = entry.hash;
           last = entry;
@@ -363,7 +373,7 @@ export class Store {
         return undefined;
       }
       const { entry, stmtsJson } = this.nextEntry(job, this.hash, this.applied + 1);
-      const results = this.writeTx(entry, stmtsJson);
+      const results = this.writeTx(entry, stmtsJson, job.hooks.into);
       out.push({ written: { index: entry.index, results, fresh: { entry, json: entryJson(entry, stmtsJson) } } });
       return entry;
     } catch (e) {
@@ -419,6 +429,7 @@ export class Store {
         this.schemaCookie = this.readCookie();
         this.committed(entry);
       },
+      ceiling: (t) => this.ceiling.check(t, 0, this.readCookie()),
       release: () => {
         if (this.tx !== tx) return;
         this.tx = null;
@@ -571,9 +582,15 @@ export class Store {
     this.writer.close();
   }
 
-  private runEntry(e: Entry, stmtsJson: string): StatementResult[] {
+  private runEntry(e: Entry, stmtsJson: string, into?: readonly (InsertTarget | undefined)[]): StatementResult[] {
     const results = this.det.withEntry({ ts: e.ts, seed: e.seed }, () =>
-      e.stmts.map((s, i) => (s.fails ? this.failing(s) : this.guard(i, () => runStatement(this.wcache, s)))),
+      e.stmts.map((s, i) => {
+        if (s.fails) return this.failing(s);
+        const r = this.guard(i, () => runStatement(this.wcache, s));
+        const t = into?.[i];
+        if (t) this.ceiling.check(t, i, this.readCookie());
+        return r;
+      }),
     );
     this.q.appendLog.run(e.index, e.epoch, e.ts, e.seed, e.hash, stmtsJson, e.key ?? null);
     // Keys are recorded by master and slaves alike, in the entry's transaction, so a promoted
