@@ -9,6 +9,8 @@
 
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
+import { stringify } from '../src/http/json.js';
+import { parseExact } from '../src/json.js';
 
 /** What the master's /status says about one node. */
 interface Member {
@@ -105,8 +107,12 @@ async function main(): Promise<number> {
   try {
     members = await listMembers(opts);
   } catch (e) {
-    const verdict = `UNKNOWN: cannot reach the master at ${opts.masterUrl} (${errorText(e)})`;
-    if (opts.json) console.log(JSON.stringify({ master: opts.masterUrl, identical: false, verdict, nodes: [] }, null, 2));
+    // It answered (401 without credentials, say): not "cannot reach", which sends a user to the network.
+    const verdict =
+      e instanceof HttpError
+        ? `UNKNOWN: the master at ${opts.masterUrl} refused: ${errorText(e)}${/\b401\b/.test(e.message) ? ' (give --user NAME:PASSWORD or --token)' : ''}`
+        : `UNKNOWN: cannot reach the master at ${opts.masterUrl} (${errorText(e)})`;
+    if (opts.json) console.log(stringify({ master: opts.masterUrl, identical: false, verdict, nodes: [] }, 2));
     else console.log(verdict);
     return 1;
   }
@@ -122,7 +128,7 @@ async function main(): Promise<number> {
     identical = false;
     if (judged.identical) verdict = `DIFFERENT: the master found node ${diverged.join(', ')} diverged`;
   }
-  if (opts.json) console.log(JSON.stringify({ ...(toJson(opts, views, reference, differences, verdict, identical) as object), ...(verified ? { verified } : {}) }, null, 2));
+  if (opts.json) console.log(stringify({ ...(toJson(opts, views, reference, differences, verdict, identical) as object), ...(verified ? { verified } : {}) }, 2));
   else {
     printNodes(opts, views);
     for (const table of tableNames(views)) printTable(table, views, reference, differences, opts.maxRows);
@@ -146,7 +152,7 @@ async function call(url: string, opts: Options, body?: unknown): Promise<Record<
   const text = await res.text();
   let json: Record<string, unknown> | undefined;
   try {
-    json = JSON.parse(text) as Record<string, unknown>;
+    json = parseExact(text) as Record<string, unknown>; // ids beyond 2^53 stay exact (BigInt)
   } catch {
     json = undefined;
   }
@@ -265,7 +271,7 @@ async function readTable(url: string, name: string, digest: string | undefined, 
     const order = pk.length > 0 ? ` ORDER BY ${pk.map(quote).join(', ')}` : '';
     const result = firstResult(await call(url, opts, { command: 'query', query: `SELECT * FROM ${quoted}${order}` }));
     const at = pk.map((col) => result.columns.indexOf(col));
-    const key = (r: unknown[], i: number): string => (pk.length > 0 ? JSON.stringify(at.map((j) => r[j])) : `#${i + 1}`);
+    const key = (r: unknown[], i: number): string => (pk.length > 0 ? stringify(at.map((j) => r[j])) : `#${i + 1}`);
     const rows = new Map(result.rows.map((r, i) => [key(r, i), r]));
     return { columns: result.columns, rows, digest, keyedBy: pk.length > 0 ? 'pk' : 'position' };
   } catch (e) {
@@ -291,7 +297,7 @@ function tableNames(views: NodeView[]): string[] {
 function fingerprint(v: NodeView, table: string): string {
   const t = v.tables.get(table);
   if (!t) return 'missing';
-  return t.digest ?? `rows:${JSON.stringify([...t.rows])}`;
+  return t.digest ?? `rows:${stringify([...t.rows])}`;
 }
 
 /** Tables whose fingerprint on a reachable node differs from the reference node's. */
@@ -314,7 +320,7 @@ function describeDifference(v: NodeView, ref: NodeView, table: string): string {
   if (!theirs) return `node ${v.id} has it, node ${ref.id} does not`;
   const keys = new Set([...mine.rows.keys(), ...theirs.rows.keys()]);
   let changed = 0;
-  for (const k of keys) if (JSON.stringify(mine.rows.get(k)) !== JSON.stringify(theirs.rows.get(k))) changed++;
+  for (const k of keys) if (stringify(mine.rows.get(k)) !== stringify(theirs.rows.get(k))) changed++;
   const digests = `digest ${short(mine.digest)} vs ${short(theirs.digest)} on node ${ref.id}`;
   return `node ${v.id}: ${changed} of ${keys.size} rows differ, ${digests}`;
 }
@@ -392,7 +398,7 @@ function printTable(table: string, views: NodeView[], ref: NodeView | undefined,
     const versions = new Map<string, { row: unknown[] | undefined; ids: number[] }>();
     for (const v of reachable) {
       const row = v.tables.get(table)?.rows.get(key);
-      const sig = JSON.stringify(row ?? null);
+      const sig = stringify(row ?? null);
       const entry = versions.get(sig) ?? { row, ids: [] };
       entry.ids.push(v.id);
       versions.set(sig, entry);
@@ -418,7 +424,7 @@ function printTable(table: string, views: NodeView[], ref: NodeView | undefined,
 function cell(value: unknown): string {
   let text: string;
   if (value === null || value === undefined) text = 'NULL';
-  else if (typeof value === 'object') text = JSON.stringify(value);
+  else if (typeof value === 'object') text = stringify(value);
   else text = String(value);
   text = text.replace(/\r?\n/g, '⏎');
   return text.length > 32 ? `${text.slice(0, 31)}…` : text;

@@ -79,3 +79,11 @@ it('show-all | head -5 and shell | head -2 end without an EPIPE error', async ()
   const shell = await sh(`${shellCmd(`${c!.master.url} --user 'ana:s3cret pw'`)} | head -2`, `${q}\n`);
   assert.doesNotMatch(shell.stderr, /EPIPE|Error/, shell.stderr);
 });
+
+it('show-all without credentials says the master refused them, not that it cannot be reached', async () => {
+  const run = await sh(`"${process.execPath}" --import tsx scripts/show-all.ts --master-url ${c!.master.url}`);
+  assert.equal(run.code, 1);
+  const verdict = run.stdout.trimEnd().split('\n').pop() ?? '';
+  assert.match(verdict, /^UNKNOWN: the master at \S+ refused: HTTP 401 UNAUTHORIZED .*\(give --user NAME:PASSWORD or --token\)$/);
+  assert.doesNotMatch(verdict, /cannot reach/);
+});

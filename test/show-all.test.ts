@@ -54,6 +54,7 @@ before(async () => {
   ok(await exec(slaves[0]!, "INSERT INTO users(username, email) VALUES ('bo', 'bo@example.com')"));
   ok(await exec(slaves[1]!, "INSERT INTO users(username, email) VALUES ('cy', 'cy@example.com')"));
   ok(await exec(slaves[0]!, "INSERT INTO notes(user_id, body, tag) VALUES (1, 'hello\nworld', randomblob(4)), (2, NULL, NULL)"));
+  ok(await exec(master, "INSERT INTO notes(user_id, body) VALUES (9007199254740993, 'beyond 2^53')"));
   const w = ok(await exec(slaves[1]!, "INSERT INTO kv VALUES ('b', 'two'), ('a', 'one')"));
   await waitForIndex(nodes, w.index);
 });
@@ -91,7 +92,7 @@ it('identical replicas: exit 0, every table shown, verdict names the node count 
   const run = await showAll('--master-url', master.url);
   assert.equal(run.code, 0, run.stderr);
   assert.equal(run.lastLine, `identical: 3 nodes at index ${index}`);
-  for (const text of ['table users', 'table notes', 'table kv', 'ana@example.com', 'cy@example.com', 'two']) {
+  for (const text of ['table users', 'table notes', 'table kv', 'ana@example.com', 'cy@example.com', 'two', '9007199254740993']) {
     assert.ok(run.stdout.includes(text), `output lacks ${text}`);
   }
   assert.ok(!run.stdout.includes('_sqlfleet_'), 'internal tables shown');
@@ -127,6 +128,7 @@ it('--json prints one JSON document with the same data', async () => {
   assert.equal(run.code, 0, run.stderr);
   const doc = JSON.parse(run.stdout);
   assert.equal(doc.identical, true);
+  assert.match(run.stdout, /\b9007199254740993\b/, 'an integer beyond 2^53 printed exactly');
   assert.equal(doc.verdict, `identical: 3 nodes at index ${doc.index}`);
   assert.deepEqual(doc.differences, []);
   assert.deepEqual(doc.down, []);
