@@ -250,6 +250,16 @@ it('an INSERT that would leave the largest rowid is refused: SQLite would pick l
   // A WITHOUT ROWID table has no rowid to pick; an implicit-rowid table is checked too.
   ok(await exec(master, `INSERT INTO big_wr VALUES (${MAX}, 'ok')`), 'WITHOUT ROWID');
   ok(await exec(master, "INSERT INTO big_k VALUES ('b', 'y')"), 'implicit rowid');
+  // A table a trigger inserts into is checked after every write: an UPDATE that would put the
+  // largest rowid there is refused too (the next trigger insert would pick at random).
+  await ddl('CREATE TABLE big_src (id INTEGER PRIMARY KEY, v TEXT)');
+  await ddl('CREATE TABLE big_audit (id INTEGER PRIMARY KEY, what TEXT)');
+  await ddl('CREATE TRIGGER big_src_audit AFTER INSERT ON big_src BEGIN INSERT INTO big_audit(what) VALUES (new.v); END');
+  ok(await exec(master, "INSERT INTO big_src(v) VALUES ('s1')"), 'a write whose trigger inserts');
+  const byTrigger = await exec(nodes[1]!, `UPDATE big_audit SET id = ${MAX} WHERE id = 1`);
+  refused(byTrigger, 'an UPDATE of a table a trigger inserts into');
+  assert.match(byTrigger.body.error.message, /a trigger inserts into table "big_audit"/);
+  ok(await exec(master, "INSERT INTO big_src(v) VALUES ('s2')"), 'the trigger table still takes rows');
   // Over Hrana (libSQL): the statement fails and its transaction rolls back.
   const hrana = await post(`${master.url}/v2/pipeline`, {
     requests: [
@@ -267,6 +277,7 @@ it('an INSERT that would leave the largest rowid is refused: SQLite would pick l
   await waitForIndex(nodes, after.index);
   await assertRowsEverywhere('SELECT id, v FROM big ORDER BY id', [[1, 'fine']]);
   await assertRowsEverywhere('SELECT k, v FROM big_k ORDER BY k', [['b', 'y']]);
+  await assertRowsEverywhere('SELECT id, what FROM big_audit ORDER BY id', [[1, 's1'], [2, 's2']]);
   await assertSameChecksums(nodes);
 });
 

@@ -5,7 +5,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import Database from 'better-sqlite3';
 import type { Statement } from 'sql-parser-cst';
-import { createClassifier, insertTargetOf, shapeOf } from '../src/sql/classify.js';
+import { createClassifier, shapeOf } from '../src/sql/classify.js';
+import { insertTargetOf, insertTargetsIn } from '../src/sql/targets.js';
 import { classifyStatement } from '../src/sql/cst.js';
 import { Lru } from '../src/sql/lru.js';
 import { READ_ONLY_PRAGMAS, SCHEMA_PRAGMAS } from '../src/sql/pragma.js';
@@ -570,4 +571,9 @@ test("an INSERT names its table (into): the master's largest-rowid check needs i
   assert.deepEqual(insertTargetOf('INSERT INTO `v`.w DEFAULT VALUES'), { schema: 'v', name: 'w' });
   assert.equal(insertTargetOf('WITH n AS (SELECT 1) INSERT INTO t SELECT * FROM n'), undefined);
   assert.equal(insertTargetOf('UPDATE t SET x = 1'), undefined);
+  // Every table a trigger's body inserts into, once each; AFTER INSERT ON is not one.
+  assert.deepEqual(
+    insertTargetsIn("CREATE TRIGGER tr AFTER INSERT ON a BEGIN INSERT INTO b(x) VALUES (new.x); INSERT OR REPLACE INTO main.c SELECT replace(x, 'a', 'b') FROM a; REPLACE INTO B VALUES (1); UPDATE d SET y = 1; END"),
+    [{ name: 'b' }, { schema: 'main', name: 'c' }],
+  );
 });

@@ -97,9 +97,9 @@ export class Executor {
     return withClass(await this.write(stmts, req.ack, req.idempotencyKey, into), kind);
   }
 
-  private classifyAll(req: QueryRequest): { stmts: Stmt[]; kind: StatementClass; reason: string; into: (InsertTarget | undefined)[] | undefined } {
+  private classifyAll(req: QueryRequest): { stmts: Stmt[]; kind: StatementClass; reason: string; into: (InsertTarget | undefined)[] } {
     const out: Stmt[] = [];
-    let into: (InsertTarget | undefined)[] | undefined; // an INSERT's table, by statement (store.ts checks it)
+    const into: (InsertTarget | undefined)[] = []; // an INSERT's table, by statement (store.ts checks it)
     let kind: StatementClass = 'read';
     let reason = '';
     for (const s of req.stmts) {
@@ -111,7 +111,7 @@ export class Executor {
         throw new SqlfleetError('BAD_REQUEST', `too many statements: more than ${this.d.config.maxStatements} (--max-statements)`);
       }
       for (const cs of c.statements) {
-        if (cs.into) (into ??= [])[out.length] = cs.into;
+        if (cs.into) into[out.length] = cs.into;
         out.push(cs.sql === s.sql || s.params === undefined ? { sql: cs.sql, params: s.params } : { sql: cs.sql });
         if (CLASS_RANK[cs.kind] > CLASS_RANK[kind]) {
           kind = cs.kind;

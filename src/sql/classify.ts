@@ -10,8 +10,9 @@ import { classifyWithSqlite } from './fallback.js';
 import { Lru } from './lru.js';
 import type { Verdict } from './pragma.js';
 import { KINDS_BY_LEADING_WORD } from './rules.js';
-import { statementSpans, tokens, type StatementSpan, type Token } from './split.js';
-import { CLASS_RANK, type Classification, type ClassifiedStatement, type InsertTarget, type SqliteProbe } from './types.js';
+import { statementSpans, tokens, type StatementSpan } from './split.js';
+import { insertTargetOf } from './targets.js';
+import { CLASS_RANK, type Classification, type ClassifiedStatement, type SqliteProbe } from './types.js';
 
 /** Classifies query texts; one per node, shared by every request. */
 export interface Classifier {
@@ -210,28 +211,6 @@ export function createClassifier(opts: ClassifierOptions): Classifier {
       return result;
     },
   };
-}
-
-/**
- * The table of `INSERT [OR …] INTO [schema.]table` or `REPLACE INTO …` read from the
- * tokens, for a statement the parser could not read (SQLite takes `'t'` as a table name
- * there, sql-parser-cst does not). Undefined for anything else (a WITH before it too).
- */
-export function insertTargetOf(sql: string): InsertTarget | undefined {
-  const t: Token[] = [];
-  for (const tok of tokens(sql)) if (t.push(tok) >= 8) break;
-  const word = (i: number) => (t[i]?.type === 'word' ? t[i]!.value.toUpperCase() : undefined);
-  let i: number;
-  if (word(0) === 'REPLACE') i = 1;
-  else if (word(0) === 'INSERT') i = word(1) === 'OR' ? 3 : 1;
-  else return undefined;
-  if (word(i) !== 'INTO') return undefined;
-  const name = (k: number) => (t[k] && (t[k]!.type === 'word' || t[k]!.type === 'ident' || t[k]!.type === 'string') ? t[k]!.value : undefined);
-  const first = name(i + 1);
-  if (first === undefined) return undefined;
-  if (t[i + 2]?.text !== '.') return { name: first };
-  const second = name(i + 3);
-  return second === undefined ? undefined : { schema: first, name: second };
 }
 
 /**

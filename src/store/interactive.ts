@@ -75,8 +75,8 @@ export interface TxHost {
   committed(entry: Entry): void;
   /** The writer is free again (after COMMIT, ROLLBACK or abort). */
   release(): void;
-  /** Throws when INSERT target `t` now holds the largest rowid (rowid-ceiling.ts). */
-  ceiling(t: InsertTarget): void;
+  /** After a write statement: throws when INSERT target `t`, or a table triggers insert into, now holds the largest rowid (rowid-ceiling.ts). */
+  ceiling(t: InsertTarget | undefined): void;
 }
 
 /** An entry committed by a transaction, ready to ship. */
@@ -124,9 +124,10 @@ export class WriterTx {
 
   /**
    * Runs one statement inside the transaction; a failing one is logged as failing (replicas
-   * expect it to fail too). `into`: the table of an INSERT, checked for the largest rowid
-   * after it ran; when it holds it, the statement's effects cannot be undone alone (no
-   * savepoint per statement), so the whole transaction rolls back.
+   * expect it to fail too). After a write, `into` (the table of an INSERT) and the tables
+   * triggers insert into are checked for the largest rowid; when one holds it, the
+   * statement's effects cannot be undone alone (no savepoint per statement), so the whole
+   * transaction rolls back.
    */
   run(s: Stmt, into?: InsertTarget): TypedResult {
     if (this.done) throw this.ended();
@@ -144,7 +145,7 @@ export class WriterTx {
       this.stmts.push({ ...logged, fails: true });
       throw err;
     }
-    if (into) {
+    if (!r.readonly) {
       try {
         this.host.ceiling(into);
       } catch (e) {

@@ -8,10 +8,12 @@
 // for (sql/cst.ts, `into`), that the table does not hold that rowid, and refuses the
 // statement otherwise (its write rolls back and takes no index). A table that holds it
 // already (loaded, restored, or set by an UPDATE) takes no further INSERT until that row
-// goes. Views, virtual tables and WITHOUT ROWID tables are not checked (SQLite picks no
-// rowid for them); nor are tables written by a trigger (a limit the README names).
+// goes. Tables a trigger inserts into (read from the triggers' text) are checked after
+// every write statement while any trigger does. Views, virtual tables and WITHOUT ROWID
+// tables are not checked: SQLite picks no rowid for them.
 import type { Database as Db, Statement } from 'better-sqlite3';
 import { SqlfleetError } from '../errors.js';
+import { insertTargetsIn } from '../sql/targets.js';
 import type { InsertTarget } from '../sql/types.js';
 
 export const MAX_ROWID = 9223372036854775807n;
@@ -23,6 +25,8 @@ const quoteText = (s: string) => `'${s.replace(/'/g, "''")}'`;
 export class RowidCeiling {
   /** null: not a rowid table (or no such table): nothing to check. */
   private readonly probes = new Map<string, Statement | null>();
+  /** Tables some trigger inserts into; null until read for the current schema. */
+  private triggered: InsertTarget[] | null = null;
   private cookie = -1;
 
   constructor(private readonly db: Db) {}
@@ -33,10 +37,30 @@ export class RowidCeiling {
    * `schemaCookie`: the schema version the cached probes belong to.
    */
   check(t: InsertTarget, statement: number, schemaCookie: number): void {
-    if (schemaCookie !== this.cookie) {
-      this.probes.clear();
-      this.cookie = schemaCookie;
-    }
+    this.fresh(schemaCookie);
+    this.verify(t, statement, false);
+  }
+
+  /** As check(), for every table a trigger inserts into: call it after each write statement. */
+  checkTriggered(statement: number, schemaCookie: number): void {
+    this.fresh(schemaCookie);
+    this.triggered ??= this.triggerTargets();
+    for (const t of this.triggered) this.verify(t, statement, true);
+  }
+
+  private fresh(schemaCookie: number): void {
+    if (schemaCookie === this.cookie) return;
+    this.probes.clear();
+    this.triggered = null;
+    this.cookie = schemaCookie;
+  }
+
+  private triggerTargets(): InsertTarget[] {
+    const bodies = this.db.prepare("SELECT sql FROM main.sqlite_schema WHERE type = 'trigger' AND sql IS NOT NULL").pluck().all() as string[];
+    return insertTargetsIn(bodies.join(';\n'));
+  }
+
+  private verify(t: InsertTarget, statement: number, byTrigger: boolean): void {
     const key = `${t.schema ?? ''}.${t.name}`.toLowerCase();
     let top: unknown;
     try {
@@ -48,9 +72,10 @@ export class RowidCeiling {
       top = this.probe(key, t)?.get();
     }
     if (top === MAX_ROWID) {
+      const what = byTrigger ? `a trigger inserts into table ${quoteName(t.name)}, which would hold` : `after this INSERT table ${quoteName(t.name)} would hold`;
       throw new SqlfleetError(
         'SQL_ERROR',
-        `refused: after this INSERT table ${quoteName(t.name)} would hold the largest rowid (${MAX_ROWID}), and SQLite then picks every later rowid of that table at random, differently on each replica. Nothing was applied. Use smaller ids, or delete that row first`,
+        `refused: ${what} the largest rowid (${MAX_ROWID}), and SQLite then picks every later rowid of that table at random, differently on each replica. Nothing was applied. Use smaller ids, or delete that row first`,
         { statement },
       );
     }

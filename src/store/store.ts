@@ -58,7 +58,8 @@ export interface WriteHooks {
   onCommit(entry: Entry, json: string): void;
   /**
    * The master's INSERT targets, one per statement (undefined: not an INSERT, or the parser
-   * named no table): each is checked after its statement for the largest rowid (rowid-ceiling.ts).
+   * named no table): each is checked after its statement for the largest rowid, and so are
+   * the tables triggers insert into (rowid-ceiling.ts). Absent on slaves: they replay.
    */
   into?: readonly (InsertTarget | undefined)[];
 }
@@ -429,7 +430,11 @@ export class Store {
         this.schemaCookie = this.readCookie();
         this.committed(entry);
       },
-      ceiling: (t) => this.ceiling.check(t, 0, this.readCookie()),
+      ceiling: (t) => {
+        const cookie = this.readCookie();
+        if (t) this.ceiling.check(t, 0, cookie);
+        this.ceiling.checkTriggered(0, cookie);
+      },
       release: () => {
         if (this.tx !== tx) return;
         this.tx = null;
@@ -587,8 +592,13 @@ export class Store {
       e.stmts.map((s, i) => {
         if (s.fails) return this.failing(s);
         const r = this.guard(i, () => runStatement(this.wcache, s));
-        const t = into?.[i];
-        if (t) this.ceiling.check(t, i, this.readCookie());
+        if (into) {
+          // The master: this statement's INSERT target, and tables triggers insert into.
+          const cookie = this.readCookie();
+          const t = into[i];
+          if (t) this.ceiling.check(t, i, cookie);
+          this.ceiling.checkTriggered(i, cookie);
+        }
         return r;
       }),
     );
