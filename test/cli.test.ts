@@ -106,6 +106,14 @@ test('npm run cluster -- 2 --with-etcd: a local etcd, one master (node 0 unless 
   assert.equal(await free(base + 3), true, "etcd's port is released");
 });
 
+test('the bundle bin/sqlfleet.js runs is Latin-1 text, so V8 holds its source at one byte a character', () => {
+  // One character above U+00FF (a kept comment's →, the console's …) made V8 store all of the
+  // ~4 MB bundle at two bytes a character: ~4 MB more resident memory in every node.
+  const bundle = readFileSync(join(REPO_ROOT, 'node_modules', '.cache', 'sqlfleet', 'cli.mjs'), 'utf8');
+  const wide = [...bundle.matchAll(/[^\u0000-\u00ff]/g)].slice(0, 5).map((m) => `${JSON.stringify(m[0])} in ${JSON.stringify(bundle.slice(Math.max(0, m.index! - 60), m.index! + 20))}`);
+  assert.deepEqual(wide, [], 'characters above U+00FF in the bundle (write them as \\u escapes or ASCII)');
+});
+
 test('cluster refuses --port (each node needs its own: --base-port)', () => {
   const r = spawnSync(process.execPath, [CLI, 'cluster', '2', '--port', '9'], { cwd: REPO_ROOT, encoding: 'utf8', timeout: 30_000 });
   assert.equal(r.status, 2, r.stderr);

@@ -68,7 +68,7 @@ async function verifyPassword(password: string, stored: string): Promise<boolean
 export class Users {
   private readonly byName = new Map<string, UserEntry>();
   private readonly byToken = new Map<string, UserEntry>();
-  /** sha256(header) → principal, so scrypt runs once per credential, not per request. */
+  /** sha256(header) -> principal, so scrypt runs once per credential, not per request. */
   private readonly verified = new Map<string, { p: Principal; until: number }>();
 
   constructor(entries: UserEntry[]) {
@@ -110,7 +110,7 @@ export class Users {
     return u ? { user: u.username, role: u.role, cluster: false } : null;
   }
 
-  /** Checks `Authorization: Basic …` or `Bearer <token>`; null when missing or wrong. */
+  /** Checks `Authorization: Basic ...` or `Bearer <token>`; null when missing or wrong. */
   async authenticate(header: string | undefined): Promise<Principal | null> {
     if (!header) return null;
     const key = sha256(header).toString('hex');

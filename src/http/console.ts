@@ -74,7 +74,7 @@ dialog input{width:100%}
 
 const BODY = String.raw`<header>
   <h1>sqlfleet</h1>
-  <span>node <b id="node-id">?</b> <span id="role" class="badge">…</span></span>
+  <span>node <b id="node-id">?</b> <span id="role" class="badge">&hellip;</span></span>
   <span class="muted" id="node-url"></span>
   <span>applied index <b id="applied-index">?</b></span>
   <span id="master-info" class="muted"></span>
@@ -349,7 +349,7 @@ function renderStatus(s) {
     h('td', { class: 'state' }, badge('state-' + n.state, n.state)),
     h('td', { class: 'num applied' }, n.applied_index ?? ''),
     h('td', { class: 'num lag' }, n.lag ?? ''),
-    h('td', { class: 'num' }, typeof n.last_seen_ms === 'number' ? (n.last_seen_ms / 1000).toFixed(1) + ' s ago' : '—'),
+    h('td', { class: 'num' }, typeof n.last_seen_ms === 'number' ? (n.last_seen_ms / 1000).toFixed(1) + ' s ago' : '\u2014'),
     h('td', { class: 'check' }, dataCheck(n, s)))));
   $('#check-note').textContent = Array.isArray(s.verified)
     ? 'Data check: the master compares each slave\'s checksum with its own at equal index (--verify-ms).'
@@ -364,7 +364,7 @@ async function renderChecksum() {
   checksumIndex = c.index;
   const tables = Object.entries(c.tables || {});
   box.replaceChildren(h('div', {}, 'This node\'s checksum at index ', h('b', {}, c.index), ': ',
-    h('code', { class: 'digest', id: 'db-digest', title: c.db }, String(c.db).slice(0, 16) + '…'), ' over ', tables.length, ' user table(s)'),
+    h('code', { class: 'digest', id: 'db-digest', title: c.db }, String(c.db).slice(0, 16) + '\u2026'), ' over ', tables.length, ' user table(s)'),
   tables.length ? h('details', {}, h('summary', {}, 'table digests'),
     grid(['table', 'digest'], tables.map(([t, d]) => [t, d]))) : null);
 }
@@ -402,7 +402,7 @@ async function runSql() {
   if (!query.trim()) return;
   const consistency = $('#consistency').value;
   $('#run').disabled = true;
-  $('#result-meta').textContent = 'running…';
+  $('#result-meta').textContent = 'running\u2026';
   try {
     const r = await call('/', { query, ...(consistency === 'strong' ? { consistency } : {}) });
     showResult(r);
@@ -463,7 +463,7 @@ async function showTable(name) {
     ]);
     const total = Number(count.results[0].rows[0][0]);
     const rows = page.results[0];
-    $('#page-info').textContent = total ? 'rows ' + (offset + 1) + '–' + (offset + rows.rows.length) + ' of ' + total : '0 rows';
+    $('#page-info').textContent = total ? 'rows ' + (offset + 1) + '\u2013' + (offset + rows.rows.length) + ' of ' + total : '0 rows';
     view.replaceChildren(h('h3', {}, name),
       h('pre', { class: 'schema' }, (schema.results[0].rows[0] || [''])[0]),
       grid(rows.columns, rows.rows));
@@ -500,13 +500,13 @@ async function loadReplica() {
     const digests = sum.body.tables || {};
     const listing = await read(USER_TABLES);
     const names = listing.results[0].rows.map((r) => String(r[0]));
-    $('#replica-meta').textContent = 'index ' + sum.body.index + ' · db ' + String(sum.body.db).slice(0, 16) + '… · ' + names.length + ' table(s)';
+    $('#replica-meta').textContent = 'index ' + sum.body.index + ' · db ' + String(sum.body.db).slice(0, 16) + '\u2026 · ' + names.length + ' table(s)';
     const parts = [];
     for (const name of names) {
       const rows = await replicaRows(name);
       const more = rows.rows.length > REPLICA_MAX_ROWS;
       parts.push(h('div', { class: 'replica-table', 'data-table': name },
-        h('h3', {}, 'table ' + name + ' ', h('code', { class: 'digest' }, digests[name] ? String(digests[name]).slice(0, 16) + '…' : 'no digest')),
+        h('h3', {}, 'table ' + name + ' ', h('code', { class: 'digest' }, digests[name] ? String(digests[name]).slice(0, 16) + '\u2026' : 'no digest')),
         grid(rows.columns, rows.rows.slice(0, REPLICA_MAX_ROWS)),
         more ? h('p', { class: 'muted' }, 'first ' + REPLICA_MAX_ROWS + ' rows shown') : null));
     }

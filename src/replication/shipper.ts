@@ -226,7 +226,7 @@ export class Shipper {
     return (await pending) ?? { ok: false };
   }
 
-  /** The append body for entries `from`… (up to the batch limits), from the cache or the log. */
+  /** The append body for entries `from`... (up to the batch limits), from the cache or the log. */
   private build(from: number): Batch {
     failpoint('shipper.build');
     const parts: string[] = [];

@@ -7,7 +7,7 @@ import type { InsertTarget } from './types.js';
 const word = (t: readonly Token[], i: number) => (t[i]?.type === 'word' ? t[i]!.value.toUpperCase() : undefined);
 const nameAt = (t: readonly Token[], i: number) => (t[i] && (t[i]!.type === 'word' || t[i]!.type === 'ident' || t[i]!.type === 'string') ? t[i]!.value : undefined);
 
-/** `INSERT [OR x] INTO [schema.]name` or `REPLACE INTO …` starting at token `i`: its table, and the token after it. */
+/** `INSERT [OR x] INTO [schema.]name` or `REPLACE INTO ...` starting at token `i`: its table, and the token after it. */
 function targetAt(t: readonly Token[], i: number): { target: InsertTarget; next: number } | undefined {
   let k: number;
   if (word(t, i) === 'REPLACE') k = i + 1;
@@ -21,7 +21,7 @@ function targetAt(t: readonly Token[], i: number): { target: InsertTarget; next:
   return second === undefined ? undefined : { target: { schema: first, name: second }, next: k + 4 };
 }
 
-/** The table of a statement that starts `INSERT [OR …] INTO` or `REPLACE INTO`; undefined for anything else (a WITH before it too). */
+/** The table of a statement that starts `INSERT [OR ...] INTO` or `REPLACE INTO`; undefined for anything else (a WITH before it too). */
 export function insertTargetOf(sql: string): InsertTarget | undefined {
   const t: Token[] = [];
   for (const tok of tokens(sql)) if (t.push(tok) >= 8) break;

@@ -96,7 +96,7 @@ export type PointRoute = 'run' | 'judge' | 'worker';
 /** The event loop's side: verdicts per text for the current schema, and the point reads themselves. */
 export class PointReads {
   private readonly cache: StatementCache;
-  /** SQL text → verdict, for the schema `cookie`. */
+  /** SQL text -> verdict, for the schema `cookie`. */
   private readonly verdicts = new Map<string, boolean>();
   /** Texts seen: a text is judged from its second sighting on, so unique texts cost nothing extra. */
   private readonly seen = new Set<string>();
