@@ -168,7 +168,7 @@ export async function runCluster(o: LaunchOptions): Promise<number> {
   process.on('SIGTERM', stop);
 
   o.say(
-    `[cluster] starting the master (node 0) on ${nodeUrl(0)}${o.numSlaves ? ` and ${o.numSlaves} slave${o.numSlaves > 1 ? 's' : ''} on ports ${o.basePort + 1}-${o.basePort + o.numSlaves}` : ''}; data in ${o.dataDir} (kept between runs: remove it to start fresh)`,
+    `[cluster] starting node 0 on ${nodeUrl(0)}${o.numSlaves ? ` and node${o.numSlaves > 1 ? 's' : ''} 1${o.numSlaves > 1 ? `-${o.numSlaves}` : ''} on port${o.numSlaves > 1 ? `s ${o.basePort + 1}-${o.basePort + o.numSlaves}` : ` ${o.basePort + 1}`}` : ''}; node 0 is the master of a new cluster, a role saved by an earlier failover wins; data in ${o.dataDir} (kept between runs: remove it to start fresh)`,
   );
   const passthrough = [...o.passthrough];
   if (o.withEtcd) {
@@ -225,7 +225,10 @@ export async function runCluster(o: LaunchOptions): Promise<number> {
       if (nodes.every((m) => m.healthy) && (!o.withEtcd || (await inSyncSet()))) {
         if (stopping) return;
         ready = true;
-        o.say(`[cluster] ready: ${nodes.length} nodes healthy, every slave in sync with the master (${ids.map(nodeUrl).join(' ')}) after ${((Date.now() - started) / 1000).toFixed(1)} s`);
+        const master = await whoIsMaster();
+        o.say(
+          `[cluster] ready: ${nodes.length} nodes healthy, ${master === null ? '' : `master node ${master} (${nodeUrl(master)}), `}every slave in sync with the master (${ids.map(nodeUrl).join(' ')}) after ${((Date.now() - started) / 1000).toFixed(1)} s`,
+        );
         return;
       }
       if (Date.now() > deadline) {
@@ -248,6 +251,19 @@ export async function runCluster(o: LaunchOptions): Promise<number> {
   }
 
   /** True when a node is master with every slave in its sync set (etcd mode). */
+  /** The id of the node that says it is the master, or null (none yet, or --auth hides /status). */
+  async function whoIsMaster(): Promise<number | null> {
+    for (const id of ids) {
+      const r = await probe(`${nodeUrl(id)}/status`, o.ca);
+      try {
+        if (r?.status === 200 && (JSON.parse(r.body) as { role?: string }).role === 'master') return id;
+      } catch {
+        // not JSON: ask the next node
+      }
+    }
+    return null;
+  }
+
   async function inSyncSet(): Promise<boolean> {
     for (const id of ids) {
       const r = await probe(`${nodeUrl(id)}/status`, o.ca);

@@ -4,7 +4,7 @@
 // refuses a bad count with one line. Each runs the command in a child process.
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -114,26 +114,33 @@ test('a node that dies before ready ends the command: exit 1 with its reason, th
   });
 });
 
-test('start-up says what it does and logs no warning; a restart announces the saved role and where it came from', { timeout: 120_000 }, async () => {
+test('start-up says what it does and logs no warning; a restart after a switchover names the master it found, and node 0 its saved role', { timeout: 120_000 }, async () => {
   const base = await freeBase();
   const data = dir('sqlfleet-launch-');
   const args = ['2', '--base-port', String(base), '--data-dir', data];
   let run = runCluster(args);
   await withRun(run, async () => {
     await waitFor(() => run.out().includes('[cluster] ready:'), { timeoutMs: 60_000, message: '[cluster] ready' });
-    assert.match(run.out(), /^\[cluster\] starting the master \(node 0\)/m, 'the first line says what starts');
+    assert.match(run.out(), /^\[cluster\] starting node 0 on \S+ and nodes 1-2 on ports \d+-\d+; node 0 is the master of a new cluster, a role saved by an earlier failover wins/m, 'the first line says what starts');
+    assert.match(run.out(), /\[cluster\] ready: 3 nodes healthy, master node 0 \(/, 'the ready line names the master');
     assert.match(run.out(), /kept between runs: remove it to start fresh/);
     assert.doesNotMatch(run.out(), /master unreachable|ECONNREFUSED/, 'slaves starting before their master do not warn');
     assert.match(run.out(), /\[node 1\] .*"msg":"starting with an empty database"/);
+    // Move the master to node 1 (npm run promote's request), as a failover would leave it.
+    const token = readFileSync(join(data, 'cluster.token'), 'utf8').trim();
+    const r = await fetch(`http://127.0.0.1:${base}/nodes/1/promote`, { method: 'POST', headers: { authorization: `Bearer ${token}` } });
+    assert.equal(r.status, 200, await r.text());
+    await waitFor(async () => ((await (await fetch(`http://127.0.0.1:${base + 1}/status`)).json()) as { role?: string }).role === 'master', { timeoutMs: 20_000, message: 'node 1 is master' });
   });
   run = runCluster(args);
   await withRun(run, async () => {
     await waitFor(() => run.out().includes('[cluster] ready:'), { timeoutMs: 60_000, message: '[cluster] ready (second run)' });
+    assert.match(run.out(), /\[cluster\] ready: 3 nodes healthy, master node 1 \(http:\/\/127\.0\.0\.1:\d+\)/, 'the ready line names the master the saved roles made');
     const saved = /\[node 0\] (\{.*"msg":"found a saved role.*)$/m.exec(run.out());
     assert.ok(saved, 'node 0 announces its saved role');
     const line = JSON.parse(saved[1]!) as Record<string, unknown>;
     assert.equal(line.from, join(data, 'node-0.role.json'));
-    assert.equal(line.role, 'master');
+    assert.equal(line.role, 'slave');
     assert.equal(typeof line.epoch, 'number');
     assert.match(String(line.hint), /start fresh/);
   });
