@@ -220,6 +220,21 @@ it("DEFAULT CURRENT_TIMESTAMP, random(), randomblob(8), datetime('now') are iden
   await assertSameChecksums(nodes);
 });
 
+it("'now' given as a blob or with a NUL after it is the entry's time too, not each node's clock", async () => {
+  const { nodes } = cluster();
+  await ddl('CREATE TABLE det_blob (id INTEGER PRIMARY KEY, a TEXT, b TEXT, c TEXT, d TEXT)');
+  const w = ok(
+    await exec(nodes[2]!, "INSERT INTO det_blob(a, b, c, d) VALUES (julianday(x'6e6f77'), strftime('%Y-%m-%d %H:%M:%f', CAST('NOW' AS BLOB)), datetime('now' || char(0)), strftime('%Y-%m-%d %H:%M:%f', 'now'))"),
+  );
+  await waitForIndex(nodes, w.index);
+  const all = await rowsEverywhere('SELECT a, b, c, d, julianday(d) FROM det_blob');
+  all.forEach((r, i) => assert.deepEqual(r, all[0], `det_blob differs on ${nodes[i]!.label()}`));
+  const [a, b, c, d, jd] = all[0]![0]!;
+  assert.equal(b, d, 'a blob now is the entry time');
+  assert.equal(c, String(d).slice(0, 19));
+  assert.equal(Number(a), jd);
+});
+
 it('an INSERT that would leave the largest rowid is refused: SQLite would pick later rowids at random on each replica', async () => {
   const { master, nodes } = cluster();
   const MAX = '9223372036854775807';

@@ -58,6 +58,21 @@ const DATE_FUNCS: Record<string, { lead: number; defaultNow: boolean }> = {
 };
 
 /**
+ * True for a time value SQLite reads as 'now': the text compared without case, as C reads it
+ * (up to a NUL: 'now' || char(0) is 'now' too), also when it comes as a blob (x'6e6f77',
+ * CAST('now' AS BLOB)), which SQLite reads as text.
+ */
+function isNow(a: unknown): boolean {
+  let text: string;
+  if (typeof a === 'string') text = a;
+  else if (Buffer.isBuffer(a) || a instanceof Uint8Array) text = Buffer.from(a).toString('latin1');
+  else return false;
+  const nul = text.indexOf('\0');
+  if (nul >= 0) text = text.slice(0, nul);
+  return text.length === 3 && text.toLowerCase() === 'now';
+}
+
+/**
  * Registers the overrides on `db` (the writer). Values come from the context set by
  * `withEntry`; outside an entry they fall back to the real clock and crypto randomness,
  * which only happens for statements that are never replicated.
@@ -86,7 +101,7 @@ export function installDeterminism(db: Db): Determinism {
   for (const [name, spec] of Object.entries(DATE_FUNCS)) {
     db.function(name, { varargs: true, deterministic: true }, (...args: unknown[]) => {
       const now = nowText();
-      const fixed = args.map((a) => (typeof a === 'string' && a.toLowerCase() === 'now' ? now : a));
+      const fixed = args.map((a) => (isNow(a) ? now : a));
       if (spec.defaultNow && fixed.length === spec.lead) fixed.push(now);
       return builtin(name, fixed);
     });
