@@ -220,6 +220,39 @@ it("DEFAULT CURRENT_TIMESTAMP, random(), randomblob(8), datetime('now') are iden
   await assertSameChecksums(nodes);
 });
 
+it('a read past --max-rows inside a Hrana write transaction is evaluated in full on the master, as the slaves replay it', async () => {
+  const { master, nodes } = cluster();
+  await ddl('CREATE TABLE cut (id INTEGER PRIMARY KEY, v)');
+  const rowsPast = 'WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n+1 FROM c WHERE n<100010)';
+  const tx = async (read: string, write: string) => {
+    const r = await post(`${master.url}/v2/pipeline`, {
+      requests: [
+        { type: 'execute', stmt: { sql: 'BEGIN' } },
+        { type: 'execute', stmt: { sql: `${rowsPast} ${read}` } },
+        { type: 'execute', stmt: { sql: write } },
+        { type: 'execute', stmt: { sql: 'COMMIT' } },
+        { type: 'close' },
+      ],
+    });
+    assert.equal(r.status, 200, r.text.slice(0, 500));
+    return r.body.results as { type: string; response?: { result: { rows: unknown[] } }; error?: { message: string } }[];
+  };
+  // The random generator advances once per row: the master draws for all 100010 rows, as each slave will.
+  const drawn = await tx('SELECT random() FROM c', 'INSERT INTO cut(v) VALUES (random())');
+  assert.deepEqual(drawn.map((x) => x.type), ['ok', 'ok', 'ok', 'ok', 'ok']);
+  assert.equal(drawn[1]!.response!.result.rows.length, 100_000, 'the client still gets --max-rows rows');
+  // An error past the cut fails the statement here too (before, only the slaves met it, and stopped).
+  const failing = await tx('SELECT CASE WHEN n > 100005 THEN json(char(123)) ELSE n END FROM c', 'INSERT INTO cut(v) VALUES (1)');
+  assert.deepEqual(failing.map((x) => x.type), ['ok', 'error', 'ok', 'ok', 'ok']);
+  assert.match(failing[1]!.error!.message, /malformed JSON/);
+  const last = ok(await exec(master, "INSERT INTO cut(v) VALUES ('after')"));
+  await waitForIndex(nodes, last.index);
+  const all = await rowsEverywhere('SELECT id, v FROM cut ORDER BY id');
+  all.forEach((r, i) => assert.deepEqual(r, all[0], `cut differs on ${nodes[i]!.label()}`));
+  assert.equal(all[0]!.length, 3);
+  await assertSameChecksums(nodes);
+});
+
 it("'now' given as a blob or with a NUL after it is the entry's time too, not each node's clock", async () => {
   const { nodes } = cluster();
   await ddl('CREATE TABLE det_blob (id INTEGER PRIMARY KEY, a TEXT, b TEXT, c TEXT, d TEXT)');

@@ -87,3 +87,8 @@ it('show-all without credentials says the master refused them, not that it canno
   assert.match(verdict, /^UNKNOWN: the master at \S+ refused: HTTP 401 UNAUTHORIZED .*\(give --user NAME:PASSWORD or --token\)$/);
   assert.doesNotMatch(verdict, /cannot reach/);
 });
+
+it('an API token never starts with "-", which a command line would read as an option', () => {
+  // base64url starts with '-' once in 64: this test ran into it as "--token argument is ambiguous".
+  for (let i = 0; i < 5000; i++) assert.ok(!newToken().token.startsWith('-'));
+});

@@ -47,7 +47,10 @@ export async function hashPassword(password: string): Promise<string> {
 
 /** A new API token and the line to store for it (`sha256:<hex>`). */
 export function newToken(): { token: string; stored: string } {
-  const token = randomBytes(24).toString('base64url');
+  // Never a leading '-': `npm run shell -- --token -x…` reads that as an option (1 token in 64).
+  let token: string;
+  do token = randomBytes(24).toString('base64url');
+  while (token.startsWith('-'));
   return { token, stored: `sha256:${sha256(token).toString('hex')}` };
 }
 

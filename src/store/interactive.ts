@@ -22,8 +22,14 @@ export interface TypedResult {
   readonly: boolean;
 }
 
-/** Runs one statement on `cache`'s connection, keeping SQLite's value types. */
-export function runTyped(cache: StatementCache, s: Stmt, maxRows: number): TypedResult {
+/**
+ * Runs one statement on `cache`'s connection, keeping SQLite's value types; at most
+ * `maxRows` rows come back. `evaluateAll`: the rows past that are still computed (and
+ * dropped). Inside a write transaction every statement is replayed by the slaves in full,
+ * so the master must compute what they will: a read cut short left the random generator,
+ * or an error in a later row, different here (a tester's divergence).
+ */
+export function runTyped(cache: StatementCache, s: Stmt, maxRows: number, evaluateAll = false): TypedResult {
   const stmt = cache.get(s.sql);
   const args = bindArgs(stmt, s.params);
   const before = stmt.readonly ? 0n : cache.connectionRowid();
@@ -34,11 +40,11 @@ export function runTyped(cache: StatementCache, s: Stmt, maxRows: number): Typed
     stmt.raw(true);
     const it = stmt.iterate(...args) as IterableIterator<RawValue[]>;
     for (const r of it) {
-      if (rows.length >= maxRows) {
+      if (rows.length < maxRows) rows.push(r);
+      else if (!evaluateAll) {
         it.return?.();
         break;
       }
-      rows.push(r);
     }
     cols = stmt.columns().map((c) => ({ name: c.name, decltype: c.type }));
     if (!stmt.readonly) changes = Number(cache.get('SELECT changes()').pluck(true).get());
@@ -134,7 +140,7 @@ export class WriterTx {
     const logged: Stmt = s.params === undefined ? { sql: s.sql } : { sql: s.sql, params: logParams(s.params) };
     let r: TypedResult;
     try {
-      r = this.host.det.withSession(this.session, () => runTyped(this.host.cache, s, this.host.maxRows));
+      r = this.host.det.withSession(this.session, () => runTyped(this.host.cache, s, this.host.maxRows, true));
     } catch (e) {
       const err = translateError(e);
       if (!this.host.db.inTransaction) {
