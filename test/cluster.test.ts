@@ -253,6 +253,25 @@ it('a read past --max-rows inside a Hrana write transaction is evaluated in full
   await assertSameChecksums(nodes);
 });
 
+it('last_insert_rowid() and changes() in SQL count from the start of each request: the same on every replica, also after a request that failed on the master', async () => {
+  const { master, nodes } = cluster();
+  await ddl('CREATE TABLE lr (id INTEGER PRIMARY KEY, v NOT NULL)');
+  await ddl('CREATE TABLE lr_child (id INTEGER PRIMARY KEY, parent INTEGER, n INTEGER)');
+  // Within one request they follow its statements, as SQLite's do.
+  ok(await post(master.url, { command: 'exec', transaction: true, queries: ['INSERT INTO lr(id, v) VALUES (500, 1)', 'INSERT INTO lr_child(parent, n) VALUES (last_insert_rowid(), changes())'] }));
+  // A request that fails on the master only: its insert of 777 is rolled back, SQLite's counters are not.
+  const failed = await post(master.url, { command: 'exec', transaction: true, queries: ['INSERT INTO lr(id, v) VALUES (777, 1)', 'INSERT INTO lr(v) VALUES (NULL)'] });
+  assertError(failed, 409, 'CONSTRAINT');
+  ok(await exec(master, 'UPDATE lr SET v = v + 1'));
+  // A new request starts at 0, on the master as on the slaves (before: 777 and 1 here, the log's index and 1 there).
+  const w = ok(await exec(nodes[1]!, 'INSERT INTO lr_child(parent, n) VALUES (last_insert_rowid(), changes())'));
+  await waitForIndex(nodes, w.index);
+  await assertRowsEverywhere('SELECT id, parent, n FROM lr_child ORDER BY id', [[1, 500, 1], [2, 0, 0]]);
+  // The answer's own fields keep reporting what SQLite gives the client (the last insert).
+  assert.equal(w.results[0].last_insert_rowid, 2);
+  await assertSameChecksums(nodes);
+});
+
 it("'now' given as a blob or with a NUL after it is the entry's time too, not each node's clock", async () => {
   const { nodes } = cluster();
   await ddl('CREATE TABLE det_blob (id INTEGER PRIMARY KEY, a TEXT, b TEXT, c TEXT, d TEXT)');

@@ -88,7 +88,7 @@ it('show-all without credentials says the master refused them, not that it canno
   assert.doesNotMatch(verdict, /cannot reach/);
 });
 
-it('an API token never starts with "-", which a command line would read as an option', () => {
+it('an API token never starts with "-", which a command line would read as an option', async () => {
   // base64url starts with '-' once in 64: this test ran into it as "--token argument is ambiguous".
   for (let i = 0; i < 5000; i++) assert.ok(!newToken().token.startsWith('-'));
 });

@@ -71,11 +71,42 @@ export class StatementCache {
    * not show through).
    */
   lastUserChanges = 0;
+  /**
+   * What the SQL functions last_insert_rowid() and changes() return on the writer
+   * (store.ts): the same two values, but counted from the start of the log entry being
+   * applied (0 before its first write). Carried over from earlier requests they would be
+   * each node's own history: a request that failed on the master only (its rows rolled
+   * back, its counters not), a restart, a snapshot. A tester stored different values on
+   * master and slaves that way.
+   */
+  entryRowid = 0n;
+  entryChanges = 0;
 
-  /** The connection's last_insert_rowid() now. */
+  /** A log entry starts: last_insert_rowid() and changes() in SQL are 0 until it writes. */
+  beginEntry(): void {
+    this.entryRowid = 0n;
+    this.entryChanges = 0;
+  }
+
+  /** A client statement inserted a row with `rowid` (top-level INSERT or REPLACE). */
+  noteRowid(rowid: bigint): void {
+    this.lastUserRowid = rowid;
+    this.entryRowid = rowid;
+  }
+
+  /** A client INSERT, UPDATE or DELETE changed `n` rows. */
+  noteChanges(n: number): void {
+    this.lastUserChanges = n;
+    this.entryChanges = n;
+  }
+
+  /**
+   * The connection's sqlite3_last_insert_rowid() now, from the run of a statement that
+   * changes nothing (the SQL function last_insert_rowid() is overridden on the writer).
+   */
   connectionRowid(): bigint {
-    this.rowidStmt ??= this.db.prepare('SELECT last_insert_rowid()').pluck().safeIntegers(true);
-    return this.rowidStmt.get() as bigint;
+    this.rowidStmt ??= this.db.prepare('DELETE FROM _sqlfleet_meta WHERE 0').safeIntegers(true);
+    return BigInt(this.rowidStmt.run().lastInsertRowid);
   }
   /**
    * Texts prepared once and not cached (a doorkeeper): a statement is cached only when its
@@ -131,8 +162,11 @@ export function runStatement(cache: StatementCache, s: Stmt): StatementResult {
   const args = bindArgs(stmt, s.params);
   if (stmt.reader) {
     stmt.raw(true);
+    const before = stmt.readonly ? 0n : cache.connectionRowid();
     const rows = (stmt.all(...args) as unknown[][]).map((r) => r.map(toJsonValue));
     const columns = stmt.columns().map((c) => c.name);
+    // A write with RETURNING: one row per row it changed; it moves the counters as a write.
+    if (!stmt.readonly) noteReturning(cache, s.sql, rows.length, before);
     return { columns, rows };
   }
   return runChange(cache, stmt, args, s.sql);
@@ -160,9 +194,20 @@ function runChange(cache: StatementCache, stmt: Statement, args: unknown[], sql:
   let v = verbs.get(stmt);
   if (v === undefined) verbs.set(stmt, (v = { inserts: INSERTS.test(sql), changes: CHANGES.test(sql) }));
   const info = stmt.run(...args);
-  if (info.changes > 0 && v.inserts) cache.lastUserRowid = BigInt(info.lastInsertRowid);
-  if (info.changes > 0 || v.changes) cache.lastUserChanges = Number(info.changes);
+  if (info.changes > 0 && v.inserts) cache.noteRowid(BigInt(info.lastInsertRowid));
+  if (info.changes > 0 || v.changes) cache.noteChanges(Number(info.changes));
   return { changes: cache.lastUserChanges, last_insert_rowid: toJsonValue(cache.lastUserRowid) as number | bigint };
+}
+
+/**
+ * The counters after a write with RETURNING that gave `rows` rows (one per row it
+ * changed): the same on the master (interactive.ts) and on a slave replaying it.
+ * `before`: connectionRowid() before it ran.
+ */
+export function noteReturning(cache: StatementCache, sql: string, rows: number, before: bigint): void {
+  cache.noteChanges(rows);
+  const after = cache.connectionRowid();
+  if (after !== before || (rows > 0 && INSERTS.test(sql))) cache.noteRowid(after);
 }
 
 /** Bounds of a read: rows returned and a wall-clock deadline (ms since epoch). */

@@ -5,7 +5,7 @@ import type { Database as Db } from 'better-sqlite3';
 import { randomText } from '../random.js';
 import { SqlfleetError } from '../errors.js';
 import type { DetSession, Determinism } from './determinism.js';
-import { StatementCache, bindArgs, prepareFresh, translateError } from './exec.js';
+import { CHANGES, INSERTS, StatementCache, bindArgs, noteReturning, prepareFresh, translateError } from './exec.js';
 import type { Entry, Params, Stmt } from './types.js';
 import type { InsertTarget } from '../sql/types.js';
 
@@ -32,14 +32,16 @@ export interface TypedResult {
 export function runTyped(cache: StatementCache, s: Stmt, maxRows: number, evaluateAll = false): TypedResult {
   const stmt = cache.get(s.sql);
   const args = bindArgs(stmt, s.params);
-  const before = stmt.readonly ? 0n : cache.connectionRowid();
+  const before = stmt.reader && !stmt.readonly ? cache.connectionRowid() : 0n;
   let rows: RawValue[][] = [];
   let cols: TypedResult['cols'] = [];
   let changes = 0;
   if (stmt.reader) {
     stmt.raw(true);
     const it = stmt.iterate(...args) as IterableIterator<RawValue[]>;
+    let seen = 0;
     for (const r of it) {
+      seen++;
       if (rows.length < maxRows) rows.push(r);
       else if (!evaluateAll) {
         it.return?.();
@@ -47,13 +49,18 @@ export function runTyped(cache: StatementCache, s: Stmt, maxRows: number, evalua
       }
     }
     cols = stmt.columns().map((c) => ({ name: c.name, decltype: c.type }));
-    if (!stmt.readonly) changes = Number(cache.get('SELECT changes()').pluck(true).get());
-  } else {
-    changes = Number(stmt.run(...args).changes);
+    if (stmt.readonly) return { cols, rows, changes: 0, lastInsertRowid: null, readonly: true };
+    // A write with RETURNING (evaluated in full on the writer): one row per row changed,
+    // counted as a slave replaying it counts (exec.ts noteReturning).
+    noteReturning(cache, s.sql, seen, before);
+    return { cols, rows, changes: seen, lastInsertRowid: cache.lastUserRowid, readonly: false };
   }
+  const info = stmt.run(...args);
+  changes = Number(info.changes);
   if (stmt.readonly) return { cols, rows, changes: 0, lastInsertRowid: null, readonly: true };
-  const after = cache.connectionRowid();
-  if (after !== before || (changes > 0 && /^\s*(?:WITH\b[\s\S]*?\)\s*)?(?:INSERT|REPLACE)\b/i.test(s.sql))) cache.lastUserRowid = after;
+  // As exec.ts runChange counts it on a slave replaying the entry.
+  if (changes > 0 && INSERTS.test(s.sql)) cache.noteRowid(BigInt(info.lastInsertRowid));
+  if (changes > 0 || CHANGES.test(s.sql)) cache.noteChanges(changes);
   return { cols, rows, changes, lastInsertRowid: cache.lastUserRowid, readonly: false };
 }
 
@@ -111,6 +118,7 @@ export class WriterTx {
   constructor(private readonly host: TxHost) {
     this.session = { ctx: { ts: this.ts, seed: this.seed } };
     host.db.exec('BEGIN IMMEDIATE');
+    host.cache.beginEntry(); // one log entry: last_insert_rowid() and changes() count from here, as a slave's replay does
   }
 
   /** True until COMMIT, ROLLBACK or abort. */

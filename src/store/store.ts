@@ -157,6 +157,12 @@ export class Store {
     this.reader.pragma('busy_timeout = 5000');
     this.points = new PointReads(this.reader);
     this.wcache = new StatementCache(this.writer);
+    // last_insert_rowid() and changes() in SQL count from the start of the entry being
+    // applied (exec.ts entryRowid): the same on every replica, whatever each node ran before.
+    // Not deterministic for SQLite (as the built-ins): refused in indexes and generated columns.
+    const wcache = this.wcache;
+    this.writer.function('last_insert_rowid', { safeIntegers: true }, () => wcache.entryRowid);
+    this.writer.function('changes', () => wcache.entryChanges);
     this.q = prepareInternal(this.writer);
     this.det = this.changes.attach(this.writer, this.reader, this.wcache, installDeterminism(this.writer));
     ({ index: this.applied, hash: this.hash } = readApplied(this.writer));
@@ -588,6 +594,7 @@ export class Store {
   }
 
   private runEntry(e: Entry, stmtsJson: string, into?: readonly (InsertTarget | undefined)[]): StatementResult[] {
+    this.wcache.beginEntry();
     const results = this.det.withEntry({ ts: e.ts, seed: e.seed }, () =>
       e.stmts.map((s, i) => {
         if (s.fails) return this.failing(s);
