@@ -325,8 +325,21 @@ it('an INSERT that would leave the largest rowid is refused: SQLite would pick l
   ok(await exec(master, "INSERT INTO big_src(v) VALUES ('s1')"), 'a write whose trigger inserts');
   const byTrigger = await exec(nodes[1]!, `UPDATE big_audit SET id = ${MAX} WHERE id = 1`);
   refused(byTrigger, 'an UPDATE of a table a trigger inserts into');
-  assert.match(byTrigger.body.error.message, /a trigger inserts into table "big_audit"/);
+  assert.match(byTrigger.body.error.message, /table "big_audit", which a trigger inserts into/);
   ok(await exec(master, "INSERT INTO big_src(v) VALUES ('s2')"), 'the trigger table still takes rows');
+  // A REPLACE that deletes the row holding it would draw the new rowid at random first: refused before it runs.
+  await ddl('CREATE TABLE big_m (id INTEGER PRIMARY KEY, u UNIQUE, v)');
+  ok(await exec(master, "INSERT INTO big_m VALUES (1, 'k', 'old')"));
+  ok(await exec(master, `UPDATE big_m SET id = ${MAX} WHERE u = 'k'`));
+  const replace = await exec(master, "INSERT OR REPLACE INTO big_m(u, v) VALUES ('k', 'new')");
+  refused(replace, 'a REPLACE of the row that holds it');
+  assert.match(replace.body.error.message, /holds the largest rowid/);
+  // Virtual tables draw at random too: FTS5 and R*Tree keep the rowids in shadow tables.
+  await ddl('CREATE VIRTUAL TABLE big_fts USING fts5(x)');
+  refused(await exec(master, `INSERT INTO big_fts(rowid, x) VALUES (${MAX}, 'hello')`), 'FTS5');
+  ok(await exec(master, "INSERT INTO big_fts(x) VALUES ('world')"), 'FTS5, an automatic rowid');
+  await ddl('CREATE VIRTUAL TABLE big_rt USING rtree(id, x0, x1)');
+  refused(await exec(nodes[2]!, `INSERT INTO big_rt VALUES (${MAX}, 1, 2)`), 'R*Tree');
   // Over Hrana (libSQL): the statement fails and its transaction rolls back.
   const hrana = await post(`${master.url}/v2/pipeline`, {
     requests: [
@@ -345,6 +358,8 @@ it('an INSERT that would leave the largest rowid is refused: SQLite would pick l
   await assertRowsEverywhere('SELECT id, v FROM big ORDER BY id', [[1, 'fine']]);
   await assertRowsEverywhere('SELECT k, v FROM big_k ORDER BY k', [['b', 'y']]);
   await assertRowsEverywhere('SELECT id, what FROM big_audit ORDER BY id', [[1, 's1'], [2, 's2']]);
+  await assertRowsEverywhere('SELECT rowid, x FROM big_fts', [[1, 'world']]);
+  await assertRowsEverywhere('SELECT u, v FROM big_m', [['k', 'old']]);
   await assertSameChecksums(nodes);
 });
 

@@ -123,7 +123,7 @@ export class Session {
     if (ctl) return this.control(ctl, s);
     const { kind, into } = this.classify(s.sql);
     if (this.pendingWrite) await this.takeWriter();
-    if (this.write) return this.write.run(s, into);
+    if (this.write) return this.write.run(s, into, kind !== 'read');
     if (this.read) {
       if (kind !== 'read') throw new SqlfleetError('READ_ONLY_COMMAND', 'cannot write in a read-only transaction (BEGIN TRANSACTION READONLY)', { hrana_code: 'SQLITE_READONLY' });
       return this.read.run(s);
@@ -144,7 +144,7 @@ export class Session {
     await this.beginWrite();
     this.arm();
     try {
-      const r = this.write!.run(s, into);
+      const r = this.write!.run(s, into, true);
       await this.commitWrite();
       return r;
     } catch (e) {

@@ -88,8 +88,8 @@ export interface TxHost {
   committed(entry: Entry): void;
   /** The writer is free again (after COMMIT, ROLLBACK or abort). */
   release(): void;
-  /** After a write statement: throws when INSERT target `t`, or a table triggers insert into, now holds the largest rowid (rowid-ceiling.ts). */
-  ceiling(t: InsertTarget | undefined): void;
+  /** Before (`after` false) and after a write statement: throws when INSERT target `t`, or a table triggers insert into, holds the largest rowid (rowid-ceiling.ts). */
+  ceiling(t: InsertTarget | undefined, after: boolean): void;
 }
 
 /** An entry committed by a transaction, ready to ship. */
@@ -138,13 +138,15 @@ export class WriterTx {
 
   /**
    * Runs one statement inside the transaction; a failing one is logged as failing (replicas
-   * expect it to fail too). After a write, `into` (the table of an INSERT) and the tables
-   * triggers insert into are checked for the largest rowid; when one holds it, the
-   * statement's effects cannot be undone alone (no savepoint per statement), so the whole
+   * expect it to fail too). Around a write (`writes`: the classifier's verdict, and SQLite's
+   * after it ran), `into` (the table of an INSERT) and the tables triggers insert into are
+   * checked for the largest rowid. Before: the statement is refused unrun and unlogged.
+   * After: its effects cannot be undone alone (no savepoint per statement), so the whole
    * transaction rolls back.
    */
-  run(s: Stmt, into?: InsertTarget): TypedResult {
+  run(s: Stmt, into?: InsertTarget, writes = false): TypedResult {
     if (this.done) throw this.ended();
+    if (writes) this.host.ceiling(into, false);
     const logged: Stmt = s.params === undefined ? { sql: s.sql } : { sql: s.sql, params: logParams(s.params) };
     let r: TypedResult;
     try {
@@ -161,7 +163,7 @@ export class WriterTx {
     }
     if (!r.readonly) {
       try {
-        this.host.ceiling(into);
+        this.host.ceiling(into, true);
       } catch (e) {
         const err = translateError(e);
         this.finish(new SqlfleetError('SQL_ERROR', `the transaction was rolled back: ${err.message}`, { hrana_code: 'TRANSACTION_ABORTED' }));

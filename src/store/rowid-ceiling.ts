@@ -4,13 +4,16 @@
 // already 9223372036854775807 it picks rowids at random instead (sqlite3_randomness,
 // which no SQL function or driver call makes deterministic). Every replica replays the
 // INSERT and would pick its own: replicas that differ, under a statement every node
-// accepted. So the master checks, after each INSERT or REPLACE the parser named a table
-// for (sql/cst.ts, `into`), that the table does not hold that rowid, and refuses the
-// statement otherwise (its write rolls back and takes no index). A table that holds it
-// already (loaded, restored, or set by an UPDATE) takes no further INSERT until that row
-// goes. Tables a trigger inserts into (read from the triggers' text) are checked after
-// every write statement while any trigger does. Views, virtual tables and WITHOUT ROWID
-// tables are not checked: SQLite picks no rowid for them.
+// accepted. So the master checks, before and after each INSERT or REPLACE the parser named
+// a table for (sql/cst.ts, `into`), that the table does not hold that rowid, and refuses
+// the statement otherwise (its write rolls back and takes no index). Before: the row
+// holding it may be gone by the end of the statement (a REPLACE deleting it, a trigger),
+// after its INSERT drew at random. After: the statement put it there. A table that holds
+// it already (loaded, restored, set by an UPDATE) takes no INSERT until that row goes.
+// Tables a trigger inserts into (read from the triggers' text) are checked around every
+// write statement while any trigger does. Virtual tables (FTS5, R*Tree) draw at random
+// too: their shadow tables that hold the rowids are checked. Views and WITHOUT ROWID
+// tables have no rowid to draw.
 import type { Database as Db, Statement } from 'better-sqlite3';
 import { SqlfleetError } from '../errors.js';
 import { insertTargetsIn } from '../sql/targets.js';
@@ -21,10 +24,10 @@ export const MAX_ROWID = 9223372036854775807n;
 const quoteName = (s: string) => `"${s.replace(/"/g, '""')}"`;
 const quoteText = (s: string) => `'${s.replace(/'/g, "''")}'`;
 
-/** The master's check, with one `SELECT max(rowid)` kept per table until the schema changes. */
+/** The master's check, with the `SELECT max(rowid)` probes of each table kept until the schema changes. */
 export class RowidCeiling {
-  /** null: not a rowid table (or no such table): nothing to check. */
-  private readonly probes = new Map<string, Statement | null>();
+  /** Per table: the probes of its rowid tables (itself, or a virtual table's shadows); empty: nothing to check. */
+  private readonly probes = new Map<string, Statement[]>();
   /** Tables some trigger inserts into; null until read for the current schema. */
   private triggered: InsertTarget[] | null = null;
   private cookie = -1;
@@ -33,19 +36,19 @@ export class RowidCeiling {
 
   /**
    * Throws SQL_ERROR (for statement `statement` of the request) when `t` holds the largest
-   * rowid now; call it inside the statement's transaction, right after the statement ran.
-   * `schemaCookie`: the schema version the cached probes belong to.
+   * rowid now; call it inside the statement's transaction, right before (`after` false)
+   * and right after the statement runs. `schemaCookie`: the schema version now.
    */
-  check(t: InsertTarget, statement: number, schemaCookie: number): void {
+  check(t: InsertTarget, statement: number, schemaCookie: number, after: boolean): void {
     this.fresh(schemaCookie);
-    this.verify(t, statement, false);
+    this.verify(t, statement, after ? 'after' : 'before');
   }
 
-  /** As check(), for every table a trigger inserts into: call it after each write statement. */
+  /** As check(), for every table a trigger inserts into: call it around each write statement. */
   checkTriggered(statement: number, schemaCookie: number): void {
     this.fresh(schemaCookie);
     this.triggered ??= this.triggerTargets();
-    for (const t of this.triggered) this.verify(t, statement, true);
+    for (const t of this.triggered) this.verify(t, statement, 'trigger');
   }
 
   private fresh(schemaCookie: number): void {
@@ -60,41 +63,52 @@ export class RowidCeiling {
     return insertTargetsIn(bodies.join(';\n'));
   }
 
-  private verify(t: InsertTarget, statement: number, byTrigger: boolean): void {
+  private verify(t: InsertTarget, statement: number, when: 'before' | 'after' | 'trigger'): void {
     const key = `${t.schema ?? ''}.${t.name}`.toLowerCase();
-    let top: unknown;
+    let full: boolean;
     try {
-      top = this.probe(key, t)?.get();
+      full = this.probe(key, t).some((p) => p.get() === MAX_ROWID);
     } catch {
       // The table changed under a cached probe (dropped and made again in the same group
       // commit): ask once more with what the schema says now.
       this.probes.delete(key);
-      top = this.probe(key, t)?.get();
+      full = this.probe(key, t).some((p) => p.get() === MAX_ROWID);
     }
-    if (top === MAX_ROWID) {
-      const what = byTrigger ? `a trigger inserts into table ${quoteName(t.name)}, which would hold` : `after this INSERT table ${quoteName(t.name)} would hold`;
-      throw new SqlfleetError(
-        'SQL_ERROR',
-        `refused: ${what} the largest rowid (${MAX_ROWID}), and SQLite then picks every later rowid of that table at random, differently on each replica. Nothing was applied. Use smaller ids, or delete that row first`,
-        { statement },
-      );
-    }
+    if (!full) return;
+    const table = quoteName(t.name);
+    const what =
+      when === 'before'
+        ? `table ${table} holds the largest rowid (${MAX_ROWID}), so SQLite would pick this INSERT's rowids at random`
+        : when === 'after'
+          ? `after this INSERT table ${table} would hold the largest rowid (${MAX_ROWID}), and SQLite then picks its later rowids at random`
+          : `table ${table}, which a trigger inserts into, would hold the largest rowid (${MAX_ROWID}), and SQLite then picks its rowids at random`;
+    throw new SqlfleetError('SQL_ERROR', `refused: ${what}, differently on each replica. Nothing was applied. Use smaller ids, or delete that row first`, { statement });
   }
 
-  private probe(key: string, t: InsertTarget): Statement | null {
+  private probe(key: string, t: InsertTarget): Statement[] {
     let p = this.probes.get(key);
     if (p !== undefined) return p;
     const schema = t.schema ?? 'main';
     const row = this.db.prepare(`PRAGMA ${quoteName(schema)}.table_list(${quoteText(t.name)})`).get() as { name: string; type: string; wr: number } | undefined;
-    p = null;
-    if (row && row.type === 'table' && row.wr === 0) {
-      const table = `${quoteName(schema)}.${quoteName(row.name)}`;
-      // A column may take the name rowid; SQLite's other names for it then still work.
-      const columns = new Set((this.db.prepare(`PRAGMA ${quoteName(schema)}.table_xinfo(${quoteText(row.name)})`).all() as { name: string }[]).map((c) => c.name.toLowerCase()));
-      const alias = ['rowid', '_rowid_', 'oid'].find((a) => !columns.has(a));
-      if (alias) p = this.db.prepare(`SELECT max(${alias}) FROM ${table}`).pluck().safeIntegers(true);
+    p = [];
+    if (row?.type === 'table' && row.wr === 0) p = this.rowidProbe(schema, row.name);
+    else if (row?.type === 'virtual') {
+      // A virtual table keeps its rowids in shadow tables (FTS5's t_content and t_docsize,
+      // R*Tree's t_rowid); their other shadows hold small ids only.
+      const shadows = this.db
+        .prepare(`SELECT name FROM pragma_table_list WHERE schema = ? AND type = 'shadow' AND wr = 0 AND substr(lower(name), 1, ?) = ?`)
+        .pluck()
+        .all(schema, row.name.length + 1, `${row.name.toLowerCase()}_`) as string[];
+      p = shadows.flatMap((name) => this.rowidProbe(schema, name));
     }
     this.probes.set(key, p);
     return p;
+  }
+
+  /** `SELECT max(rowid)` of one rowid table (by another of its names when a column took `rowid`). */
+  private rowidProbe(schema: string, name: string): Statement[] {
+    const columns = new Set((this.db.prepare(`PRAGMA ${quoteName(schema)}.table_xinfo(${quoteText(name)})`).all() as { name: string }[]).map((c) => c.name.toLowerCase()));
+    const alias = ['rowid', '_rowid_', 'oid'].find((a) => !columns.has(a));
+    return alias ? [this.db.prepare(`SELECT max(${alias}) FROM ${quoteName(schema)}.${quoteName(name)}`).pluck().safeIntegers(true)] : [];
   }
 }

@@ -436,11 +436,7 @@ export class Store {
         this.schemaCookie = this.readCookie();
         this.committed(entry);
       },
-      ceiling: (t) => {
-        const cookie = this.readCookie();
-        if (t) this.ceiling.check(t, 0, cookie);
-        this.ceiling.checkTriggered(0, cookie);
-      },
+      ceiling: (t, after) => this.ceilings(t, 0, after),
       release: () => {
         if (this.tx !== tx) return;
         this.tx = null;
@@ -598,14 +594,11 @@ export class Store {
     const results = this.det.withEntry({ ts: e.ts, seed: e.seed }, () =>
       e.stmts.map((s, i) => {
         if (s.fails) return this.failing(s);
+        // The master: this statement's INSERT target, and tables triggers insert into, may not
+        // hold the largest rowid before it runs or after (rowid-ceiling.ts).
+        if (into) this.ceilings(into[i], i, false);
         const r = this.guard(i, () => runStatement(this.wcache, s));
-        if (into) {
-          // The master: this statement's INSERT target, and tables triggers insert into.
-          const cookie = this.readCookie();
-          const t = into[i];
-          if (t) this.ceiling.check(t, i, cookie);
-          this.ceiling.checkTriggered(i, cookie);
-        }
+        if (into) this.ceilings(into[i], i, true);
         return r;
       }),
     );
@@ -624,6 +617,13 @@ export class Store {
     this.applied = last.index;
     this.hash = last.hash;
     this.changes.committed(last.index);
+  }
+
+  /** The largest-rowid checks around a write statement on the master (rowid-ceiling.ts). */
+  private ceilings(t: InsertTarget | undefined, statement: number, after: boolean): void {
+    const cookie = this.readCookie();
+    if (t) this.ceiling.check(t, statement, cookie, after);
+    this.ceiling.checkTriggered(statement, cookie);
   }
 
   /** A statement that failed inside an interactive transaction on the master: it fails here too, changing nothing. */
