@@ -49,6 +49,12 @@ function expectError(sql: string, code: ErrorCode, message?: RegExp): Error {
 // Parser-handled reads: reason is the CST type, the probe is never asked.
 const reads: [string, string][] = [
   ['PRAGMA journal_mode', 'pragma_stmt'],
+  // Node-local values are fine in reads: nothing stores them.
+  ['SELECT total_changes()', 'select_stmt'],
+  ['SELECT * FROM pragma_page_count(), pragma_freelist_count, pragma_data_version', 'select_stmt'],
+  ["SELECT name, sum(pgsize) FROM dbstat WHERE name = 't' GROUP BY name", 'select_stmt'],
+  ['WITH n AS (SELECT total_changes() AS c) SELECT c FROM n', 'select_stmt'],
+  ['EXPLAIN INSERT INTO t VALUES (total_changes())', 'explain_stmt'],
   ['SELECT 1', 'select_stmt'],
   ['SELECT * FROM t WHERE x = ?', 'select_stmt'],
   ['SELECT 1 UNION ALL SELECT 2', 'compound_select_stmt'],
@@ -136,6 +142,16 @@ const schemas: string[] = [
   'CREATE TRIGGER tr AFTER INSERT ON t BEGIN UPDATE u SET x = new.x; END',
   'DROP TRIGGER tr',
   'CREATE VIRTUAL TABLE f USING fts5(body)',
+  // Computed on write by the writer (with its deterministic clock) and stored: the same everywhere.
+  "CREATE TABLE g(id INTEGER PRIMARY KEY, v, t AS (strftime('%Y-%m-%d %H:%M:%f', 'now')) STORED)",
+  'CREATE TABLE g(id INTEGER PRIMARY KEY, v, t GENERATED ALWAYS AS (datetime(v)) STORED)',
+  'CREATE TABLE g(id INTEGER PRIMARY KEY, v, t AS (upper(v)) VIRTUAL, u AS (v * 2))',
+  "CREATE TABLE c(v CHECK (v < date('now')), w CHECK (w < CURRENT_DATE), d DEFAULT CURRENT_TIMESTAMP, e DEFAULT (datetime('now')))",
+  'CREATE INDEX det2_day ON t(date(x))',
+  "CREATE INDEX i4 ON t(x) WHERE julianday(x, '+1 day') > 0",
+  'CREATE TRIGGER tr AFTER INSERT ON t BEGIN UPDATE u SET x = CURRENT_TIMESTAMP; END',
+  "CREATE VIEW v AS SELECT date('now') AS d, CURRENT_TIME AS t, random() AS r",
+  'ALTER TABLE t ADD COLUMN g AS (upper(x))',
   'ALTER TABLE t ADD COLUMN y TEXT',
   'ALTER TABLE t RENAME TO t2',
   'ALTER TABLE t RENAME COLUMN x TO z',
@@ -146,7 +162,6 @@ const schemas: string[] = [
   'REINDEX t',
   'ANALYZE',
   'ANALYZE t',
-  'VACUUM',
   'PRAGMA user_version = 3',
   'PRAGMA application_id = 42',
   'PRAGMA main.user_version = 4',
@@ -187,7 +202,50 @@ const forbidden: [string, RegExp][] = [
   ["CREATE TRIGGER tr AFTER INSERT ON t BEGIN SELECT load_extension('x'); END", /load_extension/],
   ["CREATE VIEW v AS SELECT load_extension('x')", /load_extension/],
   ["SELECT max(ALL x), load_extension('a') FROM t", /load_extension/], // parser gap
+  ['VACUUM', /^VACUUM is not allowed: .*cannot VACUUM.*npm run backup/],
+  ['VACUUM main', /^VACUUM is not allowed/],
   ["VACUUM INTO '/tmp/copy.db'", /^VACUUM INTO/],
+  // A VIRTUAL generated column is computed at every read, by connections without the writer's overrides.
+  ["CREATE TABLE g(id INTEGER PRIMARY KEY, v, t AS (strftime('%Y-%m-%d %H:%M:%f','now')) VIRTUAL)", /^strftime\(\) in a VIRTUAL generated column is not allowed: .*STORED/],
+  ['CREATE TABLE g(v, t AS (date(v)))', /^date\(\) in a VIRTUAL generated column/], // VIRTUAL by default; v may hold 'now'
+  ['CREATE TABLE g(v, t GENERATED ALWAYS AS (upper(v) || datetime()) VIRTUAL)', /^datetime\(\) in a VIRTUAL/],
+  ["CREATE TABLE g(v, t AS (julianday(v, 'localtime')))", /^julianday\(\) in a VIRTUAL/],
+  ["CREATE TABLE g(v, t AS (TIME('now')), u AS (unixepoch()), w AS (timediff(v, 'now')))", /^time\(\) in a VIRTUAL/],
+  ['CREATE TABLE g(v, t AS (random() % 10))', /^random\(\) in a VIRTUAL generated column .*random number/],
+  ['CREATE TABLE g(v, t AS (hex(randomblob(4))))', /^randomblob\(\) in a VIRTUAL/],
+  ["ALTER TABLE t ADD COLUMN d AS (date('now'))", /^date\(\) in a VIRTUAL generated column/],
+  ['ALTER TABLE t ADD COLUMN d AS (CURRENT_DATE) VIRTUAL', /^CURRENT_DATE in a generated column/],
+  // CURRENT_* there makes SQLite refuse the whole schema ("malformed database schema") on plain connections.
+  ['CREATE TABLE g(v, t AS (CURRENT_TIMESTAMP) STORED)', /^CURRENT_TIMESTAMP in a generated column is not allowed: .*datetime\('now'\)/],
+  ['CREATE INDEX i5 ON t(x, current_time)', /^CURRENT_TIME in an index is not allowed: .*time\('now'\)/],
+  ['CREATE INDEX i5 ON t(x) WHERE x > CURRENT_DATE', /^CURRENT_DATE in an index/],
+  // An index expression on the clock: integrity_check (and restoring a backup) fails outside the writer.
+  ["CREATE INDEX i5 ON t(x, date('now'))", /^date\(\) of no column in an index is not allowed/],
+  ["CREATE INDEX i5 ON t(x) WHERE x > julianday() - 1", /^julianday\(\) of no column in an index/],
+  // Node-local values inside writes and schema statements: each replica would store its own.
+  ['INSERT INTO t(x) VALUES (total_changes())', /^total_changes\(\) is not allowed in a write or schema statement: .*plain SELECT/],
+  ['UPDATE t SET x = TOTAL_CHANGES() + 1', /^total_changes\(\)/],
+  ['WITH n AS (SELECT total_changes() AS c) INSERT INTO t SELECT c FROM n', /^total_changes\(\)/],
+  ['CREATE TRIGGER tr AFTER INSERT ON t BEGIN INSERT INTO u VALUES (total_changes()); END', /^total_changes\(\)/],
+  ['CREATE VIEW v AS SELECT total_changes() AS c', /^total_changes\(\)/],
+  ['CREATE TABLE a AS SELECT total_changes() AS c', /^total_changes\(\)/],
+  [
+    'INSERT INTO t SELECT (SELECT page_count FROM pragma_page_count()) + (SELECT freelist_count FROM pragma_freelist_count()) + (SELECT count(*) FROM dbstat)',
+    /^pragma_page_count is not allowed in a write or schema statement: .*file layout/,
+  ],
+  ['INSERT INTO t SELECT freelist_count FROM pragma_freelist_count', /^pragma_freelist_count is not allowed in a write/],
+  ['INSERT INTO t SELECT count(*) FROM dbstat', /^dbstat is not allowed in a write/],
+  ["INSERT INTO t SELECT pgsize FROM main.dbstat WHERE name = 't'", /^dbstat is not allowed in a write/],
+  ["INSERT INTO t SELECT count(*) FROM dbstat('main')", /^dbstat is not allowed in a write/],
+  ['UPDATE t SET x = (SELECT data_version FROM pragma_data_version)', /^pragma_data_version is not allowed/],
+  ['DELETE FROM t WHERE x < (SELECT schema_version FROM pragma_schema_version)', /^pragma_schema_version is not allowed/],
+  ['INSERT INTO t SELECT page_size FROM pragma_page_size', /^pragma_page_size/],
+  ['INSERT INTO t SELECT * FROM pragma_integrity_check', /^pragma_integrity_check/],
+  ['INSERT INTO t SELECT * FROM pragma_journal_mode', /^pragma_journal_mode/],
+  ['INSERT INTO t SELECT * FROM pragma_compile_options', /^pragma_compile_options/],
+  ['INSERT INTO t SELECT name FROM pragma_table_list', /^pragma_table_list/], // lists the node's internal tables
+  ['CREATE VIEW v AS SELECT * FROM pragma_page_count', /^pragma_page_count is not allowed in a write or schema statement/],
+  ['CREATE TRIGGER tr AFTER INSERT ON t BEGIN INSERT INTO u SELECT count(*) FROM dbstat; END', /^dbstat/],
   ["VACUUM main INTO '/tmp/copy.db'", /^VACUUM INTO/],
   ['CREATE TEMP TABLE a(x)', /^TEMP/],
   ['CREATE TEMPORARY TABLE a(x)', /^TEMP/],
@@ -521,6 +579,37 @@ test('a statement past the parse limits is never given to the parser; SQLite cla
   const three = `SELECT ${list(30, '+')}; SELECT ${list(31, '-')}; SELECT ${list(32, '*')}`; // 86, 89, 92 characters
   assert.equal(c.classify(three).statements.length, 3);
   assert.equal(c.parses - p0, 2, 'the first statement and its shape spend the budget of 200; the others go to SQLite');
+});
+
+test('the fallback (statements past the parse limits, parser gaps) refuses node-local values too', () => {
+  const c = createClassifier({ probe, parseLimits: { maxLength: 5, maxDepth: 1, perText: 5 } });
+  const before = c.parses;
+  expectForbidden(c, 'VACUUM', /^VACUUM is not allowed/);
+  expectForbidden(c, "CREATE TABLE g(id INTEGER PRIMARY KEY, v, t AS (strftime('%Y-%m-%d %H:%M:%f','now')) VIRTUAL)", /^strftime\(\) in a VIRTUAL/);
+  expectForbidden(c, "ALTER TABLE t ADD COLUMN d AS (upper(x) || date('now'))", /^date\(\) in a VIRTUAL/);
+  expectForbidden(c, 'CREATE TABLE g(v, t AS (random()))', /^random\(\) in a VIRTUAL/);
+  // Before SQLite's own (400) refusal of CURRENT_* there.
+  expectForbidden(c, 'CREATE TABLE g(v, t AS (CURRENT_TIMESTAMP) STORED)', /^CURRENT_TIMESTAMP in a generated column/);
+  expectForbidden(c, 'CREATE INDEX i5 ON t(x) WHERE x > current_date', /^CURRENT_DATE in an index/);
+  expectForbidden(c, "CREATE INDEX i5 ON t(x, date('now'))", /^date\(\) of no column in an index/);
+  expectForbidden(c, 'INSERT INTO t(x) VALUES (total_changes())', /^total_changes\(\)/);
+  expectForbidden(c, 'WITH n AS (SELECT total_changes() AS c) INSERT INTO t SELECT c FROM n', /^total_changes\(\)/);
+  expectForbidden(c, 'INSERT INTO t SELECT (SELECT page_count FROM pragma_page_count())', /^pragma_page_count is not allowed in a write/);
+  expectForbidden(c, "INSERT INTO t SELECT count(*) FROM 'dbstat'", /^dbstat is not allowed in a write/);
+  expectForbidden(c, 'CREATE VIEW v AS SELECT * FROM main.dbstat', /^dbstat is not allowed in a write/);
+  for (const sql of [
+    "CREATE TABLE g(id INTEGER PRIMARY KEY, v, t AS (strftime('%s', 'now')) STORED, u AS (upper(v)))",
+    "CREATE TABLE c(v CHECK (v < date('now')), d DEFAULT CURRENT_TIMESTAMP)",
+    'CREATE INDEX i5 ON t(date(x))',
+    'SELECT total_changes()',
+    'WITH n AS (SELECT total_changes() AS c) SELECT c FROM n',
+    'SELECT * FROM pragma_page_count(), dbstat',
+    "INSERT INTO t VALUES ('dbstat')",
+    "INSERT INTO t SELECT name FROM pragma_table_info('u')",
+  ]) {
+    assert.notEqual(c.classify(sql).kind, 'forbidden', sql);
+  }
+  assert.equal(c.parses, before, 'all of them went the fallback way');
 });
 
 function expectForbidden(c: ReturnType<typeof createClassifier>, sql: string, reason: RegExp): void {

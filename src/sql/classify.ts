@@ -9,10 +9,11 @@ import { classifyStatement } from './cst.js';
 import { classifyWithSqlite } from './fallback.js';
 import { Lru } from './lru.js';
 import type { Verdict } from './pragma.js';
-import { KINDS_BY_LEADING_WORD } from './rules.js';
-import { statementSpans, tokens, type StatementSpan } from './split.js';
+import { isNodeLocalSource } from './pragma.js';
+import { CLOCK_FUNCTIONS, CURRENT_WORDS, KINDS_BY_LEADING_WORD, RANDOM_FUNCTIONS, REASONS } from './rules.js';
+import { statementSpans, tokens, type StatementSpan, type Token } from './split.js';
 import { insertTargetOf } from './targets.js';
-import { CLASS_RANK, type Classification, type ClassifiedStatement, type SqliteProbe } from './types.js';
+import { CLASS_RANK, type Classification, type ClassifiedStatement, type SqliteProbe, type StatementClass } from './types.js';
 
 /** Classifies query texts; one per node, shared by every request. */
 export interface Classifier {
@@ -112,6 +113,83 @@ function agreesWithLeadingWord(sql: string, verdict: Verdict): boolean {
   return kinds?.includes(verdict.kind) ?? false;
 }
 
+const isWordToken = (t: Token | undefined, word: string): boolean => t?.type === 'word' && t.value.toUpperCase() === word;
+const isOpen = (t: Token | undefined): boolean => t?.type === 'punct' && t.text === '(';
+
+// Index of the `)` that closes the `(` at toks[open] (the end of the tokens when unclosed).
+function closing(toks: readonly Token[], open: number): number {
+  let depth = 0;
+  for (let i = open; i < toks.length; i++) {
+    if (toks[i]!.type !== 'punct') continue;
+    if (toks[i]!.text === '(') depth++;
+    else if (toks[i]!.text === ')' && --depth === 0) return i;
+  }
+  return toks.length;
+}
+
+// The name of a function called at toks[i] (a name followed by `(`), lower case.
+const calledAt = (toks: readonly Token[], i: number): string | undefined =>
+  (toks[i]!.type === 'word' || toks[i]!.type === 'ident') && isOpen(toks[i + 1]) ? toks[i]!.value.toLowerCase() : undefined;
+
+// CURRENT_TIMESTAMP and its kin among toks[from, to), upper case.
+function currentIn(toks: readonly Token[], from: number, to: number): string | undefined {
+  for (let i = from; i < to; i++) {
+    const w = toks[i]!.type === 'word' ? toks[i]!.value.toUpperCase() : '';
+    if (CURRENT_WORDS.has(w)) return w;
+  }
+  return undefined;
+}
+
+/**
+ * cst.ts's refusals of node-local values (VACUUM, generated columns, index expressions,
+ * total_changes(), layout pragmas in writes), read from the tokens of a statement the
+ * parser could not read (too long, too deep, or a parser gap): these go to SQLite's
+ * prepare, which accepts them all.
+ */
+function fallbackRefusal(sql: string, kind: StatementClass): string | undefined {
+  const toks = [...tokens(sql)];
+  const head = toks[0]?.type === 'word' ? toks[0].value.toUpperCase() : '';
+  if (head === 'VACUUM') return REASONS.vacuum;
+  if (kind !== 'write' && kind !== 'schema') return undefined;
+  for (let i = 0; i < toks.length; i++) {
+    const t = toks[i]!;
+    // SQLite takes a string after FROM or JOIN as a table name.
+    const asName = t.type === 'word' || t.type === 'ident' || (t.type === 'string' && (isWordToken(toks[i - 1], 'FROM') || isWordToken(toks[i - 1], 'JOIN')));
+    if (!asName) continue;
+    if (calledAt(toks, i) === 'total_changes') return REASONS.totalChanges;
+    if (isNodeLocalSource(t.value)) return REASONS.nodeLocal(t.value.toLowerCase());
+  }
+  const table = (head === 'CREATE' && isWordToken(toks[1], 'TABLE') && !toks.some((t) => isWordToken(t, 'SELECT'))) || head === 'ALTER';
+  if (table) {
+    // Generated columns: AS ( expr ) [STORED | VIRTUAL].
+    for (let i = 0; i < toks.length; i++) {
+      if (!isWordToken(toks[i], 'AS') || !isOpen(toks[i + 1])) continue;
+      const end = closing(toks, i + 1);
+      const word = currentIn(toks, i + 2, end);
+      if (word) return REASONS.currentInSchema(word, 'a generated column');
+      if (isWordToken(toks[end + 1], 'STORED')) continue;
+      for (let j = i + 2; j < end; j++) {
+        const fn = calledAt(toks, j);
+        if (fn && (CLOCK_FUNCTIONS.has(fn) || RANDOM_FUNCTIONS.has(fn))) return REASONS.virtualClock(fn);
+      }
+    }
+  }
+  const on = toks.findIndex((t) => isWordToken(t, 'ON'));
+  if (head === 'CREATE' && toks.slice(1, 3).some((t) => isWordToken(t, 'INDEX')) && on > 0) {
+    const word = currentIn(toks, on, toks.length);
+    if (word) return REASONS.currentInSchema(word, 'an index');
+    for (let i = on; i < toks.length; i++) {
+      const fn = calledAt(toks, i);
+      if (!fn || !CLOCK_FUNCTIONS.has(fn)) continue;
+      const end = closing(toks, i + 1);
+      // A name not followed by `(` is a column: date(x) reads its column, date('now') the clock.
+      const column = toks.slice(i + 2, end).some((a, k) => (a.type === 'word' || a.type === 'ident') && !isOpen(toks[i + 3 + k]));
+      if (!column) return REASONS.indexClock(fn);
+    }
+  }
+  return undefined;
+}
+
 /** Creates a classifier with its own caches. */
 export function createClassifier(opts: ClassifierOptions): Classifier {
   const cacheSize = opts.cacheSize ?? 10_000;
@@ -153,6 +231,11 @@ export function createClassifier(opts: ClassifierOptions): Classifier {
       const verdict = classifyStatement(parsed[0]!);
       if (agreesWithLeadingWord(span.sql, verdict)) return verdict;
     }
+    // Refused before SQLite prepares it when its first word says it writes (SQLite refuses
+    // CURRENT_TIMESTAMP in an index with a 400 of its own); a WITH once SQLite said it writes.
+    const lead = KINDS_BY_LEADING_WORD[tokens(span.sql).next().value?.value.toUpperCase() ?? ''];
+    const early = lead && !lead.includes('read') ? fallbackRefusal(span.sql, lead[0]!) : undefined;
+    if (early) return { kind: 'forbidden', reason: early };
     const verdict = classifyWithSqlite(span.sql, (sql) => {
       try {
         return opts.probe(sql);
@@ -160,6 +243,8 @@ export function createClassifier(opts: ClassifierOptions): Classifier {
         return probeError(e, parseErr, span, index, text);
       }
     });
+    const refused = fallbackRefusal(span.sql, verdict.kind);
+    if (refused) return { kind: 'forbidden', reason: refused };
     const into = verdict.kind === 'write' ? insertTargetOf(span.sql) : undefined;
     return into ? { ...verdict, into } : verdict;
   }

@@ -3,8 +3,8 @@
 // (load_extension() in a subquery, internal tables in a join, TEMP objects). Pure: no I/O.
 
 import type { Node, Statement, EntityName, Expr, Literal, Keyword, PragmaStmt } from 'sql-parser-cst';
-import { classifyPragma, isInternalName, FORBIDDEN_PRAGMA_FUNCTIONS, type Verdict } from './pragma.js';
-import { REASONS, isSqliteName, isTempSchema } from './rules.js';
+import { classifyPragma, isInternalName, isNodeLocalSource, FORBIDDEN_PRAGMA_FUNCTIONS, type Verdict } from './pragma.js';
+import { CLOCK_FUNCTIONS, CURRENT_WORDS, RANDOM_FUNCTIONS, REASONS, isSqliteName, isTempSchema } from './rules.js';
 import type { InsertTarget, StatementClass } from './types.js';
 
 /** Class of each statement type the parser can produce for SQLite that sqlfleet accepts. */
@@ -118,7 +118,9 @@ function check(node: Node): string | undefined {
     case 'detach_database_stmt':
       return REASONS.detach;
     case 'vacuum_stmt':
-      return node.intoKw ? REASONS.vacuumInto : undefined;
+      return node.intoKw ? REASONS.vacuumInto : REASONS.vacuum;
+    case 'constraint_generated':
+      return checkGenerated(node.expr, node.storageKw?.name.toUpperCase() === 'STORED');
     case 'relation_kind': {
       const kws = Array.isArray(node.kindKw) ? node.kindKw : [node.kindKw];
       return kws.some((k) => k.name === 'TEMP' || k.name === 'TEMPORARY') ? REASONS.temp : undefined;
@@ -165,7 +167,7 @@ function check(node: Node): string | undefined {
     case 'trigger_target':
       return checkTarget(node.table, false);
     case 'create_index_stmt':
-      return checkTarget(node.name, true) ?? checkTarget(node.table, false);
+      return checkTarget(node.name, true) ?? checkTarget(node.table, false) ?? checkIndexed([node.columns, node.clauses]);
     case 'create_table_stmt':
     case 'create_view_stmt':
     case 'create_trigger_stmt':
@@ -175,10 +177,85 @@ function check(node: Node): string | undefined {
   }
 }
 
-// Depth-first search of the whole tree for the first forbidden node, in document order.
-// An explicit stack, not recursion: a long chained expression (`1 OR 1 OR …`) is a tree
-// as deep as it is long, and recursing over it overflowed the stack (a 500).
-function findForbidden(root: unknown): string | undefined {
+// The lower-case name of a function call (`"Date"(…)` is date()).
+const funcName = (node: Node & { type: 'func_call' }): string => (entity(node.name).name ?? '').toLowerCase();
+
+// A call of CURRENT_TIMESTAMP, CURRENT_DATE or CURRENT_TIME (the parser reads them as calls
+// without arguments), in upper case; undefined for any other node.
+function currentWord(node: Node): string | undefined {
+  if (node.type !== 'func_call' && node.type !== 'keyword') return undefined;
+  const word = (node.type === 'func_call' ? (entity(node.name).name ?? '') : node.name).toUpperCase();
+  return CURRENT_WORDS.has(word) ? word : undefined;
+}
+
+// A generated column's expression. STORED ones are computed by the writer on write and
+// replicated as values; VIRTUAL ones (the default) are computed at every read, on the read
+// connections, which have none of the writer's deterministic clock and random overrides:
+// SQLite there refuses a date/time function that meets 'now' (in the expression or in the
+// column values it reads) or a 'localtime'/'utc' modifier, so any call of one is refused.
+// CURRENT_* is refused in both: SQLite refuses the whole schema for it.
+function checkGenerated(expr: Node, stored: boolean): string | undefined {
+  return walk(expr, (n) => {
+    const word = currentWord(n);
+    if (word) return REASONS.currentInSchema(word, 'a generated column');
+    if (stored || n.type !== 'func_call') return undefined;
+    const name = funcName(n);
+    return CLOCK_FUNCTIONS.has(name) || RANDOM_FUNCTIONS.has(name) ? REASONS.virtualClock(name) : undefined;
+  });
+}
+
+// True when an expression reads a column (a name that is not a function's).
+function readsColumn(expr: Node): boolean {
+  let found = false;
+  walk(expr, (n) => {
+    if (n.type === 'identifier' || n.type === 'member_expr') found = true;
+    return found ? 'column' : undefined;
+  }, (n) => (n.type === 'func_call' ? [n.args] : undefined));
+  return found;
+}
+
+// An index's expressions and partial-index WHERE: values stored in the index, computed by
+// the writer; reads use them without recomputing. SQLite outside the writer refuses the
+// whole schema for CURRENT_*, and recomputes the expressions in PRAGMA integrity_check
+// (and restoring a backup runs it), where a date/time function that reads the clock fails:
+// a call of one on no column can only be a constant or the clock, so it is refused.
+// `date(s)` stays allowed (its column values are what it reads).
+function checkIndexed(parts: unknown): string | undefined {
+  return walk(parts, (n) => {
+    const word = currentWord(n);
+    if (word) return REASONS.currentInSchema(word, 'an index');
+    if (n.type !== 'func_call') return undefined;
+    const name = funcName(n);
+    return CLOCK_FUNCTIONS.has(name) && !readsColumn(n) ? REASONS.indexClock(name) : undefined;
+  });
+}
+
+// Inside a write or schema statement (whose results are stored on every replica), what
+// reads the node's own state: total_changes(), and the pragma functions and dbstat that
+// report the file's layout, the build or the connection (pragma.ts isNodeLocalSource).
+function checkStored(node: Node): string | undefined {
+  switch (node.type) {
+    case 'func_call': {
+      const name = funcName(node);
+      if (name === 'total_changes') return REASONS.totalChanges;
+      return isNodeLocalSource(name) ? REASONS.nodeLocal(name) : undefined;
+    }
+    case 'identifier': // FROM pragma_page_count, FROM main.dbstat
+      return isNodeLocalSource(node.name) ? REASONS.nodeLocal(node.name.toLowerCase()) : undefined;
+    default:
+      return undefined;
+  }
+}
+
+// Depth-first search of a tree for the first node `visit` refuses, in document order;
+// `children` may narrow which parts of a node are searched. An explicit stack, not
+// recursion: a long chained expression (`1 OR 1 OR …`) is a tree as deep as it is long,
+// and recursing over it overflowed the stack (a 500).
+function walk(
+  root: unknown,
+  visit: (node: Node) => string | undefined,
+  children: (node: Node) => unknown[] | undefined = () => undefined,
+): string | undefined {
   const stack: unknown[] = [root];
   while (stack.length > 0) {
     const value = stack.pop();
@@ -187,18 +264,22 @@ function findForbidden(root: unknown): string | undefined {
       continue;
     }
     if (value === null || typeof value !== 'object') continue;
+    let next: unknown[] | undefined;
     if ('type' in value) {
-      const r = check(value as Node);
+      const r = visit(value as Node);
       if (r) return r;
+      next = children(value as Node);
     }
-    const children = Object.values(value);
-    for (let i = children.length - 1; i >= 0; i--) {
-      const v: unknown = children[i];
+    const kids = next ?? Object.values(value);
+    for (let i = kids.length - 1; i >= 0; i--) {
+      const v: unknown = kids[i];
       if (v !== null && typeof v === 'object') stack.push(v);
     }
   }
   return undefined;
 }
+
+const findForbidden = (root: unknown): string | undefined => walk(root, check);
 
 /** Classifies one parsed statement: forbidden anywhere in its tree first, then by type. */
 export function classifyStatement(stmt: Statement): Verdict {
@@ -208,6 +289,8 @@ export function classifyStatement(stmt: Statement): Verdict {
   const kind = KIND_BY_CST_TYPE[stmt.type];
   if (kind === undefined) return { kind: 'forbidden', reason: REASONS.unsupported(stmt.type) };
   if (kind === 'transaction') return { kind, reason: REASONS.transaction(transactionWord(stmt)) };
+  const stored = kind === 'write' || kind === 'schema' ? walk(stmt, checkStored) : undefined;
+  if (stored) return { kind: 'forbidden', reason: stored };
   if (stmt.type === 'insert_stmt') {
     const into = insertTarget(stmt.clauses.find((c) => c.type === 'insert_clause')?.table);
     if (into) return { kind, reason: stmt.type, into };

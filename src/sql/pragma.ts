@@ -31,6 +31,31 @@ export const SCHEMA_PRAGMAS: ReadonlySet<string> = new Set(['user_version', 'app
 /** Table-valued pragma functions a client may not read: database_list reveals the node's file paths. */
 export const FORBIDDEN_PRAGMA_FUNCTIONS: ReadonlySet<string> = new Set(['pragma_database_list']);
 
+/**
+ * Table-valued pragma functions whose answer is the same on every replica: the schema of
+ * user tables and the replicated header values. Every other pragma_* function reports the
+ * node's own file layout (page_count, freelist_count), its build (compile_options,
+ * function_list, module_list, pragma_list, collation_list), its connection or file settings
+ * (cache_size, journal_mode, data_version, schema_version, foreign_keys, ...), the state of
+ * its file (integrity_check, quick_check) or its internal tables (table_list lists them,
+ * and they differ between nodes, e.g. with --capture): refused inside writes and schema
+ * statements, whose results are stored; reads keep them all.
+ */
+export const REPLICATED_PRAGMA_FUNCTIONS: ReadonlySet<string> = new Set([
+  'pragma_table_info', 'pragma_table_xinfo', 'pragma_index_info', 'pragma_index_list', 'pragma_index_xinfo',
+  'pragma_foreign_key_list', 'pragma_foreign_key_check', 'pragma_user_version', 'pragma_application_id',
+  'pragma_encoding',
+]);
+
+/**
+ * True for a table or function name that reports node-local state when read: every
+ * pragma_* function not in REPLICATED_PRAGMA_FUNCTIONS, and dbstat (the file's pages).
+ */
+export const isNodeLocalSource = (name: string): boolean => {
+  const lower = name.toLowerCase();
+  return lower === 'dbstat' || (lower.startsWith('pragma_') && !REPLICATED_PRAGMA_FUNCTIONS.has(lower));
+};
+
 /** Names with this prefix (case-insensitive) are sqlfleet's internal tables. */
 export const INTERNAL_PREFIX = '_sqlfleet_';
 
