@@ -666,3 +666,11 @@ test("an INSERT names its table (into): the master's largest-rowid check needs i
     [{ name: 'b' }, { schema: 'main', name: 'c' }],
   );
 });
+
+test("a pragma function's table in a string is never judged by another text's shape: the internal tables stay hidden", () => {
+  const c = fresh();
+  assert.equal(c.classify("SELECT * FROM pragma_table_info('t')").kind, 'read');
+  // Same shape (strings lifted), another verdict: before, the cached read came back.
+  assert.equal(c.classify("SELECT * FROM pragma_table_info('_sqlfleet_log')").kind, 'forbidden');
+  assert.equal(c.classify("SELECT name FROM pragma_index_list('_sqlfleet_log')").kind, 'forbidden');
+});

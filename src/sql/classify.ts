@@ -252,7 +252,9 @@ export function createClassifier(opts: ClassifierOptions): Classifier {
   function classifyOne(span: StatementSpan, index: number, text: string, spend: (span: StatementSpan) => boolean): ClassifiedStatement {
     const hit = statements.get(span.sql);
     if (hit) return hit;
-    const shape = span.sql.length <= maxCached ? shapeOf(span.sql) : null;
+    // A pragma function names its table in a string (pragma_table_info('_sqlfleet_log')): the
+    // shape, which lifts strings, would hand an internal table the verdict of a user's one.
+    const shape = span.sql.length <= maxCached && !/pragma_/i.test(span.sql) ? shapeOf(span.sql) : null;
     const known = shape === null ? undefined : shapes.get(shape);
     if (known) return Object.freeze(known.into ? { sql: span.sql, kind: known.kind, reason: known.reason, into: known.into } : { sql: span.sql, kind: known.kind, reason: known.reason });
     const verdict = decide(span, index, text, spend(span));
