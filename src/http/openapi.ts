@@ -21,7 +21,7 @@ const PUBLIC_CODES: Record<PublicCode, { when: string; example: Record<string, u
   CONSTRAINT: { when: 'UNIQUE, NOT NULL, CHECK or FOREIGN KEY violation', example: { message: 'UNIQUE constraint failed: users.username', statement: 0, sqlite_code: 'SQLITE_CONSTRAINT_UNIQUE' } },
   SCHEMA_ON_SLAVE: { when: 'a schema change sent to a slave; `master` names the URL to use', example: { message: 'schema changes are accepted only by the master', master: 'http://127.0.0.1:8080' } },
   FORBIDDEN_STATEMENT: {
-    when: 'ATTACH, DETACH, load_extension(), VACUUM INTO, TEMP objects, internal `_sqlfleet_*` tables, PRAGMAs that change state',
+    when: 'ATTACH, DETACH, load_extension(), VACUUM and VACUUM INTO, TEMP objects, internal `_sqlfleet_*` tables, PRAGMAs that change state, SQL whose value differs per node (the clock or random() in a VIRTUAL generated column, total_changes(), dbstat and layout pragma functions in writes)',
     example: { message: 'ATTACH touches the file system and is not allowed' },
   },
   FORBIDDEN: { when: '`"is_master": true` from a client, or a user whose role does not allow the operation', example: { message: '"is_master": true is reserved for cluster-internal requests' } },
