@@ -31,6 +31,8 @@ export class RowidCeiling {
   /** Tables some trigger inserts into; null until read for the current schema. */
   private triggered: InsertTarget[] | null = null;
   private cookie = -1;
+  /** Each target's cache key, computed once per target object (the classifier keeps them). */
+  private readonly keys = new WeakMap<InsertTarget, string>();
 
   constructor(private readonly db: Db) {}
 
@@ -64,7 +66,8 @@ export class RowidCeiling {
   }
 
   private verify(t: InsertTarget, statement: number, when: 'before' | 'after' | 'trigger'): void {
-    const key = `${t.schema ?? ''}.${t.name}`.toLowerCase();
+    let key = this.keys.get(t);
+    if (key === undefined) this.keys.set(t, (key = `${t.schema ?? ''}.${t.name}`.toLowerCase()));
     let full: boolean;
     try {
       full = this.probe(key, t).some((p) => p.get() === MAX_ROWID);

@@ -591,14 +591,24 @@ export class Store {
 
   private runEntry(e: Entry, stmtsJson: string, into?: readonly (InsertTarget | undefined)[]): StatementResult[] {
     this.wcache.beginEntry();
+    // The master: this statement's INSERT target, and tables triggers insert into, may not
+    // hold the largest rowid before it runs or after (rowid-ceiling.ts). What the previous
+    // statement's after-check saw is this one's before (nothing ran between): a batch of
+    // INSERTs into one table checks each table once per statement, not twice.
+    let checked: InsertTarget | null | undefined; // undefined: nothing checked yet in this entry
     const results = this.det.withEntry({ ts: e.ts, seed: e.seed }, () =>
       e.stmts.map((s, i) => {
         if (s.fails) return this.failing(s);
-        // The master: this statement's INSERT target, and tables triggers insert into, may not
-        // hold the largest rowid before it runs or after (rowid-ceiling.ts).
-        if (into) this.ceilings(into[i], i, false);
+        if (into) {
+          const t = into[i];
+          if (checked === undefined) this.ceilings(t, i, false, true);
+          else if (t && t !== checked) this.ceilings(t, i, false, false);
+        }
         const r = this.guard(i, () => runStatement(this.wcache, s));
-        if (into) this.ceilings(into[i], i, true);
+        if (into) {
+          this.ceilings(into[i], i, true, true);
+          checked = into[i] ?? null;
+        }
         return r;
       }),
     );
@@ -619,11 +629,11 @@ export class Store {
     this.changes.committed(last.index);
   }
 
-  /** The largest-rowid checks around a write statement on the master (rowid-ceiling.ts). */
-  private ceilings(t: InsertTarget | undefined, statement: number, after: boolean): void {
+  /** The largest-rowid checks around a write statement on the master (rowid-ceiling.ts); `triggered`: the trigger targets too. */
+  private ceilings(t: InsertTarget | undefined, statement: number, after: boolean, triggered = true): void {
     const cookie = this.readCookie();
     if (t) this.ceiling.check(t, statement, cookie, after);
-    this.ceiling.checkTriggered(statement, cookie);
+    if (triggered) this.ceiling.checkTriggered(statement, cookie);
   }
 
   /** A statement that failed inside an interactive transaction on the master: it fails here too, changing nothing. */
