@@ -191,12 +191,20 @@ const verbs = new WeakMap<Statement, { inserts: boolean; changes: boolean }>();
  * on every node).
  */
 function runChange(cache: StatementCache, stmt: Statement, args: unknown[], sql: string): WriteResult {
+  noteRun(cache, stmt, sql, stmt.run(...args));
+  return { changes: cache.lastUserChanges, last_insert_rowid: toJsonValue(cache.lastUserRowid) as number | bigint };
+}
+
+/**
+ * The counters after `stmt` (a statement that returns no rows) ran and answered `info`:
+ * the same rule on a slave replaying it (runChange) and on the master in an interactive
+ * transaction (interactive.ts runTyped).
+ */
+export function noteRun(cache: StatementCache, stmt: Statement, sql: string, info: { changes: number; lastInsertRowid: number | bigint }): void {
   let v = verbs.get(stmt);
   if (v === undefined) verbs.set(stmt, (v = { inserts: INSERTS.test(sql), changes: CHANGES.test(sql) }));
-  const info = stmt.run(...args);
   if (info.changes > 0 && v.inserts) cache.noteRowid(BigInt(info.lastInsertRowid));
   if (info.changes > 0 || v.changes) cache.noteChanges(Number(info.changes));
-  return { changes: cache.lastUserChanges, last_insert_rowid: toJsonValue(cache.lastUserRowid) as number | bigint };
 }
 
 /**

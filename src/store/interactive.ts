@@ -5,7 +5,7 @@ import type { Database as Db } from 'better-sqlite3';
 import { randomText } from '../random.js';
 import { SqlfleetError } from '../errors.js';
 import type { DetSession, Determinism } from './determinism.js';
-import { CHANGES, INSERTS, StatementCache, bindArgs, noteReturning, prepareFresh, translateError } from './exec.js';
+import { StatementCache, bindArgs, noteReturning, noteRun, prepareFresh, translateError } from './exec.js';
 import type { Entry, Params, Stmt } from './types.js';
 import type { InsertTarget } from '../sql/types.js';
 
@@ -58,9 +58,7 @@ export function runTyped(cache: StatementCache, s: Stmt, maxRows: number, evalua
   const info = stmt.run(...args);
   changes = Number(info.changes);
   if (stmt.readonly) return { cols, rows, changes: 0, lastInsertRowid: null, readonly: true };
-  // As exec.ts runChange counts it on a slave replaying the entry.
-  if (changes > 0 && INSERTS.test(s.sql)) cache.noteRowid(BigInt(info.lastInsertRowid));
-  if (changes > 0 || CHANGES.test(s.sql)) cache.noteChanges(changes);
+  noteRun(cache, stmt, s.sql, info); // as a slave replaying the entry counts it
   return { cols, rows, changes, lastInsertRowid: cache.lastUserRowid, readonly: false };
 }
 

@@ -18,11 +18,9 @@ import type { Database as Db, Statement } from 'better-sqlite3';
 import { SqlfleetError } from '../errors.js';
 import { insertTargetsIn } from '../sql/targets.js';
 import type { InsertTarget } from '../sql/types.js';
+import { quoteIdent } from './checksum.js';
 
 export const MAX_ROWID = 9223372036854775807n;
-
-const quoteName = (s: string) => `"${s.replace(/"/g, '""')}"`;
-const quoteText = (s: string) => `'${s.replace(/'/g, "''")}'`;
 
 /** The master's check, with the `SELECT max(rowid)` probes of each table kept until the schema changes. */
 export class RowidCeiling {
@@ -78,7 +76,7 @@ export class RowidCeiling {
       full = this.probe(key, t).some((p) => p.get() === MAX_ROWID);
     }
     if (!full) return;
-    const table = quoteName(t.name);
+    const table = quoteIdent(t.name);
     const what =
       when === 'before'
         ? `table ${table} holds the largest rowid (${MAX_ROWID}), so SQLite would pick this INSERT's rowids at random`
@@ -92,7 +90,9 @@ export class RowidCeiling {
     let p = this.probes.get(key);
     if (p !== undefined) return p;
     const schema = t.schema ?? 'main';
-    const row = this.db.prepare(`PRAGMA ${quoteName(schema)}.table_list(${quoteText(t.name)})`).get() as { name: string; type: string; wr: number } | undefined;
+    const row = this.db.prepare('SELECT name, type, wr FROM pragma_table_list WHERE schema = ? AND name = ? COLLATE NOCASE').get(schema, t.name) as
+      | { name: string; type: string; wr: number }
+      | undefined;
     p = [];
     if (row?.type === 'table' && row.wr === 0) p = this.rowidProbe(schema, row.name);
     else if (row?.type === 'virtual') {
@@ -110,8 +110,8 @@ export class RowidCeiling {
 
   /** `SELECT max(rowid)` of one rowid table (by another of its names when a column took `rowid`). */
   private rowidProbe(schema: string, name: string): Statement[] {
-    const columns = new Set((this.db.prepare(`PRAGMA ${quoteName(schema)}.table_xinfo(${quoteText(name)})`).all() as { name: string }[]).map((c) => c.name.toLowerCase()));
+    const columns = new Set((this.db.prepare('SELECT lower(name) FROM pragma_table_xinfo(?, ?)').pluck().all(name, schema) as string[]));
     const alias = ['rowid', '_rowid_', 'oid'].find((a) => !columns.has(a));
-    return alias ? [this.db.prepare(`SELECT max(${alias}) FROM ${quoteName(schema)}.${quoteName(name)}`).pluck().safeIntegers(true)] : [];
+    return alias ? [this.db.prepare(`SELECT max(${alias}) FROM ${quoteIdent(schema)}.${quoteIdent(name)}`).pluck().safeIntegers(true)] : [];
   }
 }

@@ -58,7 +58,7 @@ export interface WriteHooks {
   onCommit(entry: Entry, json: string): void;
   /**
    * The master's INSERT targets, one per statement (undefined: not an INSERT, or the parser
-   * named no table): each is checked after its statement for the largest rowid, and so are
+   * named no table): each is checked around its statement for the largest rowid, and so are
    * the tables triggers insert into (rowid-ceiling.ts). Absent on slaves: they replay.
    */
   into?: readonly (InsertTarget | undefined)[];
