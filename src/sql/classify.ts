@@ -243,7 +243,9 @@ export function createClassifier(opts: ClassifierOptions): Classifier {
         return probeError(e, parseErr, span, index, text);
       }
     });
-    const refused = fallbackRefusal(span.sql, verdict.kind);
+    // Read again only when SQLite's class differs from the one the first word gave (a WITH):
+    // the same tokens would give the same answer, and a long batch text is read once.
+    const refused = lead && !lead.includes('read') && verdict.kind === lead[0] ? undefined : fallbackRefusal(span.sql, verdict.kind);
     if (refused) return { kind: 'forbidden', reason: refused };
     const into = verdict.kind === 'write' ? insertTargetOf(span.sql) : undefined;
     return into ? { ...verdict, into } : verdict;
