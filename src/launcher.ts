@@ -250,13 +250,18 @@ export async function runCluster(o: LaunchOptions): Promise<number> {
     return notes.length ? notes.join(', ') : 'every node healthy; slaves entering the sync set';
   }
 
-  /** True when a node is master with every slave in its sync set (etcd mode). */
-  /** The id of the node that says it is the master, or null (none yet, or --auth hides /status). */
-  async function whoIsMaster(): Promise<number | null> {
+  /**
+   * The node that says it is the master, and its /status; 'hidden' when /status needs
+   * credentials (--auth); null when no node is master (yet).
+   */
+  async function masterStatus(): Promise<{ id: number; status: { role?: string; sync_set?: number[] } } | 'hidden' | null> {
     for (const id of ids) {
       const r = await probe(`${nodeUrl(id)}/status`, o.ca);
+      if (r?.status === 401) return 'hidden';
+      if (r?.status !== 200) continue;
       try {
-        if (r?.status === 200 && (JSON.parse(r.body) as { role?: string }).role === 'master') return id;
+        const status = JSON.parse(r.body) as { role?: string; sync_set?: number[] };
+        if (status.role === 'master') return { id, status };
       } catch {
         // not JSON: ask the next node
       }
@@ -264,18 +269,16 @@ export async function runCluster(o: LaunchOptions): Promise<number> {
     return null;
   }
 
+  /** The id of the node that says it is the master, or null (none yet, or --auth hides /status). */
+  async function whoIsMaster(): Promise<number | null> {
+    const m = await masterStatus();
+    return m && m !== 'hidden' ? m.id : null;
+  }
+
+  /** True when a node is master with every slave in its sync set (etcd mode); with --auth, /health has to do. */
   async function inSyncSet(): Promise<boolean> {
-    for (const id of ids) {
-      const r = await probe(`${nodeUrl(id)}/status`, o.ca);
-      if (r?.status === 401) return true; // --auth: /status needs credentials; /health has to do
-      let s: { role?: string; sync_set?: number[] } | null;
-      try {
-        s = r?.status === 200 ? (JSON.parse(r.body) as { role?: string; sync_set?: number[] }) : null;
-      } catch {
-        s = null;
-      }
-      if (s?.role === 'master') return (s.sync_set?.length ?? 0) >= o.numSlaves;
-    }
-    return false;
+    const m = await masterStatus();
+    if (m === 'hidden') return true;
+    return m !== null && (m.status.sync_set?.length ?? 0) >= o.numSlaves;
   }
 }
